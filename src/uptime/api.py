@@ -1,0 +1,288 @@
+"""The HTTP API (FastAPI): trigger a report, poll it, download its CSV; OpenAPI at ``/docs``.
+
+Endpoints (every one but ``/healthz`` requires ``Authorization: Bearer <UPTIME_API_TOKEN>``
+when that setting is set):
+
+* ``POST /trigger_report`` [``?as_of=ISO-8601`` or JSON ``{"as_of": "..."}``] → 202
+  ``{"report_id": "..."}``; generation runs in the background (``uptime.reports``).
+* ``GET /get_report?report_id=ID`` → 200 JSON ``{"status": "Running", "progress": 0.0-1.0,
+  ...}``; 200 ``text/csv`` attachment streamed from GridFS chunk by chunk when Complete;
+  200 JSON ``{"status": "Failed", "error": "..."}``; 404 JSON for an unknown id; 422 JSON
+  for a missing or malformed id.
+* ``GET /reports?limit=N`` → the most recent reports.
+* ``GET /healthz`` → 200 ``{"status": "ok"}`` if MongoDB answers ``ping``, else 503.
+
+Errors are always JSON ``{"detail": ...}``: client mistakes are 4xx, an unreachable database
+is 503, and anything else is a 500 without a stack trace (logged server-side).
+
+The ``AsyncMongoClient`` is created in the app's lifespan (with the embedded mongod when
+``MONGODB_URI`` is unset), closed at shutdown, and reaches routes through dependencies.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from uptime import reports
+from uptime.db import open_client
+from uptime.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+# -- schemas -------------------------------------------------------------------------------
+class TriggerRequest(BaseModel):
+    """Optional body of ``POST /trigger_report``."""
+
+    as_of: datetime | None = Field(
+        default=None,
+        description="Instant the report is for (ISO 8601; no offset = UTC). "
+        "Default: the latest poll in store_status.",
+    )
+
+
+class TriggerResponse(BaseModel):
+    report_id: str
+
+
+class ReportStatus(BaseModel):
+    """A report that is not (yet) a CSV: Running or Failed."""
+
+    report_id: str
+    status: Literal["Running", "Complete", "Failed"]
+    progress: float = Field(description="0.0-1.0: rows written / stores in the report")
+    as_of: datetime | None = None
+    pipeline: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    rows: int | None = None
+    error: str | None = None
+
+
+class ReportSummary(BaseModel):
+    report_id: str
+    status: Literal["Running", "Complete", "Failed"]
+    progress: float
+    as_of: datetime | None = None
+    pipeline: str
+    created_at: datetime
+    finished_at: datetime | None = None
+    rows: int | None = None
+    timezone_fallbacks: int | None = None
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+def _status_of(doc: dict[str, Any]) -> ReportStatus:
+    return ReportStatus(report_id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+
+
+# -- dependencies --------------------------------------------------------------------------
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> AsyncDatabase:
+    return request.app.state.db
+
+
+def get_service(request: Request) -> reports.ReportService:
+    return request.app.state.reports
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DbDep = Annotated[AsyncDatabase, Depends(get_db)]
+ServiceDep = Annotated[reports.ReportService, Depends(get_service)]
+_bearer = HTTPBearer(auto_error=False, description="UPTIME_API_TOKEN, when the service sets one")
+
+
+async def require_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless ``UPTIME_API_TOKEN`` is unset or the request carries it as a bearer token."""
+    expected = settings.api_token
+    if expected is None:
+        return
+    if credentials is None or not secrets.compare_digest(
+        credentials.credentials.encode(), expected.encode()
+    ):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong bearer token (send Authorization: Bearer <UPTIME_API_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ReportId = Annotated[
+    str,
+    Query(
+        pattern=reports.REPORT_ID_PATTERN,
+        description="The id returned by POST /trigger_report (32 URL-safe characters).",
+    ),
+]
+
+# -- routes --------------------------------------------------------------------------------
+router = APIRouter(dependencies=[Depends(require_token)])
+open_router = APIRouter()
+
+
+@router.post(
+    "/trigger_report",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TriggerResponse,
+    summary="Start generating a report in the background",
+)
+async def trigger_report(
+    service: ServiceDep,
+    as_of: Annotated[datetime | None, Query(description="ISO 8601; default latest poll")] = None,
+    body: Annotated[TriggerRequest | None, Body()] = None,
+) -> TriggerResponse:
+    """Create a report for ``as_of`` (query or body; default the latest poll) and return its id."""
+    if body is not None and body.as_of is not None:
+        if as_of is not None and reports.as_utc(as_of) != reports.as_utc(body.as_of):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail="as_of given twice (query and body) with different values",
+            )
+        as_of = body.as_of
+    return TriggerResponse(report_id=await service.trigger(as_of))
+
+
+@router.get(
+    "/get_report",
+    summary="Report status, or its CSV once complete",
+    responses={
+        200: {
+            "description": "Running/Failed: JSON status. Complete: the CSV (text/csv).",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+        404: {"description": "Unknown report id"},
+    },
+    response_model=ReportStatus,
+)
+async def get_report(db: DbDep, report_id: ReportId) -> Any:
+    """Running → JSON with progress; Failed → JSON with the error; Complete → the CSV."""
+    doc = await reports.get_report(db, report_id)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report with id {report_id}")
+    if doc["status"] != reports.COMPLETE:
+        return _status_of(doc)
+    length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
+        {"_id": doc["file_id"]}, {"length": 1}
+    )
+    if length is None:
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            detail=f"the CSV of report {report_id} was removed; trigger a new report",
+        )
+    return StreamingResponse(
+        reports.iter_csv_chunks(db, doc["file_id"]),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
+            "Content-Length": str(length["length"]),
+        },
+    )
+
+
+@router.get("/reports", response_model=list[ReportSummary], summary="Recent reports")
+async def list_reports(
+    db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[ReportSummary]:
+    """The most recent reports, newest first."""
+    docs = await reports.list_reports(db, limit)
+    return [ReportSummary(report_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"})
+            for d in docs]
+
+
+@open_router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Database ping (no token needed)",
+    responses={503: {"description": "MongoDB does not answer"}},
+)
+async def healthz(db: DbDep) -> Health:
+    """200 if MongoDB answers ``ping``, else 503."""
+    await db.command("ping")
+    return Health(status="ok")
+
+
+# -- error handlers ------------------------------------------------------------------------
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the database is unavailable; try again shortly"},
+    )
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("database error", exc_info=exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "database error; try again shortly"},
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": "internal error; see the service log"},
+    )
+
+
+# -- app -----------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The lifespan opens the MongoDB client (embedded server if
+    ``MONGODB_URI`` is unset), applies or checks migrations, starts the report service
+    (crash recovery, leases, retention) and undoes all of it at shutdown."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_client(settings) as client:
+            db = client[settings.mongodb_database]
+            from uptime.migrations import ensure_current
+
+            await ensure_current(db, apply=settings.auto_migrate)
+            service = reports.ReportService(db, settings)
+            await service.start()
+            app.state.client = client
+            app.state.db = db
+            app.state.reports = service
+            try:
+                yield
+            finally:
+                await service.stop()
+
+    app = FastAPI(
+        title="Uptime Monitor",
+        version="1.0",
+        summary="Store uptime and downtime within business hours, as CSV reports.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(router)
+    app.include_router(open_router)
+    app.add_exception_handler(ConnectionFailure, _database_unavailable)
+    app.add_exception_handler(PyMongoError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app

@@ -1,0 +1,583 @@
+"""Stored reports: create, generate in the background into GridFS as CSV, read back, expire.
+
+A report is one document in the ``reports`` collection plus, once complete, one GridFS file
+in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
+
+    {_id: report_id (str, 32 URL-safe chars = 192 random bits),
+     status: "Running" | "Complete" | "Failed",
+     as_of_requested: Date | null,   # what the caller asked for (UTC)
+     as_of: Date | null,             # the instant the report is for (UTC); null until resolved
+     pipeline: "store_uptime@v1",    # the pipeline version that produced it
+     created_at, started_at, finished_at: Date | null (UTC),
+     progress: float 0.0-1.0,        # rows written / stores in the report
+     total_stores, rows, timezone_fallbacks: int | null,
+     file_id: ObjectId | null,       # the GridFS file (set before the upload starts)
+     error: str | null,              # Failed only: a reason the user can act on
+     attempt: int,                   # how many times generation was started (crash recovery)
+     lease: {owner: str, expires_at: Date} | null}
+
+Lifecycle (all in :class:`ReportService`, one per process):
+
+* ``trigger`` inserts the document as Running with progress 0 and schedules an asyncio task.
+  At most ``UPTIME_MAX_CONCURRENT_REPORTS`` tasks generate at once (a semaphore); the others
+  wait and are reported as Running with progress 0.
+* Generation resolves ``as_of`` (default: the latest poll), then streams the pipeline's rows
+  (``uptime.pipeline.iter_report_rows``, one store range after another from
+  ``split_store_ranges``) into a GridFS upload as CSV: the header ``REPORT_COLUMNS``, then one
+  line per store, numbers with 2 decimals. On any failure the upload is aborted (its chunks
+  deleted) and the report marked Failed with the reason.
+* Crash safety: every Running report of this process (waiting or generating) holds a lease
+  ``{owner, expires_at}`` renewed every ``lease_seconds / 3``. On start and every
+  ``lease_seconds``, the service claims reports whose lease expired (an atomic
+  ``find_one_and_update``), removes their partial GridFS file and generates them again from
+  scratch. Every write of a generator is fenced by ``(lease.owner, attempt)``, so a process
+  that lost its lease stops and cleans up after itself. A report started
+  ``MAX_ATTEMPTS`` times is marked Failed instead, so nothing stays Running forever.
+  Lease times use the clock of the process writing them (UTC).
+* Retention: reports created more than ``UPTIME_REPORT_TTL_DAYS`` ago are deleted together
+  with their GridFS files (on start and hourly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bson import ObjectId
+from gridfs import AsyncGridFSBucket
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from uptime import pipeline
+from uptime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPORTS_COLLECTION = "reports"
+BUCKET_NAME = "reports"
+#: GridFS chunk size of report files (bytes); the download streams one chunk at a time.
+CHUNK_SIZE_BYTES = 255 * 1024
+#: Store ranges a report is generated in (progress steps; each is one pipeline run).
+RANGE_PARTS = 16
+#: A report whose generation was started this many times (crashes) is marked Failed.
+MAX_ATTEMPTS = 5
+#: Retention sweep interval (seconds).
+RETENTION_INTERVAL_S = 3600.0
+#: Progress is written at most this often (seconds), and at the end of every store range.
+PROGRESS_INTERVAL_S = 0.5
+#: CSV text buffered before it is written to the GridFS upload (characters).
+WRITE_BUFFER_CHARS = 64 * 1024
+
+RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
+#: ``secrets.token_urlsafe(24)``: 24 random bytes (192 bits) as 32 URL-safe base64 chars.
+REPORT_ID_PATTERN = r"^[A-Za-z0-9_-]{32}$"
+_REPORT_ID_RE = re.compile(REPORT_ID_PATTERN)
+
+
+class LeaseLostError(RuntimeError):
+    """Another process took over this report (our lease expired); stop without writing."""
+
+
+class NoPollsError(RuntimeError):
+    """``store_status`` holds no polls, so there is no default ``as_of``."""
+
+
+def new_report_id() -> str:
+    """Return a fresh random report id (192 bits, 32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def is_report_id(value: str) -> bool:
+    """True if ``value`` has the shape of a report id (does not check that it exists)."""
+    return bool(_REPORT_ID_RE.fullmatch(value))
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to milliseconds (BSON Date precision)."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Return ``value`` as aware UTC; a naive datetime is taken to be UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def format_value(value: Any) -> str:
+    """Format one CSV cell: numbers with 2 decimals, ``None`` empty, anything else ``str``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def csv_line_values(row: Mapping[str, Any]) -> list[str]:
+    """The cells of one report row in ``REPORT_COLUMNS`` order (``store_id`` verbatim)."""
+    cells = [str(row["store_id"])]
+    cells.extend(format_value(row[column]) for column in pipeline.REPORT_COLUMNS[1:])
+    return cells
+
+
+def describe_error(exc: BaseException) -> str:
+    """A reason for a Failed report that tells the user what to do (never a traceback)."""
+    if isinstance(exc, NoPollsError):
+        return str(exc)
+    if isinstance(exc, ConnectionFailure):
+        return (
+            f"lost the connection to MongoDB during generation ({exc.__class__.__name__}); "
+            "check that the database is reachable, then trigger a new report"
+        )
+    if isinstance(exc, OperationFailure):
+        message = (exc.details or {}).get("errmsg") or str(exc)
+        return (
+            f"MongoDB rejected the report pipeline {pipeline.pipeline_tag()} "
+            f"(code {exc.code}): {message}; check the server version (6.0 or newer) and the "
+            "input collections, then trigger a new report"
+        )
+    if isinstance(exc, PyMongoError):
+        return f"database error during generation: {exc}; trigger a new report"
+    return (
+        f"report generation failed: {exc.__class__.__name__}: {exc}; "
+        "see the service log and trigger a new report"
+    )
+
+
+def bucket(db: AsyncDatabase) -> AsyncGridFSBucket:
+    """The GridFS bucket holding report CSVs."""
+    return AsyncGridFSBucket(db, bucket_name=BUCKET_NAME, chunk_size_bytes=CHUNK_SIZE_BYTES)
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Create the ``reports`` indexes (idempotent; explicit names)."""
+    await db[REPORTS_COLLECTION].create_indexes(
+        [
+            IndexModel(
+                [("status", ASCENDING), ("lease.expires_at", ASCENDING)],
+                name="reports_status_lease",
+            ),
+            IndexModel([("created_at", DESCENDING)], name="reports_created_at"),
+        ]
+    )
+
+
+async def delete_file(db: AsyncDatabase, file_id: Any) -> None:
+    """Delete a GridFS report file and all its chunks, complete or partial (no error if absent)."""
+    if file_id is None:
+        return
+    await db[f"{BUCKET_NAME}.files"].delete_one({"_id": file_id})
+    await db[f"{BUCKET_NAME}.chunks"].delete_many({"files_id": file_id})
+
+
+async def get_report(db: AsyncDatabase, report_id: str) -> dict[str, Any] | None:
+    """The report document, or ``None`` if there is none with that id."""
+    return await db[REPORTS_COLLECTION].find_one({"_id": report_id})
+
+
+async def list_reports(db: AsyncDatabase, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent reports, newest first (documents without the lease)."""
+    cursor = (
+        db[REPORTS_COLLECTION]
+        .find({}, {"lease": 0})
+        .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return await cursor.to_list()
+
+
+async def iter_csv_chunks(db: AsyncDatabase, file_id: Any) -> AsyncIterator[bytes]:
+    """Yield a stored report's CSV bytes one GridFS chunk at a time (never the whole file).
+
+    Raises:
+        gridfs.errors.NoFile: the file does not exist (raised on the first iteration).
+    """
+    stream = await bucket(db).open_download_stream(file_id)
+    try:
+        while True:
+            chunk = await stream.readchunk()
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        await stream.close()
+
+
+async def write_csv(db: AsyncDatabase, file_id: Any, out: io.BufferedIOBase | Any) -> int:
+    """Copy a stored report's CSV into the binary file ``out``; return the bytes written."""
+    written = 0
+    async for chunk in iter_csv_chunks(db, file_id):
+        out.write(chunk)
+        written += len(chunk)
+    return written
+
+
+async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | None = None) -> int:
+    """Delete reports created more than ``ttl_days`` ago, and their GridFS files.
+
+    Returns the number of reports deleted. A report still Running with a live lease is kept
+    until it finishes (it is deleted by a later sweep).
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(days=ttl_days)
+    query = {
+        "created_at": {"$lt": cutoff},
+        "$or": [{"status": {"$ne": RUNNING}}, {"lease.expires_at": {"$lt": now}}],
+    }
+    deleted = 0
+    async for doc in db[REPORTS_COLLECTION].find(query, {"file_id": 1}):
+        await delete_file(db, doc.get("file_id"))
+        result = await db[REPORTS_COLLECTION].delete_one({"_id": doc["_id"]})
+        deleted += result.deleted_count
+    return deleted
+
+
+class _Generation:
+    """One attempt at generating one report, fenced by ``(owner, attempt)``."""
+
+    def __init__(self, db: AsyncDatabase, report_id: str, owner: str, attempt: int) -> None:
+        self.db = db
+        self.reports = db[REPORTS_COLLECTION]
+        self.report_id = report_id
+        self.owner = owner
+        self.attempt = attempt
+        self.fence = {"_id": report_id, "status": RUNNING, "lease.owner": owner, "attempt": attempt}
+
+    async def _update(self, update: dict[str, Any]) -> None:
+        result = await self.reports.update_one(self.fence, update)
+        if result.matched_count == 0:
+            raise LeaseLostError(f"report {self.report_id}: lease lost (attempt {self.attempt})")
+
+    async def run(self, as_of_requested: datetime | None) -> None:
+        """Generate the report; on return its document is Complete, Failed, or not ours."""
+        upload = None
+        try:
+            as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
+            if as_of is None:
+                raise NoPollsError(
+                    "store_status holds no polls, so there is nothing to report on; import "
+                    "polls with `uptime import --status FILE` and trigger a new report"
+                )
+            as_of = as_utc(as_of)
+            total = await pipeline.count_report_stores(self.db, as_of)
+            ranges = await pipeline.split_store_ranges(self.db, as_of, RANGE_PARTS)
+            file_id = ObjectId()
+            await self._update(
+                {
+                    "$set": {
+                        "as_of": as_of,
+                        "total_stores": total,
+                        "file_id": file_id,
+                        "started_at": utcnow(),
+                        "progress": 0.0,
+                    }
+                }
+            )
+            upload = bucket(self.db).open_upload_stream_with_id(
+                file_id,
+                f"report-{self.report_id}.csv",
+                metadata={
+                    "report_id": self.report_id,
+                    "as_of": as_of,
+                    "pipeline": pipeline.pipeline_tag(pipeline.DEFAULT_VERSION),
+                    "contentType": "text/csv",
+                },
+            )
+            rows, fallbacks = await self._stream_rows(upload, as_of, ranges, total)
+            await upload.close()
+            try:
+                await self._update(
+                    {
+                        "$set": {
+                            "status": COMPLETE,
+                            "progress": 1.0,
+                            "rows": rows,
+                            "timezone_fallbacks": fallbacks,
+                            "finished_at": utcnow(),
+                            "lease": None,
+                        }
+                    }
+                )
+            except LeaseLostError:
+                await delete_file(self.db, file_id)
+                raise
+            log.info("report %s complete: %d rows as of %s", self.report_id, rows, as_of)
+        except LeaseLostError:
+            log.warning("report %s: lease lost; another process generates it", self.report_id)
+            await self._abort(upload)
+        except asyncio.CancelledError:
+            # Service shutdown: leave the report Running; its lease is released by the
+            # service (or expires), and the next start generates it again.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._abort(upload))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed report
+            log.exception("report %s failed", self.report_id)
+            await self._abort(upload)
+            with contextlib.suppress(LeaseLostError):
+                await self._update(
+                    {
+                        "$set": {
+                            "status": FAILED,
+                            "error": describe_error(exc),
+                            "finished_at": utcnow(),
+                            "lease": None,
+                        }
+                    }
+                )
+
+    async def _abort(self, upload: Any) -> None:
+        if upload is None:
+            return
+        try:
+            await upload.abort()  # deletes the chunks written so far
+        except Exception:  # noqa: BLE001 - the recovery path removes leftovers by file_id
+            log.exception("report %s: could not abort the GridFS upload", self.report_id)
+
+    async def _stream_rows(
+        self, upload: Any, as_of: datetime, ranges: list[tuple[Any, Any]], total: int
+    ) -> tuple[int, int]:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(pipeline.REPORT_COLUMNS)
+        rows = fallbacks = 0
+        last_progress = time.monotonic()
+        for store_range in ranges:
+            async for row in pipeline.iter_report_rows(
+                self.db, as_of=as_of, version=pipeline.DEFAULT_VERSION, store_range=store_range
+            ):
+                writer.writerow(csv_line_values(row))
+                rows += 1
+                fallbacks += bool(row.get("timezone_fallback"))
+                if text.tell() >= WRITE_BUFFER_CHARS:
+                    await upload.write(text.getvalue().encode("utf-8"))
+                    text.seek(0)
+                    text.truncate()
+                if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
+                    await self._progress(rows, total)
+                    last_progress = time.monotonic()
+            await self._progress(rows, total)
+            last_progress = time.monotonic()
+        if text.tell():
+            await upload.write(text.getvalue().encode("utf-8"))
+        return rows, fallbacks
+
+    async def _progress(self, rows: int, total: int) -> None:
+        progress = min(rows / total, 0.99) if total else 0.99
+        await self._update({"$set": {"progress": round(progress, 4), "rows": rows}})
+
+
+class ReportService:
+    """Creates reports and generates them in background tasks of this process.
+
+    Use ``await start()`` once (indexes, crash recovery, retention and the lease loop) and
+    ``await stop()`` at shutdown (cancels generation, releases leases so the next start or
+    another instance resumes them at once).
+
+    Args:
+        db: the database holding the input collections and ``reports``.
+        settings: ``max_concurrent_reports``, ``lease_seconds``, ``report_ttl_days``.
+        owner: this process's lease owner name (default: a fresh random one).
+    """
+
+    def __init__(self, db: AsyncDatabase, settings: Settings, *, owner: str | None = None) -> None:
+        self.db = db
+        self.reports = db[REPORTS_COLLECTION]
+        self.settings = settings
+        self.owner = owner or f"{uuid.uuid4().hex[:12]}"
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self._semaphore = asyncio.Semaphore(settings.max_concurrent_reports)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self, *, background: bool = True) -> None:
+        """Create indexes, resume reports with expired leases, sweep retention, start the loop."""
+        await ensure_indexes(self.db)
+        await self.recover()
+        await self.sweep_retention()
+        if background:
+            self._loop_task = asyncio.create_task(self._maintenance_loop(), name="reports-lease")
+
+    async def stop(self) -> None:
+        """Cancel generation tasks and the lease loop; release this process's leases."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(PyMongoError):
+            await self.reports.update_many(
+                {"status": RUNNING, "lease.owner": self.owner},
+                {"$set": {"lease.expires_at": datetime(1970, 1, 1, tzinfo=timezone.utc)}},
+            )
+
+    # -- public API --------------------------------------------------------------------
+    async def trigger(self, as_of: datetime | None = None) -> str:
+        """Create a Running report for ``as_of`` (UTC; ``None`` = latest poll); return its id.
+
+        Generation starts in the background (or waits for a free slot).
+        """
+        report_id = new_report_id()
+        now = utcnow()
+        await self.reports.insert_one(
+            {
+                "_id": report_id,
+                "status": RUNNING,
+                "as_of_requested": as_utc(as_of),
+                "as_of": None,
+                "pipeline": pipeline.pipeline_tag(pipeline.DEFAULT_VERSION),
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "progress": 0.0,
+                "total_stores": None,
+                "rows": None,
+                "timezone_fallbacks": None,
+                "file_id": None,
+                "error": None,
+                "attempt": 1,
+                "lease": {"owner": self.owner, "expires_at": now + self.lease},
+            }
+        )
+        self._schedule(report_id, 1, as_utc(as_of))
+        return report_id
+
+    async def wait(self, report_id: str, *, poll_s: float = 0.2) -> dict[str, Any]:
+        """Wait until the report is no longer Running; return its document.
+
+        Raises:
+            KeyError: no such report.
+        """
+        while True:
+            task = self._tasks.get(report_id)
+            if task is not None:
+                await asyncio.wait([task])
+            doc = await get_report(self.db, report_id)
+            if doc is None:
+                raise KeyError(report_id)
+            if doc["status"] != RUNNING:
+                return doc
+            await asyncio.sleep(poll_s)
+
+    @property
+    def active(self) -> int:
+        """Reports of this process waiting or generating."""
+        return len(self._tasks)
+
+    # -- background --------------------------------------------------------------------
+    def _schedule(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
+        task = asyncio.create_task(self._run(report_id, attempt, as_of), name=f"report-{report_id}")
+        self._tasks[report_id] = task
+        task.add_done_callback(lambda _t, rid=report_id: self._tasks.pop(rid, None))
+
+    async def _run(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
+        async with self._semaphore:
+            await _Generation(self.db, report_id, self.owner, attempt).run(as_of)
+
+    async def renew_leases(self) -> int:
+        """Extend the lease of every report this process waits on or generates; return how many.
+
+        Only reports with a live task here are renewed, so a report whose task vanished
+        lets its lease expire and is recovered.
+        """
+        if not self._tasks:
+            return 0
+        result = await self.reports.update_many(
+            {"_id": {"$in": list(self._tasks)}, "status": RUNNING, "lease.owner": self.owner},
+            {"$set": {"lease.expires_at": utcnow() + self.lease}},
+        )
+        return result.modified_count
+
+    async def recover(self) -> list[str]:
+        """Claim Running reports whose lease expired and generate them again from scratch.
+
+        Each claim is one atomic ``find_one_and_update``, so two service instances never
+        claim the same report. A report already started ``MAX_ATTEMPTS`` times is marked
+        Failed. Returns the ids claimed.
+        """
+        claimed: list[str] = []
+        while True:
+            now = utcnow()
+            doc = await self.reports.find_one_and_update(
+                {"status": RUNNING, "lease.expires_at": {"$lt": now}},
+                {
+                    "$set": {
+                        "lease": {"owner": self.owner, "expires_at": now + self.lease},
+                        "progress": 0.0,
+                        "started_at": None,
+                    },
+                    "$inc": {"attempt": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                return claimed
+            await delete_file(self.db, doc.get("file_id"))
+            if doc["attempt"] > MAX_ATTEMPTS:
+                await self.reports.update_one(
+                    {"_id": doc["_id"], "lease.owner": self.owner, "attempt": doc["attempt"]},
+                    {
+                        "$set": {
+                            "status": FAILED,
+                            "error": (
+                                f"generation was interrupted {MAX_ATTEMPTS} times (the service "
+                                "crashed or was stopped each time); check the service log and "
+                                "memory, then trigger a new report"
+                            ),
+                            "finished_at": utcnow(),
+                            "file_id": None,
+                            "lease": None,
+                        }
+                    },
+                )
+                continue
+            await self.reports.update_one(
+                {"_id": doc["_id"], "attempt": doc["attempt"]}, {"$set": {"file_id": None}}
+            )
+            log.warning("report %s: lease expired; generating again (attempt %d)",
+                        doc["_id"], doc["attempt"])
+            self._schedule(doc["_id"], doc["attempt"], doc.get("as_of_requested"))
+            claimed.append(doc["_id"])
+
+    async def sweep_retention(self) -> int:
+        """Delete reports older than ``UPTIME_REPORT_TTL_DAYS`` with their files."""
+        return await delete_expired(self.db, self.settings.report_ttl_days)
+
+    async def _maintenance_loop(self) -> None:
+        renew_every = max(0.2, self.settings.lease_seconds / 3)
+        next_recover = time.monotonic() + self.settings.lease_seconds
+        next_retention = time.monotonic() + RETENTION_INTERVAL_S
+        while True:
+            await asyncio.sleep(renew_every)
+            try:
+                await self.renew_leases()
+                if time.monotonic() >= next_recover:
+                    await self.recover()
+                    next_recover = time.monotonic() + self.settings.lease_seconds
+                if time.monotonic() >= next_retention:
+                    await self.sweep_retention()
+                    next_retention = time.monotonic() + RETENTION_INTERVAL_S
+            except PyMongoError:
+                log.exception("report lease/recovery loop: database error; retrying")

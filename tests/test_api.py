@@ -1,0 +1,188 @@
+"""The HTTP API, exercised through its lifespan (asgi-lifespan) against a real mongod."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from reports_support import T0, expected_csv, insert_stores
+from uptime import api, reports
+from uptime.settings import Settings
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = api.create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def poll_until_done(http: httpx.AsyncClient, report_id: str, timeout: float = 60) -> httpx.Response:
+    """Poll /get_report until it is not Running; return the final response."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        resp = await http.get("/get_report", params={"report_id": report_id})
+        assert resp.status_code == 200, resp.text
+        if not resp.headers["content-type"].startswith("application/json"):
+            return resp
+        body = resp.json()
+        assert 0.0 <= body["progress"] <= 1.0
+        if body["status"] != "Running":
+            return resp
+        assert asyncio.get_running_loop().time() < deadline, "report still Running"
+        await asyncio.sleep(0.05)
+
+
+async def test_trigger_then_csv_equals_pipeline_rows(db, settings):
+    """POST /trigger_report answers 202 with an id at once; /get_report says Running, then
+    returns the CSV as an attachment equal to the pipeline's rows (header, 2 decimals)."""
+    await insert_stores(db, 40)
+    async with running_app(settings) as http:
+        resp = await http.post("/trigger_report")
+        assert resp.status_code == 202
+        report_id = resp.json()["report_id"]
+        assert reports.is_report_id(report_id)
+        first = await http.get("/get_report", params={"report_id": report_id})
+        assert first.status_code == 200
+        if first.headers["content-type"].startswith("application/json"):
+            assert first.json()["status"] == "Running"
+        done = await poll_until_done(http, report_id)
+    assert done.headers["content-type"].startswith("text/csv")
+    assert done.headers["content-disposition"] == f'attachment; filename="report-{report_id}.csv"'
+    assert done.text == await expected_csv(db, T0)
+    assert done.text.count("\n") == 41
+    doc = await db.reports.find_one({"_id": report_id})
+    assert doc["status"] == "Complete" and doc["rows"] == 40 and doc["progress"] == 1.0
+    assert doc["as_of"] == T0 and doc["pipeline"] == "store_uptime@v1"
+    assert doc["timezone_fallbacks"] == 0
+
+
+async def test_as_of_in_query_or_body(db, settings):
+    """as_of may come as a query parameter or in a JSON body; the report records it (UTC);
+    a value that is not a date is a 422 JSON error."""
+    await insert_stores(db, 5)
+    earlier = "2024-03-12T13:30:00+01:00"  # = 12:30Z
+    async with running_app(settings) as http:
+        r1 = await http.post("/trigger_report", params={"as_of": earlier})
+        r2 = await http.post("/trigger_report", json={"as_of": "2024-03-12T12:30:00Z"})
+        bad = await http.post("/trigger_report", params={"as_of": "yesterday"})
+        assert (r1.status_code, r2.status_code, bad.status_code) == (202, 202, 422)
+        assert bad.headers["content-type"] == "application/json"
+        a = await poll_until_done(http, r1.json()["report_id"])
+        b = await poll_until_done(http, r2.json()["report_id"])
+    assert a.text == b.text
+    doc = await db.reports.find_one({"_id": r1.json()["report_id"]})
+    assert doc["as_of"].isoformat() == "2024-03-12T12:30:00+00:00"
+
+
+async def test_unknown_missing_malformed_ids(db, settings):
+    """An unknown well-formed id is 404 JSON; a missing or malformed id is 422 JSON; none is
+    ever a 500."""
+    async with running_app(settings) as http:
+        unknown = await http.get("/get_report", params={"report_id": "A" * 32})
+        missing = await http.get("/get_report")
+        for bad_id in ["short", "x" * 33, "../../etc/passwd" + "a" * 16, "é" * 32, ""]:
+            resp = await http.get("/get_report", params={"report_id": bad_id})
+            assert resp.status_code == 422, bad_id
+            assert resp.headers["content-type"] == "application/json"
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": f"no report with id {'A' * 32}"}
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["query", "report_id"]
+
+
+async def test_bearer_token(db, settings):
+    """With UPTIME_API_TOKEN set, every endpoint but /healthz needs the bearer token: 401
+    without it or with a wrong one, 2xx with it."""
+    settings = settings.model_copy(update={"api_token": "s3cret"})
+    await insert_stores(db, 2)
+    async with running_app(settings) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        no = await http.post("/trigger_report")
+        wrong = await http.get("/reports", headers={"Authorization": "Bearer nope"})
+        assert no.status_code == wrong.status_code == 401
+        assert no.headers["www-authenticate"] == "Bearer"
+        assert (await http.get("/get_report", params={"report_id": "A" * 32})).status_code == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        ok = await http.post("/trigger_report", headers=auth)
+        assert ok.status_code == 202
+        listed = await http.get("/reports", headers=auth)
+        assert listed.status_code == 200
+        assert [r["report_id"] for r in listed.json()] == [ok.json()["report_id"]]
+
+
+async def test_reports_list(db, settings):
+    """GET /reports lists recent reports newest first with status, as_of, pipeline and rows."""
+    await insert_stores(db, 3)
+    async with running_app(settings) as http:
+        ids = [(await http.post("/trigger_report")).json()["report_id"] for _ in range(3)]
+        for rid in ids:
+            await poll_until_done(http, rid)
+        listed = (await http.get("/reports", params={"limit": 2})).json()
+    assert len(listed) == 2
+    assert {r["report_id"] for r in listed} <= set(ids)
+    assert all(r["status"] == "Complete" and r["rows"] == 3 for r in listed)
+    assert all(r["pipeline"] == "store_uptime@v1" for r in listed)
+    assert listed[0]["created_at"] >= listed[1]["created_at"]
+
+
+async def test_database_down_is_503(settings):
+    """When MongoDB stops answering, /healthz and the report endpoints answer 503 JSON with a
+    clear message, not a stack trace."""
+    from pymongo import AsyncMongoClient
+
+    app = api.create_app(settings)
+    dead = AsyncMongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=300)
+    async with LifespanManager(app) as manager:
+        app.state.db = dead["x"]  # as if the server went away
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            health = await http.get("/healthz")
+            listed = await http.get("/reports")
+            got = await http.get("/get_report", params={"report_id": "A" * 32})
+    await dead.close()
+    for resp in (health, listed, got):
+        assert resp.status_code == 503, resp.text
+        assert resp.json() == {"detail": "the database is unavailable; try again shortly"}
+
+
+@pytest.mark.parametrize("n_triggers", [20])
+async def test_concurrent_triggers_identical_and_limited(db, settings, monkeypatch, n_triggers):
+    """20 concurrent triggers all complete with byte-identical CSVs, and at most
+    UPTIME_MAX_CONCURRENT_REPORTS (2) generate at the same time."""
+    await insert_stores(db, 30)
+    running = peak = 0
+    original_run = reports._Generation.run
+
+    async def tracked_run(self, as_of):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.02)  # make overlapping generations likely
+            await original_run(self, as_of)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(reports._Generation, "run", tracked_run)
+    assert settings.max_concurrent_reports == 2
+    async with running_app(settings) as http:
+        posted = await asyncio.gather(*(http.post("/trigger_report") for _ in range(n_triggers)))
+        ids = [r.json()["report_id"] for r in posted]
+        assert len(set(ids)) == n_triggers
+        waiting = [
+            (await http.get("/get_report", params={"report_id": rid})).json() for rid in ids[-5:]
+        ]
+        done = await asyncio.gather(*(poll_until_done(http, rid, timeout=120) for rid in ids))
+    assert any(w.get("status") == "Running" and w["progress"] == 0.0 for w in waiting)
+    bodies = {resp.content for resp in done}
+    assert len(bodies) == 1
+    assert bodies.pop().decode() == await expected_csv(db, T0)
+    assert peak == 2
