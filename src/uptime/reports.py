@@ -343,10 +343,13 @@ class _Generation:
                 )
 
     async def _abort(self, upload: Any) -> None:
+        """Delete everything this attempt uploaded: buffered and written chunks, and the files
+        document if ``close`` already wrote it."""
         if upload is None:
             return
         try:
-            await upload.abort()  # deletes the chunks written so far
+            await upload.abort()
+            await delete_file(self.db, upload._id)
         except Exception:  # noqa: BLE001 - the recovery path removes leftovers by file_id
             log.exception("report %s: could not abort the GridFS upload", self.report_id)
 
