@@ -1,16 +1,191 @@
-"""Placeholder; its owner replaces it."""
+"""CLI commands of the report service: ``uptime report``, ``uptime reports``, ``uptime serve``.
+
+``uptime report`` goes through the same stored-report path as ``POST /trigger_report``: it
+creates a report document, generates it into GridFS (``uptime.reports.ReportService``) and
+then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
+summary go to stderr, so ``--output -`` pipes clean CSV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+err = Console(stderr=True)
 
 
-def report_command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedError
+def parse_as_of(value: str | None) -> datetime | None:
+    """Parse ``--as-of`` (ISO 8601; ``Z`` or an offset; no offset = UTC) to aware UTC.
+
+    Raises:
+        typer.BadParameter: not an ISO 8601 date-time.
+    """
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time (e.g. 2024-03-12T15:00:00Z)",
+            param_hint="--as-of",
+        ) from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
-def reports_command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedError
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
 
 
-def serve_command() -> None:
-    """Not implemented yet."""
-    raise NotImplementedError
+async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, Any]:
+    from uptime import reports
+    from uptime.db import open_database
+    from uptime.settings import get_settings
+
+    settings = get_settings()
+    async with open_database(settings) as db:
+        service = reports.ReportService(db, settings)
+        await service.start(recover=False)
+        try:
+            report_id = await service.trigger(as_of)
+            with Progress(
+                TextColumn("report {task.fields[rid]}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            ) as bar:
+                task = bar.add_task("report", total=1.0, rid=report_id[:8])
+                waiter = asyncio.create_task(service.wait(report_id))
+                while not waiter.done():
+                    doc = await reports.get_report(db, report_id)
+                    if doc is not None:
+                        bar.update(task, completed=doc.get("progress") or 0.0)
+                    await asyncio.wait([waiter], timeout=0.25)
+                doc = waiter.result()
+        finally:
+            await service.stop()
+        if doc["status"] != reports.COMPLETE:
+            raise _fail(f"report {report_id} failed: {doc.get('error')}", code=1)
+        if output == "-":
+            await reports.write_csv(db, doc["file_id"], sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            doc["output"] = "-"
+        else:
+            path = Path(output) if output else Path(f"report-{report_id}.csv")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as out:
+                await reports.write_csv(db, doc["file_id"], out)
+            doc["output"] = str(path)
+        return doc
+
+
+def report_command(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The instant the report is for, ISO 8601 (e.g. 2024-03-12T15:00:00Z; no "
+            "offset = UTC). Default: the latest poll in store_status.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o",
+            help="Where to write the CSV: a path, or - for stdout. Default: "
+            "report-<id>.csv in the current directory.",
+        ),
+    ] = None,
+) -> None:
+    """Generate a report (stored in MongoDB like the API's) and write its CSV."""
+    from uptime.embedded import EmbeddedServerError
+
+    parsed = parse_as_of(as_of)
+    try:
+        doc = asyncio.run(_run_report(parsed, output))
+    except EmbeddedServerError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+        if exc.__class__.__name__ == "MigrationsPendingError":
+            raise _fail(str(exc)) from None
+        from pymongo.errors import PyMongoError
+
+        if isinstance(exc, PyMongoError):
+            raise _fail(f"MongoDB: {exc}") from None
+        raise
+    err.print(
+        f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
+        f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"
+        + ("" if doc["output"] == "-" else f" -> {doc['output']}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+async def _list(limit: int) -> list[dict[str, Any]]:
+    from uptime import reports
+    from uptime.db import open_database
+    from uptime.settings import get_settings
+
+    async with open_database(get_settings(), migrate=False) as db:
+        return await reports.list_reports(db, limit)
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def reports_command(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
+) -> None:
+    """List recent reports (newest first): id, status, as_of, pipeline, rows."""
+    docs = asyncio.run(_list(limit))
+    table = Table(show_header=True, header_style="bold")
+    for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",
+                   "finished", "rows"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for doc in docs:
+        table.add_row(
+            doc["_id"],
+            doc.get("status", ""),
+            f"{doc.get('progress') or 0:.0%}",
+            _fmt_time(doc.get("as_of")),
+            doc.get("pipeline", ""),
+            _fmt_time(doc.get("created_at")),
+            _fmt_time(doc.get("finished_at")),
+            "" if doc.get("rows") is None else str(doc["rows"]),
+            doc.get("error") or "",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)
+    console.print(table)
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs). With MONGODB_URI unset it starts the
+    embedded mongod and stops it on exit."""
+    import uvicorn
+
+    from uptime.api import create_app
+    from uptime.settings import get_settings
+
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

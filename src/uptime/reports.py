@@ -408,13 +408,20 @@ class ReportService:
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_reports)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._recover = True
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self, *, background: bool = True) -> None:
-        """Create indexes, resume reports with expired leases, sweep retention, start the loop."""
+    async def start(self, *, background: bool = True, recover: bool = True) -> None:
+        """Create indexes; with ``recover`` (the service) resume reports whose lease expired,
+        sweep retention and do both periodically; with ``background`` renew leases.
+
+        The CLI's ``uptime report`` uses ``recover=False``: it generates its own report only.
+        """
         await ensure_indexes(self.db)
-        await self.recover()
-        await self.sweep_retention()
+        self._recover = recover
+        if recover:
+            await self.recover()
+            await self.sweep_retention()
         if background:
             self._loop_task = asyncio.create_task(self._maintenance_loop(), name="reports-lease")
 
@@ -576,6 +583,8 @@ class ReportService:
             await asyncio.sleep(renew_every)
             try:
                 await self.renew_leases()
+                if not self._recover:
+                    continue
                 if time.monotonic() >= next_recover:
                     await self.recover()
                     next_recover = time.monotonic() + self.settings.lease_seconds
