@@ -849,9 +849,12 @@ def import_command(
                 progress=sys.stderr.isatty(),
             )
 
+    from uptime.embedded import EmbeddedServerError
+    from uptime.migrations import MigrationError
+
     try:
         summaries = asyncio.run(run())
-    except ImportFileError as exc:
+    except (ImportFileError, MigrationError, EmbeddedServerError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from None
     for summary in summaries:

@@ -1,10 +1,423 @@
-"""Placeholder; its owner replaces it."""
+"""Index migrations, migrate-mongo style: ``uptime migrate up|down|status``.
+
+Spec: issue 2, item 6.
+
+* Files: ``migrations/YYYYMMDDHHMMSS-slug.json`` (UTC timestamp), applied in name order.
+  Each is Extended JSON ``{"description": str?, "up": [<command>...], "down": [<command>...]}``
+  where a command is a database command document (``createIndexes``, ``dropIndexes``, ...),
+  run with ``db.runCommand`` as is. So a DBA can apply the same file from mongosh
+  (``migrations/apply.mongosh.js``). Every index has an explicit ``name``.
+* Changelog: collection ``migrations_changelog {file_name, applied_at: Date (UTC), checksum:
+  sha256 hex of the file's bytes}`` with a unique index on ``file_name``. ``status`` flags an
+  applied file whose bytes changed since.
+* Lock: ``migrations_lock {_id: "migrations", owner, acquired_at, expires_at}``. Taking it is
+  an insert of that fixed ``_id`` (duplicate key = held by someone else); a lock whose
+  ``expires_at`` passed (the holder died) is taken over atomically with one
+  ``find_one_and_update`` on the expired document (server clock, ``$$NOW``). The holder
+  renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
+  ``wait`` seconds), then re-reads the changelog, so no migration is ever applied twice.
+* ``dropIndexes`` of an index or collection that does not exist counts as done (a revert
+  can be repeated); every other command error stops the run, naming file and command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from bson import json_util
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-migrate_app = typer.Typer(help="Apply or revert index migrations.")
+from uptime.resources import migrations_dir
+
+CHANGELOG = "migrations_changelog"
+LOCK_COLLECTION = "migrations_lock"
+LOCK_ID = "migrations"
+LOCK_TTL_S = 300.0
+LOCK_WAIT_S = 120.0
+
+_NAME = re.compile(r"^(\d{14})-[A-Za-z0-9][A-Za-z0-9_.-]*\.json$")
+_IGNORABLE_DROP_CODES = {26, 27}  # NamespaceNotFound, IndexNotFound
 
 
-async def ensure_current(db, *, apply: bool) -> list[str]:
-    """Not implemented yet."""
-    return []
+class MigrationError(RuntimeError):
+    """A migration file is invalid or one of its commands failed (message names both)."""
+
+
+class MigrationsPendingError(MigrationError):
+    """Migrations are pending and automatic migration is off.
+
+    Attributes:
+        pending: the pending file names, in the order they would be applied.
+    """
+
+    def __init__(self, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(
+            f"{len(pending)} database migration(s) pending: {', '.join(pending)}. "
+            "Run `uptime migrate up` (or set UPTIME_AUTO_MIGRATE=true)."
+        )
+
+
+class MigrationLockError(MigrationError):
+    """The migrations lock is held by another process for longer than we wait."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file: ``file_name``, ``checksum`` (sha256 hex of the bytes), commands."""
+
+    file_name: str
+    path: Path
+    checksum: str
+    up: list[dict]
+    down: list[dict]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """One line of ``migrate status``: ``state`` is ``applied``, ``pending``, ``changed``
+    (applied, but the file's checksum differs now) or ``missing`` (applied, file gone)."""
+
+    file_name: str
+    state: str
+    applied_at: datetime | None = None
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    """Read every ``*.json`` migration in ``directory`` (default: the shipped
+    ``migrations/``), sorted by name.
+
+    Raises:
+        MigrationError: a misnamed ``.json`` file, invalid Extended JSON, or ``up``/``down``
+            not lists of command documents.
+    """
+    directory = migrations_dir() if directory is None else Path(directory)
+    found = []
+    for path in sorted(directory.glob("*.json")):
+        if not _NAME.match(path.name):
+            raise MigrationError(
+                f"{path}: migration files are named YYYYMMDDHHMMSS-slug.json (UTC timestamp)"
+            )
+        data = path.read_bytes()
+        try:
+            doc = json_util.loads(data)
+        except ValueError as exc:
+            raise MigrationError(f"{path}: not valid Extended JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise MigrationError(f"{path}: expected an object with 'up' and 'down'")
+        for part in ("up", "down"):
+            commands = doc.get(part)
+            if not isinstance(commands, list) or not all(isinstance(c, dict) and c for c in commands):
+                raise MigrationError(f"{path}: '{part}' must be a list of command documents")
+        found.append(
+            Migration(
+                file_name=path.name,
+                path=path,
+                checksum=hashlib.sha256(data).hexdigest(),
+                up=doc["up"],
+                down=doc["down"],
+                description=str(doc.get("description", "")),
+            )
+        )
+    return found
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class _Lock:
+    """The migrations lock (see the module docstring)."""
+
+    def __init__(self, db: Any, *, ttl: float = LOCK_TTL_S, wait: float = LOCK_WAIT_S) -> None:
+        self.collection = db[LOCK_COLLECTION]
+        self.ttl = ttl
+        self.wait = wait
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewer: asyncio.Task | None = None
+
+    async def _try_acquire(self) -> bool:
+        now = datetime.now(timezone.utc)
+        try:
+            await self.collection.insert_one(
+                {
+                    "_id": LOCK_ID,
+                    "owner": self.owner,
+                    "acquired_at": now,
+                    "expires_at": now + timedelta(seconds=self.ttl),
+                }
+            )
+            return True
+        except DuplicateKeyError:
+            pass
+        taken = await self.collection.find_one_and_update(
+            {"_id": LOCK_ID, "$expr": {"$lt": ["$expires_at", "$$NOW"]}},
+            [
+                {
+                    "$set": {
+                        "owner": self.owner,
+                        "acquired_at": "$$NOW",
+                        "expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]},
+                    }
+                }
+            ],
+            return_document=ReturnDocument.AFTER,
+        )
+        return taken is not None
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            await self.collection.update_one(
+                {"_id": LOCK_ID, "owner": self.owner},
+                [{"$set": {"expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]}}}],
+            )
+
+    async def __aenter__(self) -> _Lock:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        delay = 0.05
+        while not await self._try_acquire():
+            if loop.time() >= deadline:
+                holder = await self.collection.find_one({"_id": LOCK_ID}) or {}
+                raise MigrationLockError(
+                    f"the migrations lock is held by {holder.get('owner', '?')} since "
+                    f"{holder.get('acquired_at', '?')}; it expires at {holder.get('expires_at', '?')} "
+                    f"if its holder died (collection {LOCK_COLLECTION})"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        self._renewer = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            try:
+                await self._renewer
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.collection.delete_one({"_id": LOCK_ID, "owner": self.owner})
+
+
+# --------------------------------------------------------------------------- running
+
+
+async def _changelog(db: Any) -> dict[str, dict]:
+    return {doc["file_name"]: doc async for doc in db[CHANGELOG].find({}, {"_id": 0})}
+
+
+async def _run_commands(db: Any, migration: Migration, part: str) -> None:
+    for index, command in enumerate(getattr(migration, part)):
+        name = next(iter(command))
+        try:
+            await db.command(command)
+        except OperationFailure as exc:
+            if name == "dropIndexes" and exc.code in _IGNORABLE_DROP_CODES:
+                continue
+            raise MigrationError(
+                f"{migration.file_name}: {part}[{index}] ({name} {command.get(name)!r}) failed: "
+                f"{exc.details.get('errmsg', exc) if exc.details else exc}"
+            ) from None
+
+
+async def pending_migrations(db: Any, directory: Path | None = None) -> list[str]:
+    """Names of the migration files not yet recorded in ``migrations_changelog``."""
+    applied = await _changelog(db)
+    return [m.file_name for m in load_migrations(directory) if m.file_name not in applied]
+
+
+async def migrate_up(
+    db: Any,
+    *,
+    directory: Path | None = None,
+    lock_ttl: float = LOCK_TTL_S,
+    lock_wait: float = LOCK_WAIT_S,
+) -> list[str]:
+    """Apply every pending migration in name order, under the lock; return the names applied
+    (empty when none was pending).
+
+    Raises:
+        MigrationError: a command failed (the migrations before it stay applied and
+            recorded; the failing one is not recorded).
+        MigrationLockError: the lock stayed held longer than ``lock_wait`` seconds.
+    """
+    migrations = load_migrations(directory)
+    applied_now: list[str] = []
+    async with _Lock(db, ttl=lock_ttl, wait=lock_wait):
+        await db[CHANGELOG].create_index(
+            [("file_name", ASCENDING)], name="file_name_unique", unique=True
+        )
+        applied = await _changelog(db)  # read under the lock
+        for migration in migrations:
+            if migration.file_name in applied:
+                continue
+            await _run_commands(db, migration, "up")
+            await db[CHANGELOG].insert_one(
+                {
+                    "file_name": migration.file_name,
+                    "applied_at": datetime.now(timezone.utc),
+                    "checksum": migration.checksum,
+                }
+            )
+            applied_now.append(migration.file_name)
+    return applied_now
+
+
+async def migrate_down(
+    db: Any,
+    *,
+    all: bool = False,
+    directory: Path | None = None,
+    lock_ttl: float = LOCK_TTL_S,
+    lock_wait: float = LOCK_WAIT_S,
+) -> list[str]:
+    """Revert the last applied migration (latest ``applied_at``, then name), or all of them
+    newest first; return the names reverted.
+
+    Raises:
+        MigrationError: the file of an applied migration is missing, or a command failed.
+        MigrationLockError: as :func:`migrate_up`.
+    """
+    by_name = {m.file_name: m for m in load_migrations(directory)}
+    reverted: list[str] = []
+    async with _Lock(db, ttl=lock_ttl, wait=lock_wait):
+        entries = [
+            doc
+            async for doc in db[CHANGELOG].find({}).sort([("applied_at", -1), ("file_name", -1)])
+        ]
+        for entry in entries if all else entries[:1]:
+            migration = by_name.get(entry["file_name"])
+            if migration is None:
+                raise MigrationError(
+                    f"cannot revert {entry['file_name']}: the file is not in the migrations folder"
+                )
+            await _run_commands(db, migration, "down")
+            await db[CHANGELOG].delete_one({"_id": entry["_id"]})
+            reverted.append(migration.file_name)
+    return reverted
+
+
+async def migration_status(db: Any, directory: Path | None = None) -> list[MigrationStatus]:
+    """Every migration file and changelog entry with its state (see :class:`MigrationStatus`),
+    in name order."""
+    applied = await _changelog(db)
+    files = {m.file_name: m for m in load_migrations(directory)}
+    result = []
+    for name in sorted(set(files) | set(applied)):
+        entry = applied.get(name)
+        if entry is None:
+            result.append(MigrationStatus(name, "pending"))
+        elif name not in files:
+            result.append(MigrationStatus(name, "missing", entry.get("applied_at")))
+        elif entry.get("checksum") != files[name].checksum:
+            result.append(MigrationStatus(name, "changed", entry.get("applied_at")))
+        else:
+            result.append(MigrationStatus(name, "applied", entry.get("applied_at")))
+    return result
+
+
+async def ensure_current(db: Any, *, apply: bool) -> list[str]:
+    """Make sure no migration is pending before ``serve``/``import``/``report`` work.
+
+    With ``apply`` (``UPTIME_AUTO_MIGRATE``, default true) pending migrations are applied
+    (under the lock) and their names returned; else nothing is written.
+
+    Raises:
+        MigrationsPendingError: ``apply`` is false and migrations are pending (names them and
+            tells the user to run ``uptime migrate up``).
+        MigrationError, MigrationLockError: as :func:`migrate_up`.
+    """
+    pending = await pending_migrations(db)
+    if not pending:
+        return []
+    if not apply:
+        raise MigrationsPendingError(pending)
+    return await migrate_up(db)
+
+
+# --------------------------------------------------------------------------- CLI
+
+migrate_app = typer.Typer(
+    help="Apply, revert or list the index migrations (migrations/*.json).", no_args_is_help=True
+)
+
+_DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="Folder of migration files (default: the shipped migrations/).",
+        exists=True,
+        file_okay=False,
+    ),
+]
+
+
+def _run(work: Any) -> Any:
+    from uptime.db import open_database
+    from uptime.embedded import EmbeddedServerError
+    from uptime.settings import get_settings
+
+    async def main() -> Any:
+        async with open_database(get_settings(), migrate=False) as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(main())
+    except (MigrationError, EmbeddedServerError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@migrate_app.command("up")
+def up_command(directory: _DirOption = None) -> None:
+    """Apply all pending migrations in name order."""
+    applied = _run(lambda db: migrate_up(db, directory=directory))
+    for name in applied:
+        typer.echo(f"applied {name}")
+    if not applied:
+        typer.echo("nothing to apply: the database is current")
+
+
+@migrate_app.command("down")
+def down_command(
+    all_: Annotated[bool, typer.Option("--all", help="Revert every applied migration.")] = False,
+    directory: _DirOption = None,
+) -> None:
+    """Revert the last applied migration (or all with --all)."""
+    reverted = _run(lambda db: migrate_down(db, all=all_, directory=directory))
+    for name in reverted:
+        typer.echo(f"reverted {name}")
+    if not reverted:
+        typer.echo("nothing to revert: no migration is applied")
+
+
+@migrate_app.command("status")
+def status_command(directory: _DirOption = None) -> None:
+    """List migrations: applied (with time), pending, changed (file edited after it was
+    applied) or missing (applied, file gone). Exit 1 if any is pending, changed or missing."""
+    rows = _run(lambda db: migration_status(db, directory))
+    for row in rows:
+        when = row.applied_at.strftime("%Y-%m-%dT%H:%M:%SZ") if row.applied_at else "-"
+        label = {
+            "applied": "applied",
+            "pending": "PENDING",
+            "changed": "CHANGED (checksum differs from the applied file)",
+            "missing": "MISSING (applied, file not found)",
+        }[row.state]
+        typer.echo(f"{row.file_name}  {when:20}  {label}")
+    if not rows:
+        typer.echo("no migrations")
+    if any(r.state != "applied" for r in rows):
+        raise typer.Exit(1)
