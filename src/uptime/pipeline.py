@@ -1,0 +1,322 @@
+"""Run the versioned uptime report pipeline (``pipelines/store_uptime.vN.json``) from Python.
+
+The computation lives entirely in the pipeline file (rules: issue 3, "The uptime report
+pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module only:
+
+* loads a pipeline version (Extended JSON, parsed with ``bson.json_util``);
+* resolves the report instant ``as_of`` (default: the latest poll);
+* screens the stores' timezone names in MongoDB itself, so that an unknown zone never
+  fails the report (the accepted names go in through the ``timezones`` let variable);
+* computes store-id ranges so that a caller can run the report in buckets (progress);
+* runs ``aggregate`` with ``let`` = ``{as_of, timezones, store_from, store_to}``,
+  ``comment="store_uptime@v1"`` and ``allowDiskUse=True``, and yields the rows.
+
+Units of a report row: ``*_last_hour`` in minutes, ``*_last_day`` and ``*_last_week`` in
+hours, all rounded to 2 decimals; windows are ``[as_of - 1 h, as_of)``,
+``[as_of - 24 h, as_of)`` and ``[as_of - 7 d, as_of)`` in UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import json_util
+from pymongo.errors import OperationFailure
+
+from uptime.resources import pipelines_dir
+
+PIPELINE_NAME = "store_uptime"
+DEFAULT_VERSION = "v1"
+REPORT_COLUMNS: tuple[str, ...] = (
+    "store_id",
+    "uptime_last_hour",
+    "uptime_last_day",
+    "uptime_last_week",
+    "downtime_last_hour",
+    "downtime_last_day",
+    "downtime_last_week",
+)
+VALID_STATUSES = ("active", "inactive")
+FALLBACK_TIMEZONE = "America/Chicago"
+
+_VERSION_RE = re.compile(r"^v[0-9]+$")
+_PROBE_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_UNKNOWN_ZONE_CODES = {40485, 40517}  # "unrecognized time zone identifier", bad tz type
+_LOOKUP_CHUNK = 20_000  # store ids per $documents batch (keeps commands far below 16 MB)
+
+AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase (kept loose for annotations)
+
+
+def pipeline_tag(version: str = DEFAULT_VERSION) -> str:
+    """Return ``"store_uptime@<version>"``: the aggregate ``comment`` and the report's provenance."""
+    return f"{PIPELINE_NAME}@{version}"
+
+
+def pipeline_path(version: str = DEFAULT_VERSION):
+    """Return the path of ``pipelines/store_uptime.<version>.json``.
+
+    Raises:
+        ValueError: ``version`` is not of the form ``v<digits>``.
+        FileNotFoundError: no such pipeline version is installed.
+    """
+    if not _VERSION_RE.match(version):
+        raise ValueError(f"pipeline version must look like 'v1', got {version!r}")
+    path = pipelines_dir() / f"{PIPELINE_NAME}.{version}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no pipeline {pipeline_tag(version)}: {path} does not exist")
+    return path
+
+
+def load_pipeline(version: str = DEFAULT_VERSION) -> list[dict]:
+    """Load a pipeline version as a list of stage documents (Extended JSON via ``bson.json_util``).
+
+    Raises:
+        ValueError: bad version string, or the file is not a JSON array of stage documents.
+        FileNotFoundError: no such version.
+    """
+    path = pipeline_path(version)
+    stages = json_util.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
+        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
+    return stages
+
+
+def to_utc(moment: datetime) -> datetime:
+    """Return ``moment`` as tz-aware UTC truncated to milliseconds (BSON Date precision).
+
+    A naive datetime is taken to be UTC already.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
+    """Return the report instant as tz-aware UTC (ms precision).
+
+    ``as_of`` given -> that instant (naive = UTC). ``None`` -> the latest ``timestamp_utc`` in
+    ``store_status`` (rule: "Default T = the latest timestamp_utc"), or ``None`` when there
+    are no polls. Uses an index led by ``timestamp_utc`` if one exists, else one indexed
+    lookup per store on ``{store_id: 1, timestamp_utc: 1}``.
+    """
+    if as_of is not None:
+        return to_utc(as_of)
+    coll = db["store_status"]
+    has_ts_index = False
+    async for index in await coll.list_indexes():
+        keys = list(index["key"].keys())
+        if keys and keys[0] == "timestamp_utc":
+            has_ts_index = True
+    latest: datetime | None = None
+    if has_ts_index:
+        doc = await coll.find_one(
+            {"timestamp_utc": {"$type": "date"}},
+            {"timestamp_utc": 1},
+            sort=[("timestamp_utc", -1)],
+        )
+        latest = doc["timestamp_utc"] if doc else None
+    else:
+        ids = await _all_store_ids(db)
+        for chunk in _chunks(ids, _LOOKUP_CHUNK):
+            docs = await (
+                await db.aggregate(
+                    [
+                        {"$documents": [{"s": s} for s in chunk]},
+                        {
+                            "$lookup": {
+                                "from": "store_status",
+                                "localField": "s",
+                                "foreignField": "store_id",
+                                "as": "l",
+                                "pipeline": [
+                                    {"$match": {"timestamp_utc": {"$type": "date"}}},
+                                    {"$sort": {"timestamp_utc": -1}},
+                                    {"$limit": 1},
+                                    {"$project": {"_id": 0, "t": "$timestamp_utc"}},
+                                ],
+                            }
+                        },
+                        {"$group": {"_id": None, "t": {"$max": {"$first": "$l.t"}}}},
+                    ],
+                    comment=f"{pipeline_tag()}:as_of",
+                )
+            ).to_list()
+            if docs and docs[0]["t"] is not None:
+                t = docs[0]["t"]
+                latest = t if latest is None or t > latest else latest
+    return to_utc(latest) if latest is not None else None
+
+
+async def _all_store_ids(db: AsyncDb) -> list[str]:
+    """Distinct string store ids in store_status (a DISTINCT_SCAN of the store_id index)."""
+    ids = await db["store_status"].distinct("store_id")
+    return sorted(i for i in ids if isinstance(i, str))
+
+
+def _chunks(items: Sequence[str], size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+async def _zone_known(db: AsyncDb, name: str) -> bool:
+    try:
+        await (
+            await db.aggregate(
+                [
+                    {"$documents": [{}]},
+                    {
+                        "$project": {
+                            "p": {"$dateToParts": {"date": _PROBE_DATE, "timezone": "$$tz"}}
+                        }
+                    },
+                ],
+                let={"tz": name},
+                comment=f"{pipeline_tag()}:timezones",
+            )
+        ).to_list()
+    except OperationFailure as exc:
+        if exc.code in _UNKNOWN_ZONE_CODES or "time zone" in str(exc):
+            return False
+        raise
+    return True
+
+
+async def known_timezones(db: AsyncDb) -> list[str]:
+    """Return the distinct ``store_timezones.timezone_str`` values that MongoDB accepts, sorted.
+
+    Each distinct value is tried in a tiny ``$dateToParts`` aggregation on the server itself
+    (MongoDB raises on a zone it does not know, e.g. ``US/Chicagoo`` or ``""``); non-strings
+    are dropped. The result is the pipeline's ``timezones`` let variable (an allowlist: any
+    other value falls back to America/Chicago, rule 5).
+    """
+    names = [n for n in await db["store_timezones"].distinct("timezone_str") if isinstance(n, str)]
+    ok = await asyncio.gather(*(_zone_known(db, n) for n in names))
+    return sorted(n for n, good in zip(names, ok) if good)
+
+
+async def report_store_ids(db: AsyncDb, as_of: datetime) -> list[str]:
+    """Return the sorted store ids that the report for ``as_of`` has rows for.
+
+    Exactly the stores with at least one poll at or before ``as_of`` whose status is active
+    or inactive (rule 1). One indexed lookup per store (first matching poll only).
+    """
+    as_of = to_utc(as_of)
+    ids = await _all_store_ids(db)
+    out: list[str] = []
+    for chunk in _chunks(ids, _LOOKUP_CHUNK):
+        cursor = await db.aggregate(
+            [
+                {"$documents": [{"s": s} for s in chunk]},
+                {
+                    "$lookup": {
+                        "from": "store_status",
+                        "localField": "s",
+                        "foreignField": "store_id",
+                        "as": "l",
+                        "pipeline": [
+                            {
+                                "$match": {
+                                    "timestamp_utc": {"$type": "date", "$lte": as_of},
+                                    "status": {"$in": list(VALID_STATUSES)},
+                                }
+                            },
+                            {"$limit": 1},
+                            {"$project": {"_id": 1}},
+                        ],
+                    }
+                },
+                {"$match": {"l.0": {"$exists": True}}},
+                {"$project": {"_id": 0, "s": 1}},
+            ],
+            comment=f"{pipeline_tag()}:stores",
+        )
+        out.extend([d["s"] async for d in cursor])
+    return sorted(out)
+
+
+async def count_report_stores(db: AsyncDb, as_of: datetime) -> int:
+    """Return the number of rows the report for ``as_of`` will have (see ``report_store_ids``)."""
+    return len(await report_store_ids(db, as_of))
+
+
+async def split_store_ranges(
+    db: AsyncDb, as_of: datetime, parts: int
+) -> list[tuple[str | None, str | None]]:
+    """Split the report's stores into at most ``parts`` contiguous half-open id ranges.
+
+    Returns ``[(None, b1), (b1, b2), ..., (bk, None)]``: together they cover every string
+    store id (``None`` = unbounded), each bucket holds about the same number of report
+    stores; pass each one as ``store_range`` to ``iter_report_rows``. Fewer parts are
+    returned when there are fewer stores; always at least one.
+
+    Raises:
+        ValueError: ``parts < 1``.
+    """
+    if parts < 1:
+        raise ValueError(f"parts must be >= 1, got {parts}")
+    ids = await report_store_ids(db, as_of)
+    parts = max(1, min(parts, len(ids)))
+    bounds: list[str] = []
+    for k in range(1, parts):
+        b = ids[k * len(ids) // parts]
+        if not bounds or b > bounds[-1]:
+            bounds.append(b)
+    edges: list[str | None] = [None, *bounds, None]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def report_let(
+    as_of: datetime,
+    timezones: Sequence[str],
+    store_range: tuple[str | None, str | None] = (None, None),
+) -> dict[str, Any]:
+    """Return the pipeline's ``let`` document: ``as_of`` (Date), ``timezones`` (accepted zone
+    names), ``store_from`` (inclusive) and ``store_to`` (exclusive), ``None`` = unbounded."""
+    store_from, store_to = store_range
+    return {
+        "as_of": to_utc(as_of),
+        "timezones": list(timezones),
+        "store_from": store_from,
+        "store_to": store_to,
+    }
+
+
+async def iter_report_rows(
+    db: AsyncDb,
+    *,
+    as_of: datetime,
+    version: str = DEFAULT_VERSION,
+    store_range: tuple[str | None, str | None] = (None, None),
+    timezones: Sequence[str] | None = None,
+) -> AsyncIterator[dict]:
+    """Yield the report rows for ``as_of``, sorted by store_id.
+
+    Each row has the ``REPORT_COLUMNS`` keys (``store_id`` str; ``*_last_hour`` minutes,
+    ``*_last_day``/``*_last_week`` hours, floats rounded to 2 decimals) plus
+    ``timezone_fallback`` (bool: the store has timezone rows but MongoDB knows none of
+    them, so America/Chicago was used). ``store_range`` limits the stores to
+    ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
+    caller already ran ``known_timezones`` (e.g. once for all buckets).
+
+    Raises:
+        ValueError / FileNotFoundError: unknown pipeline version.
+        pymongo.errors.PyMongoError: the server failed the aggregation.
+    """
+    stages = load_pipeline(version)
+    if timezones is None:
+        timezones = await known_timezones(db)
+    cursor = await db["store_status"].aggregate(
+        stages,
+        let=report_let(as_of, timezones, store_range),
+        comment=pipeline_tag(version),
+        allowDiskUse=True,
+    )
+    async for doc in cursor:
+        row = {k: doc[k] for k in REPORT_COLUMNS}
+        row["timezone_fallback"] = bool(doc.get("timezone_fallback", False))
+        yield row
