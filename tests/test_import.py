@@ -359,3 +359,24 @@ async def test_public_status_samples(db, public_data: Path) -> None:
     assert await db.store_status.count_documents({}) == 5_032 + 364
     first = await db.store_status.find_one({"store_id": "b5d0a65d-6d54-47aa-95e9-9312f0353326"})
     assert first["timestamp_utc"] == datetime(2024, 10, 3, 23, 33, 20, 412000, tzinfo=UTC)
+
+
+async def test_default_rejects_beside_read_only_input_go_to_cwd(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: when the input's folder is read-only (e.g. the shared public data), the default
+    rejects file goes to the current directory and the summary says so; the folder is untouched."""
+    data = tmp_path / "ro"
+    data.mkdir()
+    f = write(data / "s.csv", b"store_id,status,timestamp_utc\n1,maybe,2023-01-22 12:00:00 UTC\n")
+    data.chmod(0o555)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    try:
+        s = await import_file(db, "status", f)
+    finally:
+        data.chmod(0o755)
+    assert s.rejects_path == cwd / "s.csv.rejects.csv" and s.rejects_path.is_file()
+    assert any("not writable" in n for n in s.notes)
+    assert sorted(p.name for p in data.iterdir()) == ["s.csv"]

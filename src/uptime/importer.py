@@ -300,6 +300,8 @@ class _Rejects:
         try:
             if self.target.resolve() == self.input_path.resolve():
                 raise ImportFileError(f"the rejects file {self.target} would overwrite the input")
+            if not self.explicit and _read_only_dir(self.target.parent):
+                raise PermissionError(self.target.parent)
             self._file = open(self.target, "w", encoding="utf-8", errors="surrogateescape", newline="")
             self.path = self.target
         except PermissionError:
@@ -340,11 +342,20 @@ class _Rejects:
                 pass
 
 
+def _read_only_dir(directory: Path) -> bool:
+    """True when ``directory`` has no write permission bit at all (a read-only data folder;
+    checked on the mode bits because root may write anyway)."""
+    try:
+        return not (directory.stat().st_mode & 0o222) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
 def rejects_target(input_path: Path, kind: str, rejects: Path | None, several: bool) -> tuple[Path, bool]:
     """Where the rejects of ``input_path`` go, and whether the user chose it.
 
-    * ``rejects`` unset: ``<input>.rejects.csv`` next to the input (if that folder is not
-      writable: in the current directory).
+    * ``rejects`` unset: ``<input>.rejects.csv`` next to the input (if that folder is
+      read-only: ``./<input name>.rejects.csv`` in the current directory).
     * ``rejects`` an existing directory (or ending in ``/``): ``<dir>/<input name>.rejects.csv``.
     * otherwise a file: used as is for a single input file; with several inputs the kind is
       inserted before the suffix (``bad.csv`` -> ``bad.status.csv``, ``bad.hours.csv``).
