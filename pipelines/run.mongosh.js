@@ -1,0 +1,81 @@
+// Run a versioned report pipeline from mongosh, with the same parameters as the service.
+//
+// Usage (all variables optional):
+//   mongosh "$MONGODB_URI/uptime" --quiet \
+//     --eval 'var asOf="2024-03-12T15:00:00Z", pipelineVersion="v1", out="report_rows", storeFrom=null, storeTo=null' \
+//     pipelines/run.mongosh.js
+//
+//   asOf      ISO-8601 instant (UTC if no offset); default: the latest store_status.timestamp_utc
+//   pipelineVersion  pipeline version, file pipelines/store_uptime.<version>.json; default "v1"
+//   out       collection to write the rows to ($out, replaces it); default: print one JSON row per line
+//   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
+//   pipelineDir  folder holding the pipeline files; default: the folder of this script
+//
+// Environment variables UPTIME_AS_OF, UPTIME_PIPELINE_VERSION, UPTIME_OUT are used when the
+// corresponding variable is not set. Timezones are screened here exactly as the service does:
+// every distinct store_timezones.timezone_str is tried in a $dateToParts on the server, and
+// only the accepted names go into $$timezones (others fall back to America/Chicago).
+/* global db, EJSON, __dirname, asOf, pipelineVersion, out, storeFrom, storeTo, pipelineDir */
+
+(function () {
+  const fs = require('fs');
+  const path = require('path');
+  const env = (typeof process !== 'undefined' && process.env) || {};
+  const get = (name, envName, dflt) => {
+    let v;
+    try { v = eval(name); } catch (e) { v = undefined; } // eslint-disable-line no-eval
+    if (typeof v === 'function') v = undefined; // a mongosh built-in of that name, not a setting
+    if (v === undefined && envName && env[envName] !== undefined && env[envName] !== '') v = env[envName];
+    return v === undefined ? dflt : v;
+  };
+
+  const ver = get('pipelineVersion', 'UPTIME_PIPELINE_VERSION', 'v1');
+  if (!/^v[0-9]+$/.test(ver)) throw new Error(`version must look like "v1", got ${ver}`);
+  let dir = get('pipelineDir', null, null);
+  if (dir === null) dir = typeof __dirname !== 'undefined' ? __dirname : 'pipelines';
+  const file = path.join(dir, `store_uptime.${ver}.json`);
+  const stages = EJSON.parse(fs.readFileSync(file, 'utf8'), { relaxed: false });
+  const tag = `store_uptime@${ver}`;
+
+  let when = get('asOf', 'UPTIME_AS_OF', null);
+  if (when === null) {
+    const latest = db.store_status.find({ timestamp_utc: { $type: 'date' } }, { timestamp_utc: 1 })
+      .sort({ timestamp_utc: -1 }).limit(1).toArray();
+    if (latest.length === 0) { print('no polls in store_status: nothing to report'); return; }
+    when = latest[0].timestamp_utc;
+  } else {
+    const s = String(when);
+    when = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
+    if (isNaN(when.getTime())) throw new Error(`asOf is not an ISO-8601 instant: ${s}`);
+  }
+
+  const names = db.store_timezones.distinct('timezone_str').filter((z) => typeof z === 'string');
+  const timezones = [];
+  for (const z of names) {
+    try {
+      db.aggregate([{ $documents: [{}] },
+        { $project: { p: { $dateToParts: { date: new Date(946684800000), timezone: '$$tz' } } } }],
+      { let: { tz: z }, comment: `${tag}:timezones` }).toArray();
+      timezones.push(z);
+    } catch (e) {
+      if (!(e.code === 40485 || e.code === 40517 || /time zone/.test(String(e.message)))) throw e;
+    }
+  }
+  timezones.sort();
+
+  const letVars = {
+    as_of: when,
+    timezones: timezones,
+    store_from: get('storeFrom', null, null),
+    store_to: get('storeTo', null, null)
+  };
+  const target = get('out', 'UPTIME_OUT', null);
+  const pipeline = target ? stages.concat([{ $out: target }]) : stages;
+  const cursor = db.store_status.aggregate(pipeline, { let: letVars, comment: tag, allowDiskUse: true });
+  if (target) {
+    cursor.toArray();
+    print(`wrote ${db.getCollection(target).countDocuments()} rows to ${target} (${tag}, as_of ${when.toISOString()})`);
+    return;
+  }
+  while (cursor.hasNext()) print(EJSON.stringify(cursor.next(), { relaxed: true }));
+})();
