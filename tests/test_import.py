@@ -60,8 +60,16 @@ def test_parse_timestamp_accepts_loop_and_iso_forms(text: str, expected: datetim
 
 @pytest.mark.parametrize(
     "text",
-    ["", "2023-01-22", "2023-13-01 00:00:00 UTC", "2023-01-22 25:00:00 UTC", "yesterday",
-     "20230122T120939", "2023-01-22 12:09:39+01:00 UTC", "1674389379"],
+    [
+        "",
+        "2023-01-22",
+        "2023-13-01 00:00:00 UTC",
+        "2023-01-22 25:00:00 UTC",
+        "yesterday",
+        "20230122T120939",
+        "2023-01-22 12:09:39+01:00 UTC",
+        "1674389379",
+    ],
 )
 def test_parse_timestamp_rejects_junk(text: str) -> None:
     """Rule: a date without time, out-of-range fields or junk is a RowError naming the value."""
@@ -72,7 +80,10 @@ def test_parse_timestamp_rejects_junk(text: str) -> None:
 def test_store_id_kept_exact_and_float_forms_rejected() -> None:
     """Rule: ids stay exact strings; float/scientific notation and empty ids are rejected."""
     assert parse_store_id(f" {V1_ID} ") == V1_ID
-    assert parse_store_id("b5d0a65d-6d54-47aa-95e9-9312f0353326") == "b5d0a65d-6d54-47aa-95e9-9312f0353326"
+    assert (
+        parse_store_id("b5d0a65d-6d54-47aa-95e9-9312f0353326")
+        == "b5d0a65d-6d54-47aa-95e9-9312f0353326"
+    )
     assert parse_store_id("1e5x") == "1e5x"  # not a number at all: an id like any other
     for bad in ["8.139926242460185E+018", "8.13992624246019E+018", "123.0", "1e5", ".5"]:
         with pytest.raises(RowError, match="scientific"):
@@ -95,10 +106,19 @@ def test_rejects_target_rules(tmp_path: Path) -> None:
     """Rule: default <input>.rejects.csv; a directory -> <dir>/<name>.rejects.csv; a file as is,
     or <stem>.<kind>.csv with several inputs."""
     src = tmp_path / "in" / "s.csv"
-    assert rejects_target(src, "status", None, False) == (tmp_path / "in" / "s.csv.rejects.csv", False)
+    assert rejects_target(src, "status", None, False) == (
+        tmp_path / "in" / "s.csv.rejects.csv",
+        False,
+    )
     assert rejects_target(src, "status", tmp_path, True) == (tmp_path / "s.csv.rejects.csv", True)
-    assert rejects_target(src, "status", tmp_path / "bad.csv", False) == (tmp_path / "bad.csv", True)
-    assert rejects_target(src, "hours", tmp_path / "bad.csv", True) == (tmp_path / "bad.hours.csv", True)
+    assert rejects_target(src, "status", tmp_path / "bad.csv", False) == (
+        tmp_path / "bad.csv",
+        True,
+    )
+    assert rejects_target(src, "hours", tmp_path / "bad.csv", True) == (
+        tmp_path / "bad.hours.csv",
+        True,
+    )
 
 
 # --------------------------------------------------------------------------- status files
@@ -117,10 +137,21 @@ async def test_status_formats_bom_crlf_column_order_no_final_newline(db, tmp_pat
     assert (s.loaded, s.already_present, s.rejected, s.rejects_path) == (3, 0, 0, None)
     docs = await db.store_status.find({}, {"_id": 0}).sort("timestamp_utc", 1).to_list()
     assert docs == [
-        {"store_id": V1_ID, "timestamp_utc": datetime(2023, 1, 22, 12, 9, 39, 388000, tzinfo=UTC), "status": "active"},
-        {"store_id": V1_ID, "timestamp_utc": datetime(2023, 1, 22, 13, tzinfo=UTC), "status": "inactive"},
-        {"store_id": "b5d0a65d-6d54-47aa-95e9-9312f0353326",
-         "timestamp_utc": datetime(2023, 1, 22, 14, 0, 0, 100000, tzinfo=UTC), "status": "active"},
+        {
+            "store_id": V1_ID,
+            "timestamp_utc": datetime(2023, 1, 22, 12, 9, 39, 388000, tzinfo=UTC),
+            "status": "active",
+        },
+        {
+            "store_id": V1_ID,
+            "timestamp_utc": datetime(2023, 1, 22, 13, tzinfo=UTC),
+            "status": "inactive",
+        },
+        {
+            "store_id": "b5d0a65d-6d54-47aa-95e9-9312f0353326",
+            "timestamp_utc": datetime(2023, 1, 22, 14, 0, 0, 100000, tzinfo=UTC),
+            "status": "active",
+        },
     ]
     assert not (tmp_path / "s.csv.rejects.csv").exists()
 
@@ -132,9 +163,9 @@ async def test_status_duplicates_and_conflicting_polls(db, tmp_path: Path) -> No
         tmp_path / "s.csv",
         b"store_id,status,timestamp_utc\n"
         b"1,active,2023-01-22 12:00:00.123 UTC\n"
-        b"1,active,2023-01-22 12:00:00.123 UTC\n"      # exact duplicate
-        b"1,active,2023-01-22T12:00:00.123456Z\n"       # same instant at ms precision
-        b"1,inactive,2023-01-22 12:00:00.123 UTC\n"    # conflicting: kept
+        b"1,active,2023-01-22 12:00:00.123 UTC\n"  # exact duplicate
+        b"1,active,2023-01-22T12:00:00.123456Z\n"  # same instant at ms precision
+        b"1,inactive,2023-01-22 12:00:00.123 UTC\n"  # conflicting: kept
         b"2,active,2023-01-22 12:00:00.123 UTC\n",
     )
     s = await import_file(db, "status", f)
@@ -146,11 +177,15 @@ async def test_status_duplicates_and_conflicting_polls(db, tmp_path: Path) -> No
     assert await db.store_status.count_documents({}) == 3
 
 
-async def test_status_existing_duplicates_from_other_writers_are_no_problem(db, tmp_path: Path) -> None:
+async def test_status_existing_duplicates_from_other_writers_are_no_problem(
+    db, tmp_path: Path
+) -> None:
     """Rule: no unique index on data fields: rows of other writers (even duplicated) stay."""
     row = {"store_id": "1", "status": "active", "timestamp_utc": datetime(2023, 1, 1, tzinfo=UTC)}
     await db.store_status.insert_many([dict(row), dict(row)])
-    f = write(tmp_path / "s.csv", b"store_id,status,timestamp_utc\n1,active,2023-01-01 00:00:00 UTC\n")
+    f = write(
+        tmp_path / "s.csv", b"store_id,status,timestamp_utc\n1,active,2023-01-01 00:00:00 UTC\n"
+    )
     s = await import_file(db, "status", f)
     assert (s.loaded, s.already_present) == (1, 0)  # other writers' ids differ from ours
     assert await db.store_status.count_documents({}) == 3
@@ -161,15 +196,15 @@ async def test_status_bad_rows_rejected_with_line_and_reason(db, tmp_path: Path)
     f = write(
         tmp_path / "s.csv",
         b"store_id,status,timestamp_utc\n"
-        b"1,active,2023-01-22 12:00:00 UTC\n"          # 2 ok
-        b",active,2023-01-22 12:00:00 UTC\n"           # 3 empty id
+        b"1,active,2023-01-22 12:00:00 UTC\n"  # 2 ok
+        b",active,2023-01-22 12:00:00 UTC\n"  # 3 empty id
         b"8.139926242460185E+018,active,2023-01-22 12:00:00 UTC\n"  # 4 sci
-        b"1,unknown,2023-01-22 12:00:00 UTC\n"         # 5 status
-        b"1,active,2023-02-30 12:00:00 UTC\n"          # 6 timestamp
-        b"1,active\n"                                  # 7 column count
-        b"\n"                                          # 8 blank: not a row
-        b"1,active,2023-01-22 13:00:00 UTC,extra\n"    # 9 column count
-        b"2,inactive,2023-01-22 12:00:00 UTC",         # 10 ok
+        b"1,unknown,2023-01-22 12:00:00 UTC\n"  # 5 status
+        b"1,active,2023-02-30 12:00:00 UTC\n"  # 6 timestamp
+        b"1,active\n"  # 7 column count
+        b"\n"  # 8 blank: not a row
+        b"1,active,2023-01-22 13:00:00 UTC,extra\n"  # 9 column count
+        b"2,inactive,2023-01-22 12:00:00 UTC",  # 10 ok
     )
     s = await import_file(db, "status", f, rejects=tmp_path / "out")
     assert (s.loaded, s.already_present, s.rejected) == (2, 0, 6)
@@ -232,23 +267,38 @@ async def test_hours_validation_and_normalisation(db, tmp_path: Path) -> None:
     f = write(
         tmp_path / "h.csv",
         b"store_id,day,start_time_local,end_time_local\r\n"
-        b"1,0,9:00:00,17:00:00\r\n"          # 2 ok, padded
-        b"1,6,22:00:00,23:59:59.999\r\n"     # 3 ok, fraction truncated
-        b"1,4,22:00:00,02:00:00\r\n"         # 4 ok (overnight)
-        b"1,7,09:00:00,17:00:00\r\n"         # 5 day out of range
-        b"1,1.0,09:00:00,17:00:00\r\n"       # 6 day not an integer
-        b"1,2,24:00:00,17:00:00\r\n"         # 7 clock out of range
-        b"1,2,09:00,17:00:00\r\n"            # 8 not HH:MM:SS
-        b"1.5E+3,2,09:00:00,17:00:00",       # 9 sci id
+        b"1,0,9:00:00,17:00:00\r\n"  # 2 ok, padded
+        b"1,6,22:00:00,23:59:59.999\r\n"  # 3 ok, fraction truncated
+        b"1,4,22:00:00,02:00:00\r\n"  # 4 ok (overnight)
+        b"1,7,09:00:00,17:00:00\r\n"  # 5 day out of range
+        b"1,1.0,09:00:00,17:00:00\r\n"  # 6 day not an integer
+        b"1,2,24:00:00,17:00:00\r\n"  # 7 clock out of range
+        b"1,2,09:00,17:00:00\r\n"  # 8 not HH:MM:SS
+        b"1.5E+3,2,09:00:00,17:00:00",  # 9 sci id
     )
     s = await import_file(db, "hours", f)
     assert (s.loaded, s.already_present, s.rejected, s.replaced) == (3, 0, 5, 0)
     assert [r[0] for r in rejects_rows(s.rejects_path)[1:]] == ["5", "6", "7", "8", "9"]
     docs = await db.store_hours.find({}, {"_id": 0}).sort("dayOfWeek", 1).to_list()
     assert docs == [
-        {"store_id": "1", "dayOfWeek": 0, "start_time_local": "09:00:00", "end_time_local": "17:00:00"},
-        {"store_id": "1", "dayOfWeek": 4, "start_time_local": "22:00:00", "end_time_local": "02:00:00"},
-        {"store_id": "1", "dayOfWeek": 6, "start_time_local": "22:00:00", "end_time_local": "23:59:59"},
+        {
+            "store_id": "1",
+            "dayOfWeek": 0,
+            "start_time_local": "09:00:00",
+            "end_time_local": "17:00:00",
+        },
+        {
+            "store_id": "1",
+            "dayOfWeek": 4,
+            "start_time_local": "22:00:00",
+            "end_time_local": "02:00:00",
+        },
+        {
+            "store_id": "1",
+            "dayOfWeek": 6,
+            "start_time_local": "22:00:00",
+            "end_time_local": "23:59:59",
+        },
     ]
 
 
@@ -258,7 +308,12 @@ async def test_hours_file_is_new_truth_for_the_stores_it_mentions(db, tmp_path: 
     rows written by other systems for a mentioned store are replaced too; a store's rows may be
     spread over the file (unsorted)."""
     await db.store_hours.insert_one(
-        {"store_id": "A", "dayOfWeek": 3, "start_time_local": "01:00:00", "end_time_local": "02:00:00"}
+        {
+            "store_id": "A",
+            "dayOfWeek": 3,
+            "start_time_local": "01:00:00",
+            "end_time_local": "02:00:00",
+        }
     )
     first = write(
         tmp_path / "h1.csv",
@@ -274,7 +329,11 @@ async def test_hours_file_is_new_truth_for_the_stores_it_mentions(db, tmp_path: 
     )
     s = await import_file(db, "hours", second)
     assert (s.loaded, s.already_present, s.rejected, s.replaced) == (1, 2, 0, 1)
-    a_rows = await db.store_hours.find({"store_id": "A"}, {"_id": 0, "store_id": 0}).sort("dayOfWeek", 1).to_list()
+    a_rows = (
+        await db.store_hours.find({"store_id": "A"}, {"_id": 0, "store_id": 0})
+        .sort("dayOfWeek", 1)
+        .to_list()
+    )
     assert a_rows == [
         {"dayOfWeek": 0, "start_time_local": "09:00:00", "end_time_local": "17:00:00"},
         {"dayOfWeek": 2, "start_time_local": "08:00:00", "end_time_local": "12:00:00"},
@@ -290,17 +349,21 @@ async def test_hours_file_is_new_truth_for_the_stores_it_mentions(db, tmp_path: 
 async def test_timezones_validation_and_replacement(db, tmp_path: Path) -> None:
     """Rule: a zone must be an IANA name known to Python and to MongoDB; a store listed twice
     with different zones keeps the first; a zone file replaces the zone of mentioned stores."""
-    await import_file(db, "timezones", write(tmp_path / "t0.csv", b"store_id,timezone_str\nA,America/Chicago\nB,America/Denver\n"))
+    await import_file(
+        db,
+        "timezones",
+        write(tmp_path / "t0.csv", b"store_id,timezone_str\nA,America/Chicago\nB,America/Denver\n"),
+    )
     f = write(
         tmp_path / "t.csv",
         b"store_id,timezone_str\n"
-        b"A,America/New_York\n"     # 2 ok: replaces Chicago
-        b"C,US/Chicagoo\n"          # 3 unknown
-        b"D,\n"                     # 4 empty
-        b"E,+05:00\n"               # 5 an offset, not an IANA name
-        b"A,America/Denver\n"       # 6 conflicting with line 2
-        b"A,America/New_York\n"     # 7 duplicate of line 2
-        b"F,Asia/Beirut\n",         # 8 ok
+        b"A,America/New_York\n"  # 2 ok: replaces Chicago
+        b"C,US/Chicagoo\n"  # 3 unknown
+        b"D,\n"  # 4 empty
+        b"E,+05:00\n"  # 5 an offset, not an IANA name
+        b"A,America/Denver\n"  # 6 conflicting with line 2
+        b"A,America/New_York\n"  # 7 duplicate of line 2
+        b"F,Asia/Beirut\n",  # 8 ok
     )
     s = await import_file(db, "timezones", f)
     assert (s.loaded, s.already_present, s.rejected, s.replaced) == (2, 1, 4, 1)
@@ -314,8 +377,11 @@ async def test_timezones_validation_and_replacement(db, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- public files
 
 
-async def test_public_v1_hours_and_timezones_exact_counts_and_reimport(db, public_data: Path) -> None:
-    """Rule: v1 files load exactly 86,198 hours and 13,559 timezone rows; a second run adds nothing."""
+async def test_public_v1_hours_and_timezones_exact_counts_and_reimport(
+    db, public_data: Path
+) -> None:
+    """Rule: v1 files load exactly 86,198 hours and 13,559 timezone rows; a second run adds
+    nothing."""
     v1 = public_data / "loop_v1_2023"
     hours, tz = v1 / "menu_hours.csv", v1 / "timezones.csv"
     first = await import_files(db, hours=hours, timezones=tz)
@@ -332,7 +398,9 @@ async def test_public_v1_hours_and_timezones_exact_counts_and_reimport(db, publi
     assert await db.store_timezones.count_documents({}) == 13_559
     # Ids above 2**53 stay exact.
     assert await db.store_timezones.find_one({"store_id": "8139926242460185114"}, {"_id": 0}) == {
-        "store_id": "8139926242460185114", "timezone_str": "Asia/Beirut"}
+        "store_id": "8139926242460185114",
+        "timezone_str": "Asia/Beirut",
+    }
 
 
 async def test_public_v2_hours_and_timezones_exact_counts(db, public_data: Path) -> None:

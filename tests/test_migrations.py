@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -41,7 +40,12 @@ def _migration(directory: Path, name: str, collection: str, index: str) -> Path:
     path.write_text(
         json.dumps(
             {
-                "up": [{"createIndexes": collection, "indexes": [{"key": {index: 1}, "name": f"{index}_1"}]}],
+                "up": [
+                    {
+                        "createIndexes": collection,
+                        "indexes": [{"key": {index: 1}, "name": f"{index}_1"}],
+                    }
+                ],
                 "down": [{"dropIndexes": collection, "index": f"{index}_1"}],
             }
         )
@@ -79,7 +83,10 @@ def test_shipped_migrations_are_valid_and_name_every_index() -> None:
                 for index in cmd["indexes"]:
                     assert index.get("name"), f"{m.file_name}: unnamed index {index}"
                     created[(cmd["createIndexes"], index["name"])] = dict(index["key"])
-    assert created[("store_status", "store_id_1_timestamp_utc_1")] == {"store_id": 1, "timestamp_utc": 1}
+    assert created[("store_status", "store_id_1_timestamp_utc_1")] == {
+        "store_id": 1,
+        "timestamp_utc": 1,
+    }
     assert created[("store_hours", "store_id_1")] == {"store_id": 1}
     assert created[("store_timezones", "store_id_1")] == {"store_id": 1}
     assert first.checksum == hashlib.sha256(first.path.read_bytes()).hexdigest()
@@ -93,7 +100,10 @@ async def test_up_down_up_with_the_shipped_migrations(db) -> None:
     assert "store_id_1_timestamp_utc_1" in await _index_names(db, "store_status")
     entries = await db[CHANGELOG].find({}, {"_id": 0}).to_list()
     assert [e["file_name"] for e in entries] == names
-    assert entries[0]["checksum"] == hashlib.sha256((migrations_dir() / names[0]).read_bytes()).hexdigest()
+    assert (
+        entries[0]["checksum"]
+        == hashlib.sha256((migrations_dir() / names[0]).read_bytes()).hexdigest()
+    )
     assert isinstance(entries[0]["applied_at"], datetime)
     assert await migrate_up(db) == []
 
@@ -113,7 +123,11 @@ async def test_down_reverts_only_the_last_applied(db, mig_dir: Path) -> None:
     assert await migrate_down(db, directory=mig_dir) == ["20240103000000-c.json"]
     assert await _index_names(db, "t") == {"_id_", "a_1", "b_1"}
     assert await migrate_down(db, directory=mig_dir) == ["20240102000000-b.json"]
-    assert [s.state for s in await migration_status(db, mig_dir)] == ["applied", "pending", "pending"]
+    assert [s.state for s in await migration_status(db, mig_dir)] == [
+        "applied",
+        "pending",
+        "pending",
+    ]
 
 
 async def test_concurrent_up_in_one_process_applies_each_once(db, mig_dir: Path) -> None:
@@ -125,17 +139,26 @@ async def test_concurrent_up_in_one_process_applies_each_once(db, mig_dir: Path)
     assert await db[LOCK_COLLECTION].count_documents({}) == 0  # released
 
 
-async def test_concurrent_up_in_two_processes_applies_each_once(db, mig_dir: Path, mongo_uri: str) -> None:
+async def test_concurrent_up_in_two_processes_applies_each_once(
+    db, mig_dir: Path, mongo_uri: str
+) -> None:
     """Rule: two `uptime migrate up` processes started together apply each file exactly once."""
     env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": db.name}
     cmd = [sys.executable, "-m", "uptime.cli", "migrate", "up", "--dir", str(mig_dir)]
     procs = [
-        await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        await asyncio.create_subprocess_exec(
+            *cmd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         for _ in range(2)
     ]
     outputs = [await p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    lines = [line for out, _ in outputs for line in out.decode().splitlines() if line.startswith("applied ")]
+    lines = [
+        line
+        for out, _ in outputs
+        for line in out.decode().splitlines()
+        if line.startswith("applied ")
+    ]
     assert sorted(lines) == sorted(f"applied {p.name}" for p in mig_dir.iterdir())
     assert await db[CHANGELOG].count_documents({}) == 3
 
@@ -159,7 +182,9 @@ async def test_status_flags_pending_changed_and_missing(db, mig_dir: Path) -> No
     }
 
 
-def test_status_command_output(mongo_uri: str, mig_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_command_output(
+    mongo_uri: str, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rule: `uptime migrate status` prints one line per file and exits 1 while one is pending."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("MONGODB_DATABASE", "test_mig_status_cli")
@@ -189,17 +214,26 @@ async def test_live_lock_blocks_and_stale_lock_is_taken_over(db, mig_dir: Path) 
     expires_at (dead holder) is taken over and `up` proceeds."""
     now = datetime.now(UTC)
     await db[LOCK_COLLECTION].insert_one(
-        {"_id": LOCK_ID, "owner": "other-host:1", "acquired_at": now, "expires_at": now + timedelta(minutes=5)}
+        {
+            "_id": LOCK_ID,
+            "owner": "other-host:1",
+            "acquired_at": now,
+            "expires_at": now + timedelta(minutes=5),
+        }
     )
     with pytest.raises(MigrationLockError, match="other-host:1"):
         await migrate_up(db, directory=mig_dir, lock_wait=0.3)
     assert await db[CHANGELOG].count_documents({}) == 0
-    await db[LOCK_COLLECTION].update_one({"_id": LOCK_ID}, {"$set": {"expires_at": now - timedelta(seconds=1)}})
+    await db[LOCK_COLLECTION].update_one(
+        {"_id": LOCK_ID}, {"$set": {"expires_at": now - timedelta(seconds=1)}}
+    )
     assert len(await migrate_up(db, directory=mig_dir, lock_wait=0.3)) == 3
     assert await db[LOCK_COLLECTION].count_documents({}) == 0
 
 
-async def test_lock_is_renewed_while_held(db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_lock_is_renewed_while_held(
+    db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rule: the holder renews expires_at, so a long migration is not taken over."""
     import uptime.migrations as m
 
@@ -217,7 +251,9 @@ async def test_lock_is_renewed_while_held(db, mig_dir: Path, monkeypatch: pytest
     assert seen[1] > seen[0]
 
 
-async def test_ensure_current_refuses_or_applies(db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ensure_current_refuses_or_applies(
+    db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rule: with auto-migrate off, pending migrations raise an error naming them and telling
     the user to run `uptime migrate up`; with it on they are applied once."""
     import uptime.migrations as m
@@ -242,7 +278,12 @@ async def test_failing_command_names_file_and_is_not_recorded(db, tmp_path: Path
         await migrate_up(db, directory=d)
     assert await db[CHANGELOG].count_documents({}) == 0
     (d / "20240101000000-bad.json").write_text(
-        json.dumps({"up": [{"dropIndexes": "nope", "index": "x_1"}], "down": [{"dropIndexes": "nope", "index": "x_1"}]})
+        json.dumps(
+            {
+                "up": [{"dropIndexes": "nope", "index": "x_1"}],
+                "down": [{"dropIndexes": "nope", "index": "x_1"}],
+            }
+        )
     )
     assert await migrate_up(db, directory=d) == ["20240101000000-bad.json"]
     assert await migrate_down(db, directory=d) == ["20240101000000-bad.json"]
@@ -255,7 +296,11 @@ def test_misnamed_file_is_an_error(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-MONGOSH = shutil.which("mongosh") or (str(REPO / ".tools/node_modules/.bin/mongosh") if (REPO / ".tools/node_modules/.bin/mongosh").exists() else None)
+MONGOSH = shutil.which("mongosh") or (
+    str(REPO / ".tools/node_modules/.bin/mongosh")
+    if (REPO / ".tools/node_modules/.bin/mongosh").exists()
+    else None
+)
 
 
 @pytest.mark.skipif(MONGOSH is None, reason="mongosh not installed")
@@ -268,10 +313,15 @@ async def test_mongosh_applies_the_same_file_and_records_it(db, mongo_uri: str) 
 
     async def run(direction: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            MONGOSH, f"{base}/{db.name}", "--quiet",
-            "--eval", f'const MIGRATION = {json.dumps(str(first.path))}, DIRECTION = "{direction}"',
-            "--file", str(REPO / "migrations" / "apply.mongosh.js"),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            MONGOSH,
+            f"{base}/{db.name}",
+            "--quiet",
+            "--eval",
+            f'const MIGRATION = {json.dumps(str(first.path))}, DIRECTION = "{direction}"',
+            "--file",
+            str(REPO / "migrations" / "apply.mongosh.js"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()

@@ -189,11 +189,15 @@ def parse_timestamp(text: str) -> datetime:
     utc_suffix = t.endswith(" UTC")
     core = t[:-4] if utc_suffix else t
     if len(core) < 19 or core[10] not in " T" or core[4] != "-":
-        raise RowError(f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)")
+        raise RowError(
+            f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
+        )
     try:
         dt = _fromisoformat(core)
     except ValueError:
-        raise RowError(f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)") from None
+        raise RowError(
+            f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
+        ) from None
     if dt.tzinfo is not None:
         if utc_suffix:
             raise RowError(f"unparseable timestamp {text!r} (both an offset and 'UTC')")
@@ -229,7 +233,14 @@ def parse_clock(text: str, column: str) -> str:
         RowError: anything else, e.g. ``24:00:00``, ``9:00``, ``noon``.
     """
     t = text.strip()
-    if len(t) == 8 and t[2] == ":" and t[5] == ":" and t[:2].isdigit() and t[3:5].isdigit() and t[6:].isdigit():
+    if (
+        len(t) == 8
+        and t[2] == ":"
+        and t[5] == ":"
+        and t[:2].isdigit()
+        and t[3:5].isdigit()
+        and t[6:].isdigit()
+    ):
         h, m, s = int(t[:2]), int(t[3:5]), int(t[6:])
     else:
         match = _CLOCK.fullmatch(t)
@@ -275,7 +286,9 @@ class ZoneChecker:
                     cursor={},
                 )
             except OperationFailure:
-                reason = f"timezone_str {zone!r} is unknown to the MongoDB server's time zone database"
+                reason = (
+                    f"timezone_str {zone!r} is unknown to the MongoDB server's time zone database"
+                )
         self._known[zone] = reason
         return reason
 
@@ -302,21 +315,27 @@ class _Rejects:
                 raise ImportFileError(f"the rejects file {self.target} would overwrite the input")
             if not self.explicit and _read_only_dir(self.target.parent):
                 raise PermissionError(self.target.parent)
-            self._file = open(self.target, "w", encoding="utf-8", errors="surrogateescape", newline="")
+            self._file = open(
+                self.target, "w", encoding="utf-8", errors="surrogateescape", newline=""
+            )
             self.path = self.target
         except PermissionError:
             if self.explicit:
                 raise ImportFileError(f"cannot write the rejects file {self.target}") from None
             fallback = Path.cwd() / self.target.name
             try:
-                self._file = open(fallback, "w", encoding="utf-8", errors="surrogateescape", newline="")
+                self._file = open(
+                    fallback, "w", encoding="utf-8", errors="surrogateescape", newline=""
+                )
             except OSError as exc:
                 raise ImportFileError(
                     f"cannot write the rejects file {self.target} nor {fallback}: {exc}; "
                     "pass --rejects DIR"
                 ) from None
             self.path = fallback
-            self.notes.append(f"{self.target.parent} is not writable; rejects written to {fallback}")
+            self.notes.append(
+                f"{self.target.parent} is not writable; rejects written to {fallback}"
+            )
         except OSError as exc:
             raise ImportFileError(f"cannot write the rejects file {self.target}: {exc}") from None
         self._writer = csv.writer(self._file, lineterminator="\n")
@@ -351,7 +370,9 @@ def _read_only_dir(directory: Path) -> bool:
         return False
 
 
-def rejects_target(input_path: Path, kind: str, rejects: Path | None, several: bool) -> tuple[Path, bool]:
+def rejects_target(
+    input_path: Path, kind: str, rejects: Path | None, several: bool
+) -> tuple[Path, bool]:
     """Where the rejects of ``input_path`` go, and whether the user chose it.
 
     * ``rejects`` unset: ``<input>.rejects.csv`` next to the input (if that folder is
@@ -554,7 +575,9 @@ class _Progress:
 # --------------------------------------------------------------------------- importers
 
 
-async def _import_status(db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress) -> None:
+async def _import_status(
+    db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress
+) -> None:
     c = src.columns
     i_sid, i_st, i_ts = c["store_id"], c["status"], c["timestamp_utc"]
     ncols = len(src.header)
@@ -629,7 +652,9 @@ async def _replace_rows(collection: Any, stores: Iterable[str], keep: Callable[[
     return removed
 
 
-async def _import_hours(db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress) -> None:
+async def _import_hours(
+    db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress
+) -> None:
     c = src.columns
     i_sid, i_day = c["store_id"], c["dayofweek"]
     i_start, i_end = c["start_time_local"], c["end_time_local"]
@@ -661,7 +686,13 @@ async def _import_hours(db: Any, src: _Source, rej: _Rejects, summary: ImportSum
         stores.add(sid)
         row_ids.add(_id)
         batch.append(
-            {"_id": _id, "store_id": sid, "dayOfWeek": day, "start_time_local": start, "end_time_local": end}
+            {
+                "_id": _id,
+                "store_id": sid,
+                "dayOfWeek": day,
+                "start_time_local": start,
+                "end_time_local": end,
+            }
         )
         if len(batch) >= BATCH_SIZE:
             await writer.submit(batch)
@@ -761,9 +792,13 @@ async def import_file(
     path = Path(path)
     started = time.perf_counter()
     src = _open_source(kind, path)
-    target, explicit = rejects_target(path, kind, None if rejects is None else Path(rejects), _several)
+    target, explicit = rejects_target(
+        path, kind, None if rejects is None else Path(rejects), _several
+    )
     rej = _Rejects(target, explicit, src.header, path)
-    summary = ImportSummary(kind=kind, path=path, collection=COLLECTIONS[kind], notes=list(src.notes))
+    summary = ImportSummary(
+        kind=kind, path=path, collection=COLLECTIONS[kind], notes=list(src.notes)
+    )
     prog = _Progress(progress, f"{kind} {path.name}", src.size)
     try:
         await _IMPORTERS[kind](db, src, rej, summary, prog)
@@ -796,7 +831,11 @@ async def import_files(
     Raises:
         ImportFileError: as :func:`import_file`.
     """
-    files = [(k, Path(p)) for k, p in (("timezones", timezones), ("hours", hours), ("status", status)) if p]
+    files = [
+        (k, Path(p))
+        for k, p in (("timezones", timezones), ("hours", hours), ("status", status))
+        if p
+    ]
     for kind, path in files:
         _open_source(kind, path).close()
     several = len(files) > 1
@@ -813,7 +852,8 @@ _FileOption = dict(exists=True, dir_okay=False, readable=True, resolve_path=Fals
 
 def import_command(
     status: Annotated[
-        Path | None, typer.Option("--status", help="Polls CSV: store_id,status,timestamp_utc.", **_FileOption)
+        Path | None,
+        typer.Option("--status", help="Polls CSV: store_id,status,timestamp_utc.", **_FileOption),
     ] = None,
     hours: Annotated[
         Path | None,

@@ -119,7 +119,9 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
             raise MigrationError(f"{path}: expected an object with 'up' and 'down'")
         for part in ("up", "down"):
             commands = doc.get(part)
-            if not isinstance(commands, list) or not all(isinstance(c, dict) and c for c in commands):
+            if not isinstance(commands, list) or not all(
+                isinstance(c, dict) and c for c in commands
+            ):
                 raise MigrationError(f"{path}: '{part}' must be a list of command documents")
         found.append(
             Migration(
@@ -193,8 +195,9 @@ class _Lock:
                 holder = await self.collection.find_one({"_id": LOCK_ID}) or {}
                 raise MigrationLockError(
                     f"the migrations lock is held by {holder.get('owner', '?')} since "
-                    f"{holder.get('acquired_at', '?')}; it expires at {holder.get('expires_at', '?')} "
-                    f"if its holder died (collection {LOCK_COLLECTION})"
+                    f"{holder.get('acquired_at', '?')}; it expires at "
+                    f"{holder.get('expires_at', '?')} if its holder died "
+                    f"(collection {LOCK_COLLECTION})"
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
