@@ -123,7 +123,11 @@ def random_store(
             elif r < 0.10:  # conflicting poll at the same instant
                 other = "active" if inactive else "inactive"
                 docs.polls.append({"store_id": store_id, "timestamp_utc": ts, "status": other})
-            elif r < 0.13:  # invalid status: ignored
+            elif r < 0.12:  # three polls at one instant, the extra two of random status
+                for _ in range(2):
+                    other = rng.choice(["active", "inactive"])
+                    docs.polls.append({"store_id": store_id, "timestamp_utc": ts, "status": other})
+            elif r < 0.15:  # invalid status: ignored
                 bad = rng.choice(["unknown", "ACTIVE", "", None])
                 docs.polls.append({"store_id": store_id, "timestamp_utc": ts, "status": bad})
         jitter = rng.uniform(-jitter_minutes, jitter_minutes)

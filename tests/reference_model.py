@@ -28,6 +28,7 @@ the model works with ``Fraction``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
@@ -130,7 +131,9 @@ def store_result(
     times = sorted(instants)
 
     def inactive_at(x: Fraction) -> bool:
-        best = min(times, key=lambda t: (abs(x - t), -t))  # exact midpoint -> later poll
+        i = bisect_right(times, x)
+        near = times[max(0, i - 1) : i + 1]  # the polls just before and after x
+        best = min(near, key=lambda t: (abs(x - t), -t))  # exact midpoint -> later poll
         return instants[best]
 
     good = sorted(z for z in zones if isinstance(z, str) and z in accepted_zones)

@@ -102,6 +102,18 @@ async def test_conflicting_polls_same_instant_inactive_wins(db, order):
     assert sums((await report(db, "2024-05-01T12:00:00Z"))["s"]) == (60.0, 23.0, 167.0, 0.0, 1.0, 1.0)
 
 
+@pytest.mark.parametrize("order", [("inactive", "active", "active"), ("active", "active", "inactive"),
+                                   ("active", "inactive", "active")])
+async def test_three_polls_same_instant_inactive_wins(db, order):
+    """Rule 1: three polls at 09:00Z, one inactive (every insert order, which is the order the
+    index returns equal keys in), between hourly active polls 08:00..12:00, T = 12:00Z: one
+    inactive poll at 09:00 -> down 08:30-09:30 = 1 h (not 2 h: the 10:00 poll still counts)."""
+    polls = [poll("s", "2024-05-01T08:00:00Z")] + [poll("s", "2024-05-01T09:00:00Z", st) for st in order]
+    polls += [poll("s", f"2024-05-01T{h}:00:00Z") for h in (10, 11, 12)]
+    await load(db, polls)
+    assert sums((await report(db, "2024-05-01T12:00:00Z"))["s"]) == (60.0, 23.0, 167.0, 0.0, 1.0, 1.0)
+
+
 async def test_exact_duplicate_polls_count_once(db):
     """Rule 1: an exact duplicate poll changes nothing: 10:00 A, 11:00 I twice, T = 11:00Z
     gives the first worked example's 30/30 min."""
