@@ -360,10 +360,17 @@ class _Generation:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(pipeline.REPORT_COLUMNS)
         rows = fallbacks = 0
+        extra: dict[str, Any] = {}
+        if hasattr(pipeline, "known_timezones"):  # screen the zones once, not once per range
+            extra["timezones"] = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
         for store_range in ranges:
             async for row in pipeline.iter_report_rows(
-                self.db, as_of=as_of, version=pipeline.DEFAULT_VERSION, store_range=store_range
+                self.db,
+                as_of=as_of,
+                version=pipeline.DEFAULT_VERSION,
+                store_range=store_range,
+                **extra,
             ):
                 writer.writerow(csv_line_values(row))
                 rows += 1
