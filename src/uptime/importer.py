@@ -46,6 +46,7 @@ import re
 import sys
 import time
 import zoneinfo
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -74,6 +75,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 _ALIASES = {"day": "dayofweek"}
 
 BATCH_SIZE = 5000
+#: Insert batches sent but not yet acknowledged (MongoDB works on them while we parse).
+IN_FLIGHT = 1
 _DELETE_CHUNK = 1000
 _VALID_ID_CACHE_MAX = 1_000_000
 
@@ -474,7 +477,7 @@ def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]
 
 
 class _Writer:
-    """Unordered bulk inserts, one batch in flight while the next one is parsed.
+    """Unordered bulk inserts, ``IN_FLIGHT`` batches in flight while the next one is parsed.
 
     A duplicate ``_id`` is counted as *already present*. MongoDB handles a batch with
     duplicate-key errors slowly (it retries the batch row by row), so while duplicates are
@@ -487,7 +490,7 @@ class _Writer:
         self.loaded = 0
         self.already_present = 0
         self.precheck = precheck
-        self._task: asyncio.Task | None = None
+        self._tasks: deque[asyncio.Task] = deque()
 
     async def _insert(self, docs: list[dict]) -> None:
         total = len(docs)
@@ -520,14 +523,14 @@ class _Writer:
         self.precheck = (total - len(docs) + duplicates) * 100 > total
 
     async def submit(self, docs: list[dict]) -> None:
-        await self.wait()
-        self._task = asyncio.create_task(self._insert(docs))
+        while len(self._tasks) >= IN_FLIGHT:
+            await self._tasks.popleft()
+        self._tasks.append(asyncio.create_task(self._insert(docs)))
         await asyncio.sleep(0)  # let it encode and send before we parse on
 
     async def wait(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+        while self._tasks:
+            await self._tasks.popleft()
 
 
 async def _has_rows(collection: Any) -> bool:
