@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import httpx
 from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
@@ -281,7 +280,7 @@ async def test_large_download_is_streamed_chunk_by_chunk(db, settings):
 def small_chunks(monkeypatch) -> None:
     """256-byte GridFS chunks, each inserted at once (PyMongo otherwise buffers up to 32 MB
     of chunks before inserting), so a failure midway really has chunks to clean up."""
-    import gridfs.asynchronous.grid_file as grid_file
+    from gridfs.asynchronous import grid_file
 
     monkeypatch.setattr(reports, "CHUNK_SIZE_BYTES", 256)
     monkeypatch.setattr(reports, "WRITE_BUFFER_CHARS", 100)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,8 +38,8 @@ def parse_as_of(value: str | None) -> datetime | None:
             param_hint="--as-of",
         ) from exc
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -118,7 +118,7 @@ def report_command(
         doc = asyncio.run(_run_report(parsed, output))
     except EmbeddedServerError as exc:
         raise _fail(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
+    except Exception as exc:
         if exc.__class__.__name__ == "MigrationsPendingError":
             raise _fail(str(exc)) from None
         from pymongo.errors import PyMongoError

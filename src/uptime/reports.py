@@ -50,7 +50,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -105,7 +105,7 @@ def is_report_id(value: str) -> bool:
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, truncated to milliseconds (BSON Date precision)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -114,8 +114,8 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def format_value(value: Any) -> str:
@@ -327,7 +327,7 @@ class _Generation:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._abort(upload))
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed report
+        except Exception as exc:
             log.exception("report %s failed", self.report_id)
             await self._abort(upload)
             with contextlib.suppress(LeaseLostError):
@@ -350,7 +350,7 @@ class _Generation:
         try:
             await upload.abort()
             await delete_file(self.db, upload._id)
-        except Exception:  # noqa: BLE001 - the recovery path removes leftovers by file_id
+        except Exception:
             log.exception("report %s: could not abort the GridFS upload", self.report_id)
 
     async def _stream_rows(
@@ -447,7 +447,7 @@ class ReportService:
         with contextlib.suppress(PyMongoError):
             await self.reports.update_many(
                 {"status": RUNNING, "lease.owner": self.owner},
-                {"$set": {"lease.expires_at": datetime(1970, 1, 1, tzinfo=timezone.utc)}},
+                {"$set": {"lease.expires_at": datetime(1970, 1, 1, tzinfo=UTC)}},
             )
 
     # -- public API --------------------------------------------------------------------
