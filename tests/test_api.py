@@ -186,3 +186,12 @@ async def test_concurrent_triggers_identical_and_limited(db, settings, monkeypat
     assert len(bodies) == 1
     assert bodies.pop().decode() == await expected_csv(db, T0)
     assert peak == 2
+
+
+async def test_openapi_documents_the_endpoints(settings):
+    """/openapi.json (behind /docs) builds and lists the four endpoints."""
+    async with running_app(settings) as http:
+        schema = (await http.get("/openapi.json")).json()
+        docs = await http.get("/docs")
+    assert {"/trigger_report", "/get_report", "/reports", "/healthz"} <= set(schema["paths"])
+    assert docs.status_code == 200

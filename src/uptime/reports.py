@@ -327,8 +327,11 @@ class _Generation:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._abort(upload))
             raise
-        except Exception as exc:
-            log.exception("report %s failed", self.report_id)
+        except Exception as exc:  # every failure becomes a Failed report
+            if isinstance(exc, NoPollsError):
+                log.warning("report %s failed: %s", self.report_id, exc)
+            else:
+                log.exception("report %s failed", self.report_id)
             await self._abort(upload)
             with contextlib.suppress(LeaseLostError):
                 await self._update(
