@@ -1,0 +1,98 @@
+"""Tests of ``uptime bench`` (issue 5): a tiny-scale smoke run against the real test server,
+plus the target arithmetic, the run plan and the dataset cache."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from uptime.bench import (
+    ScaleResult,
+    ensure_dataset,
+    evaluate_targets,
+    plan_runs,
+    run_bench,
+)
+from uptime.settings import Settings
+
+
+async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(
+    mongo_uri: str, tmp_path: Path
+) -> None:
+    """Rule: one bench run (scale 0.01, 1 run) imports, times T_report/T_floor/T_alt,
+    prints the table and targets, writes JSON under the results dir, finds the polars
+    alternative's CSV byte-identical to the stored report's, and drops its database."""
+    settings = Settings(mongodb_uri=mongo_uri, mongodb_database="unused", data_dir=tmp_path / "d")
+    buf = io.StringIO()
+    console = Console(file=buf, width=200)
+    doc, path = await run_bench(
+        settings, [(0.01, 1)], seed=5, cache_dir=tmp_path / "cache",
+        results_dir=tmp_path / "results", console=console,
+    )
+    out = buf.getvalue()
+    for figure in ("T_report s", "T_floor s", "T_alt s", "import status rows/s",
+                   "peak RSS report process MB", "CSV alt == report", "targets"):
+        assert figure in out, figure
+    assert path.parent == tmp_path / "results" and path.suffix == ".json"
+    saved = json.loads(path.read_text())
+    (result,) = saved["results"]
+    assert result["csv_equal"] is True
+    assert result["report_rows"] == result["dataset"]["stores"] == 141
+    assert result["floor_polls"] == result["dataset"]["status_rows"]
+    assert len(result["report_s"]) == len(result["floor_s"]) == len(result["alt_s"]) == 1
+    assert result["import_status_rows_per_s"] > 0
+    assert 10 * 1_000_000 < result["report_rss_bytes"][0] < 2_000_000_000
+    assert any(t["target"].startswith("T_report <= 3 x T_floor") for t in saved["targets"])
+    from pymongo import MongoClient
+
+    assert result["database"].startswith("uptime_bench_")
+    with MongoClient(mongo_uri) as client:
+        assert result["database"] not in client.list_database_names()
+
+
+def _result(scale: float, report: list[float], floor: list[float], alt: list[float],
+            rss: int = 100_000_000, rps: float = 60_000.0) -> ScaleResult:
+    r = ScaleResult(scale=scale, dataset={"stores": 1, "status_rows": 1}, generated_now=False)
+    r.report_s, r.floor_s, r.alt_s = report, floor, alt
+    r.report_rss_bytes = [rss]
+    r.import_status_rows_per_s = rps
+    return r
+
+
+def test_targets_use_medians_and_limits() -> None:
+    """Rule: targets compare medians — report/floor <= 3 (10/4 = 2.5 passes), report < alt
+    (10 vs 9 fails), growth 1 -> 2 <= 2.3 (24/10 = 2.4 fails), RSS <= 300 MB (301 MB
+    fails), import >= 50,000 rows/s (49,999 fails)."""
+    one = _result(1.0, [9.0, 10.0, 30.0], [4.0, 4.0, 5.0], [9.0, 9.0, 9.0])
+    two = _result(2.0, [24.0], [9.0], [30.0], rss=301_000_000, rps=49_999)
+    got = {t["target"]: t["pass"] for t in evaluate_targets([one, two])}
+    assert got["T_report <= 3 x T_floor (scale 1)"] is True
+    assert got["T_report < T_alt (scale 1)"] is False
+    assert got["T_report < T_alt (scale 2)"] is True
+    assert got["T_report scale 1 -> 2 <= 2.3 x"] is False
+    assert got["peak RSS of the report process <= 300 MB (scale 1)"] is True
+    assert got["peak RSS of the report process <= 300 MB (scale 2)"] is False
+    assert got["import >= 50,000 status rows/s (scale 2)"] is False
+
+
+def test_plan_runs_reference_scale_gets_runs() -> None:
+    """Rule: the reference scale is timed --runs times, the others --other-runs times,
+    in ascending order; the reference scale is added when missing."""
+    assert plan_runs(1.0, [0.25, 1.0, 2.0], 3, 1) == [(0.25, 1), (1.0, 3), (2.0, 1)]
+    assert plan_runs(0.5, [], 2, 1) == [(0.5, 2)]
+    assert plan_runs(1.0, [2.0], 3, 2) == [(1.0, 3), (2.0, 2)]
+
+
+def test_dataset_cache_is_reused(tmp_path: Path) -> None:
+    """Rule: a dataset is generated once per (scale, seed) and reused afterwards."""
+    meta, generated = ensure_dataset(tmp_path, 0.001, 3)
+    assert generated and meta["stores"] == 14
+    status = Path(meta["status"])
+    mtime = status.stat().st_mtime_ns
+    again, generated_again = ensure_dataset(tmp_path, 0.001, 3)
+    assert not generated_again and again == meta and status.stat().st_mtime_ns == mtime
+    _, other = ensure_dataset(tmp_path, 0.001, 4)
+    assert other
