@@ -123,3 +123,18 @@ async def test_mongosh_runner_returns_the_same_rows(db, mongo_uri):
     assert "wrote 30 rows" in msg[-1]
     stored = await db["report_rows"].find({}, {"_id": 0}).sort("store_id", 1).to_list()
     assert normalise(stored) == normalise(expected)
+
+
+async def test_explain_execution_stats_works(db):
+    """A DBA can profile the pipeline: explain with executionStats succeeds and reports the
+    stages (regression: a $match after a $project inside $unionWith crashed mongod 6.0.5 under
+    explain executionStats, so the v1 sub-pipelines avoid that shape)."""
+    await load(db, [poll("s", "2024-05-01T10:00:00Z")], [hours("s", 2, "09:00:00", "17:00:00")], [zone("s", "Asia/Tokyo")])
+    as_of = utc("2024-05-01T12:00:00Z")
+    explained = await db.command({
+        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline(), "cursor": {},
+                    "let": P.report_let(as_of, await P.known_timezones(db)), "allowDiskUse": True},
+        "verbosity": "executionStats"})
+    names = [next(iter(s)) for s in explained["stages"]]
+    assert names[0] == "$cursor" and "$_internalSetWindowFields" in names and "$unionWith" in names
+    assert await db.command("ping")
