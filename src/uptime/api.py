@@ -36,7 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from uptime import reports
-from uptime.db import open_client
+from uptime.db import open_database
 from uptime.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -258,14 +258,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_client(settings) as client:
-            db = client[settings.mongodb_database]
-            from uptime.migrations import ensure_current
-
-            await ensure_current(db, apply=settings.auto_migrate)
+        async with open_database(settings) as db:
             service = reports.ReportService(db, settings)
             await service.start()
-            app.state.client = client
             app.state.db = db
             app.state.reports = service
             try:

@@ -55,7 +55,7 @@ from typing import Any
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
@@ -163,19 +163,6 @@ def describe_error(exc: BaseException) -> str:
 def bucket(db: AsyncDatabase) -> AsyncGridFSBucket:
     """The GridFS bucket holding report CSVs."""
     return AsyncGridFSBucket(db, bucket_name=BUCKET_NAME, chunk_size_bytes=CHUNK_SIZE_BYTES)
-
-
-async def ensure_indexes(db: AsyncDatabase) -> None:
-    """Create the ``reports`` indexes (idempotent; explicit names)."""
-    await db[REPORTS_COLLECTION].create_indexes(
-        [
-            IndexModel(
-                [("status", ASCENDING), ("lease.expires_at", ASCENDING)],
-                name="reports_status_lease",
-            ),
-            IndexModel([("created_at", DESCENDING)], name="reports_created_at"),
-        ]
-    )
 
 
 async def delete_file(db: AsyncDatabase, file_id: Any) -> None:
@@ -422,12 +409,11 @@ class ReportService:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, *, background: bool = True, recover: bool = True) -> None:
-        """Create indexes; with ``recover`` (the service) resume reports whose lease expired,
+        """With ``recover`` (the service) resume reports whose lease expired,
         sweep retention and do both periodically; with ``background`` renew leases.
 
         The CLI's ``uptime report`` uses ``recover=False``: it generates its own report only.
         """
-        await ensure_indexes(self.db)
         self._recover = recover
         if recover:
             await self.recover()
