@@ -257,9 +257,18 @@ async def split_store_ranges(
     Raises:
         ValueError: ``parts < 1``.
     """
+    return store_ranges(await report_store_ids(db, as_of), parts)
+
+
+def store_ranges(ids: Sequence[str], parts: int) -> list[tuple[str | None, str | None]]:
+    """Split sorted store ``ids`` into at most ``parts`` contiguous half-open id ranges
+    (see ``split_store_ranges``, which calls this on ``report_store_ids``).
+
+    Raises:
+        ValueError: ``parts < 1``.
+    """
     if parts < 1:
         raise ValueError(f"parts must be >= 1, got {parts}")
-    ids = await report_store_ids(db, as_of)
     parts = max(1, min(parts, len(ids)))
     bounds: list[str] = []
     for k in range(1, parts):

@@ -262,8 +262,9 @@ class _Generation:
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
             as_of = as_utc(as_of)
-            total = await pipeline.count_report_stores(self.db, as_of)
-            ranges = await pipeline.split_store_ranges(self.db, as_of, RANGE_PARTS)
+            store_ids = await pipeline.report_store_ids(self.db, as_of)
+            total = len(store_ids)
+            ranges = pipeline.store_ranges(store_ids, RANGE_PARTS)
             file_id = ObjectId()
             await self._update(
                 {
