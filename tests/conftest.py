@@ -72,3 +72,30 @@ def public_data() -> Path:
     if not PUBLIC_DATA.is_dir():
         pytest.skip(f"public data not found at {PUBLIC_DATA}")
     return PUBLIC_DATA
+
+
+def _find_mongosh() -> str | None:
+    import shutil
+
+    configured = os.environ.get("UPTIME_MONGOSH")
+    if configured:
+        return configured
+    local = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "mongosh"
+    if local.exists():  # `make mongosh` installs it here
+        return str(local)
+    return shutil.which("mongosh")
+
+
+@pytest.fixture(scope="session")
+def mongosh() -> str:
+    """Path of the real mongosh (``UPTIME_MONGOSH``, ``.tools/``, or ``PATH``).
+
+    Skipped when absent on a developer machine; in CI (``CI`` set) a missing mongosh fails,
+    so the runner tests can never silently not run there.
+    """
+    path = _find_mongosh()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("mongosh not found in CI: `make mongosh` should have installed it")
+        pytest.skip("mongosh not installed (run `make mongosh`)")
+    return path

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -296,15 +295,9 @@ def test_misnamed_file_is_an_error(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-MONGOSH = shutil.which("mongosh") or (
-    str(REPO / ".tools/node_modules/.bin/mongosh")
-    if (REPO / ".tools/node_modules/.bin/mongosh").exists()
-    else None
-)
-
-
-@pytest.mark.skipif(MONGOSH is None, reason="mongosh not installed")
-async def test_mongosh_applies_the_same_file_and_records_it(db, mongo_uri: str) -> None:
+async def test_mongosh_applies_the_same_file_and_records_it(
+    db, mongo_uri: str, mongosh: str
+) -> None:
     """Rule: a DBA applies a migration file from mongosh with migrations/apply.mongosh.js; the
     indexes exist and `uptime migrate status` sees it applied (same checksum)."""
     first = load_migrations()[0]
@@ -313,7 +306,7 @@ async def test_mongosh_applies_the_same_file_and_records_it(db, mongo_uri: str) 
 
     async def run(direction: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            MONGOSH,
+            mongosh,
             f"{base}/{db.name}",
             "--quiet",
             "--eval",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,8 +90,7 @@ async def test_aggregate_carries_comment(db):
     assert entries[0]["command"]["allowDiskUse"] is True
 
 
-@pytest.mark.skipif(shutil.which("mongosh") is None, reason="mongosh is not installed")
-async def test_mongosh_runner_returns_the_same_rows(db, mongo_uri):
+async def test_mongosh_runner_returns_the_same_rows(db, mongo_uri, mongosh):
     """pipelines/run.mongosh.js with let values on the command line (same timezone screening
     in JS) prints the same rows as iter_report_rows, for the whole report and a bucket, and
     writes them to a collection with out=."""
@@ -106,7 +104,7 @@ async def test_mongosh_runner_returns_the_same_rows(db, mongo_uri):
 
     def run(eval_text: str) -> list[str]:
         eval_text = f'{eval_text}; db = db.getSiblingDB("{db.name}"); undefined'
-        out = subprocess.run(["mongosh", mongo_uri, "--quiet", "--eval", eval_text, str(REPO / "pipelines/run.mongosh.js")],
+        out = subprocess.run([mongosh, mongo_uri, "--quiet", "--eval", eval_text, str(REPO / "pipelines/run.mongosh.js")],
                              capture_output=True, text=True, timeout=120, check=True)
         return [line for line in out.stdout.splitlines() if line.strip()]
 
