@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from contextlib import asynccontextmanager
 
 import httpx
@@ -130,7 +131,8 @@ async def test_reports_list(db, settings):
     assert {r["report_id"] for r in listed} <= set(ids)
     assert all(r["status"] == "Complete" and r["rows"] == 3 for r in listed)
     assert all(r["pipeline"] == "store_uptime@v1" for r in listed)
-    assert listed[0]["created_at"] >= listed[1]["created_at"]
+    created = [datetime.fromisoformat(r["created_at"]) for r in listed]
+    assert created[0] >= created[1]
 
 
 async def test_database_down_is_503(settings):
