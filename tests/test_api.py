@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import httpx
 import pytest
