@@ -19,7 +19,11 @@ from uptime.embedded import EmbeddedMongo
 from uptime.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PUBLIC_DATA = REPO_ROOT.parent / "shared" / "data" / "public"
+# The public Loop files: UPTIME_PUBLIC_DATA, else ../shared/data/public beside the checkout
+# (where CI lays its copy of shared/).
+PUBLIC_DATA = Path(
+    os.environ.get("UPTIME_PUBLIC_DATA") or REPO_ROOT.parent / "shared" / "data" / "public"
+)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +74,7 @@ def settings(mongo_uri: str, db_name: str, tmp_path: Path) -> Settings:
 def public_data() -> Path:
     """The public Loop data folder; tests needing it are skipped when it is absent."""
     if not PUBLIC_DATA.is_dir():
-        pytest.skip(f"public data not found at {PUBLIC_DATA}")
+        pytest.skip(f"public data not found at {PUBLIC_DATA} (set UPTIME_PUBLIC_DATA)")
     return PUBLIC_DATA
 
 
