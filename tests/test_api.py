@@ -197,3 +197,16 @@ async def test_openapi_documents_the_endpoints(settings):
         docs = await http.get("/docs")
     assert {"/trigger_report", "/get_report", "/reports", "/healthz"} <= set(schema["paths"])
     assert docs.status_code == 200
+
+
+async def test_docs_page_needs_no_cdn(settings):
+    """/docs works offline: the Swagger UI page loads its script from this service, not a CDN."""
+    async with running_app(settings) as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        scripts = [line.split('src="')[1].split('"')[0] for line in page.text.splitlines()
+                   if "<script src=" in line]
+        assert scripts and all(src.startswith("/") for src in scripts)
+        for src in scripts:
+            asset = await http.get(src)
+            assert asset.status_code == 200 and len(asset.content) > 1000

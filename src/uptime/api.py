@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -268,7 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await service.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc assets served locally, no CDN needed
         title="Uptime Monitor",
         version="1.0",
         summary="Store uptime and downtime within business hours, as CSV reports.",
