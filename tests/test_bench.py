@@ -28,7 +28,7 @@ async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(
     settings = Settings(mongodb_uri=mongo_uri, mongodb_database="unused", data_dir=tmp_path / "d")
     buf = io.StringIO()
     console = Console(file=buf, width=200)
-    doc, path = await run_bench(
+    _, path = await run_bench(
         settings, [(0.01, 1)], seed=5, cache_dir=tmp_path / "cache",
         results_dir=tmp_path / "results", console=console,
     )

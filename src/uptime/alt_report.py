@@ -42,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,7 +81,7 @@ def _to_ms(value: datetime) -> int:
     return (value.replace(tzinfo=None) - _EPOCH) // _MS
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zone(name: str) -> ZoneInfo | None:
     if not name or name != name.strip():
         return None

@@ -144,7 +144,7 @@ class _MongodRss:
         while True:
             try:
                 self.peak = max(self.peak, self._sample())
-            except Exception:  # noqa: BLE001 - sampling is best effort
+            except Exception:  # noqa: BLE001, S110 - sampling is best effort
                 pass
             if self._stop.wait(self.interval):
                 return
@@ -179,7 +179,7 @@ async def _mongod_identity(client: Any) -> tuple[int | None, str, str]:
 
             if "mongod" in psutil.Process(pid).name():
                 return pid, f"psutil RSS of local mongod pid {pid}", version
-        except Exception:  # noqa: BLE001 - not on this machine
+        except Exception:  # noqa: BLE001, S110 - not on this machine
             pass
     return None, "serverStatus mem.resident (remote mongod)", version
 
