@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pymongo import ASCENDING
-
-from uptime.pipeline import known_timezones, load_pipeline, report_let, iter_report_rows
+from uptime.migrations import ensure_current
+from uptime.pipeline import iter_report_rows, known_timezones, load_pipeline, report_let
 
 
 def utc(text: str) -> datetime:
@@ -28,12 +27,8 @@ def zone(store_id: str, name) -> dict:
 
 
 async def ensure_indexes(db) -> None:
-    """The indexes the pipeline relies on (same names as the migration creates)."""
-    await db["store_status"].create_index(
-        [("store_id", ASCENDING), ("timestamp_utc", ASCENDING)], name="store_id_1_timestamp_utc_1"
-    )
-    await db["store_hours"].create_index([("store_id", ASCENDING)], name="store_id_1")
-    await db["store_timezones"].create_index([("store_id", ASCENDING)], name="store_id_1")
+    """The indexes the pipeline relies on: the project's own migrations, applied."""
+    await ensure_current(db, apply=True)
 
 
 async def load(db, polls=(), hours_rows=(), zones=()) -> None:

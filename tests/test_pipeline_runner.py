@@ -23,7 +23,7 @@ def test_names_and_loading():
     assert P.pipeline_tag() == "store_uptime@v1" and P.pipeline_tag("v2") == "store_uptime@v2"
     assert P.REPORT_COLUMNS[0] == "store_id" and len(P.REPORT_COLUMNS) == 7
     stages = P.load_pipeline("v1")
-    assert "$setWindowFields" in stages[1]
+    assert "$match" in stages[0] and "$group" in stages[1]
     with pytest.raises(ValueError, match="v1"):
         P.load_pipeline("../x")
     with pytest.raises(FileNotFoundError, match="store_uptime@v99"):
@@ -134,5 +134,21 @@ async def test_explain_execution_stats_works(db):
                     "let": P.report_let(as_of, await P.known_timezones(db)), "allowDiskUse": True},
         "verbosity": "executionStats"})
     names = [next(iter(s)) for s in explained["stages"]]
-    assert names[0] == "$cursor" and "$_internalSetWindowFields" in names and "$unionWith" in names
+    assert names[0] == "$cursor" and "$group" in names and "$unionWith" in names
+    assert explained["stages"][0]["$cursor"]["executionStats"]["totalDocsExamined"] == 0
+
+
+async def test_polls_are_read_from_the_index_alone(db):
+    """Speed rule (sidecar, "Cost"): with the migrations' indexes the poll scan is covered by
+    store_id_1_timestamp_utc_1_status_1 (no document fetch) and the per-store $group runs
+    in the query layer; no stage before the $group may reference a field outside that index."""
+    await load(db, [poll("s", "2024-05-01T10:00:00Z"), poll("s", "2024-05-01T11:00:00Z", "inactive")])
+    as_of = utc("2024-05-01T12:00:00Z")
+    explained = await db.command({
+        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline(), "cursor": {},
+                    "let": P.report_let(as_of, []), "allowDiskUse": True},
+        "verbosity": "queryPlanner"})
+    plan = json.dumps(explained["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"])
+    assert "store_id_1_timestamp_utc_1_status_1" in plan
+    assert '"FETCH"' not in plan and '"COLLSCAN"' not in plan
     assert await db.command("ping")
