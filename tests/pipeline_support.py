@@ -52,8 +52,8 @@ async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
 
 
 async def raw_sums(db, as_of: datetime) -> dict[str, dict]:
-    """Run the pipeline without its final rounding stage: store_id -> raw ms sums document."""
-    stages = load_pipeline()[:-1]
+    """Run the pipeline without its rounding stage: store_id -> raw ms sums document."""
+    stages = [s for s in load_pipeline() if "uptime_last_hour" not in s.get("$project", {})]
     let = report_let(as_of, await known_timezones(db))
     cursor = await db["store_status"].aggregate(stages, let=let, allowDiskUse=True)
     return {d["store_id"]: d async for d in cursor}
