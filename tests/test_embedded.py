@@ -99,3 +99,23 @@ def test_missing_binary_gives_clear_message(tmp_path: Path) -> None:
     """Rule: no usable binary -> one clear message telling the user to set MONGODB_URI."""
     with pytest.raises(EmbeddedServerError, match="MONGODB_URI"):
         find_mongod(tmp_path / "no-such-mongod")
+
+
+def test_sigterm_to_the_user_stops_the_server(tmp_path: Path) -> None:
+    """Rule: `kill <pid>` (SIGTERM) of a command using the embedded server stops mongod too."""
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from uptime.embedded import EmbeddedMongo
+        with EmbeddedMongo(Path({str(tmp_path)!r})):
+            print("up", flush=True); time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    pid = json.loads((tmp_path / "server.json").read_text())["pid"]
+    proc.terminate()
+    assert proc.wait(timeout=60) == 143
+    assert not _alive(pid)
+    assert not (tmp_path / "server.json").exists()

@@ -10,7 +10,8 @@ an exclusive ``flock`` on ``<data_dir>/launcher.lock``; a second process finds t
 server in ``<data_dir>/server.json`` (pid, port) and reuses it. Every user holds a shared
 ``flock`` on ``<data_dir>/users.lock`` while it runs; the last one to leave (the one that can
 take that lock exclusively) stops the server with SIGTERM and waits for it, so no process is
-left behind and the next start finds no stale lock. A user killed with SIGKILL loses its
+left behind and the next start finds no stale lock. SIGTERM (``kill``) to a user unwinds it
+(``SystemExit``), so it leaves the same way. A user killed with SIGKILL loses its
 locks with its process; the server it started is then stopped by the next user to leave.
 """
 
@@ -23,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +206,7 @@ class EmbeddedMongo:
             fcntl.flock(users_fd, fcntl.LOCK_SH)
             self._users_fd = users_fd
             self.uri = info.uri
+            _exit_on_sigterm()
             return info.uri
         finally:
             fcntl.flock(launcher_fd, fcntl.LOCK_UN)
@@ -281,6 +284,23 @@ class EmbeddedMongo:
         finally:
             fcntl.flock(launcher_fd, fcntl.LOCK_UN)
             os.close(launcher_fd)
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM unwind the process (``SystemExit``) so ``stop`` runs on ``kill``.
+
+    Python's default SIGTERM action ends the process at once, skipping ``with``/``finally``
+    blocks, which would leave the embedded mongod running. Only a default handler in the main
+    thread is replaced; servers that handle SIGTERM themselves (uvicorn) keep theirs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _terminate(pid: int) -> None:
