@@ -50,15 +50,8 @@ import polars as pl
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
-REPORT_COLUMNS = (
-    "store_id",
-    "uptime_last_hour",
-    "uptime_last_day",
-    "uptime_last_week",
-    "downtime_last_hour",
-    "downtime_last_day",
-    "downtime_last_week",
-)
+from uptime.pipeline import REPORT_COLUMNS
+
 DEFAULT_ZONE = "America/Chicago"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -457,9 +457,11 @@ def _open_source(kind: str, path: Path) -> _Source:
 
 
 def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]:
-    """Yield ``(line, fields)`` of the data rows; blank lines skipped; CSV syntax errors
-    rejected (the reader resumes on the next line)."""
+    """Yield ``(line, fields)`` of the data rows; blank lines skipped. A row with a CSV syntax
+    error or a field count other than the header's is written to ``rejects`` and yielded as
+    ``(line, None)`` (the reader resumes on the next line)."""
     reader = source.reader
+    ncols = len(source.header)
     while True:
         try:
             row = next(reader)
@@ -469,8 +471,13 @@ def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]
             rejects.write(reader.line_num, f"CSV syntax error: {exc}", [])
             yield reader.line_num, None  # type: ignore[misc]
             continue
-        if row:
-            yield reader.line_num, row
+        if not row:
+            continue
+        if len(row) != ncols:
+            rejects.write(reader.line_num, f"{len(row)} fields, the header has {ncols}", row)
+            yield reader.line_num, None  # type: ignore[misc]
+            continue
+        yield reader.line_num, row
 
 
 # --------------------------------------------------------------------------- writing
@@ -661,7 +668,6 @@ async def _import_hours(
     c = src.columns
     i_sid, i_day = c["store_id"], c["dayofweek"]
     i_start, i_end = c["start_time_local"], c["end_time_local"]
-    ncols = len(src.header)
     collection = db[COLLECTIONS["hours"]]
     writer = _Writer(collection, await _has_rows(collection))
     stores: set[str] = set()
@@ -669,11 +675,7 @@ async def _import_hours(
     batch: list[dict] = []
     rejected = 0
     for line, row in _rows(src, rej):
-        if row is None:
-            rejected += 1
-            continue
-        if len(row) != ncols:
-            rej.write(line, f"{len(row)} fields, the header has {ncols}", row)
+        if row is None:  # already written to the rejects file by _rows
             rejected += 1
             continue
         try:
@@ -715,7 +717,6 @@ async def _import_timezones(
 ) -> None:
     c = src.columns
     i_sid, i_tz = c["store_id"], c["timezone_str"]
-    ncols = len(src.header)
     collection = db[COLLECTIONS["timezones"]]
     writer = _Writer(collection, await _has_rows(collection))
     zones = ZoneChecker(db)
@@ -723,11 +724,7 @@ async def _import_timezones(
     batch: list[dict] = []
     rejected = 0
     for line, row in _rows(src, rej):
-        if row is None:
-            rejected += 1
-            continue
-        if len(row) != ncols:
-            rej.write(line, f"{len(row)} fields, the header has {ncols}", row)
+        if row is None:  # already written to the rejects file by _rows
             rejected += 1
             continue
         try:
