@@ -121,34 +121,10 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
         )
         latest = doc["timestamp_utc"] if doc else None
     else:
-        ids = await _all_store_ids(db)
-        for chunk in _chunks(ids, _LOOKUP_CHUNK):
-            docs = await (
-                await db.aggregate(
-                    [
-                        {"$documents": [{"s": s} for s in chunk]},
-                        {
-                            "$lookup": {
-                                "from": "store_status",
-                                "localField": "s",
-                                "foreignField": "store_id",
-                                "as": "l",
-                                "pipeline": [
-                                    {"$match": {"timestamp_utc": {"$type": "date"}}},
-                                    {"$sort": {"timestamp_utc": -1}},
-                                    {"$limit": 1},
-                                    {"$project": {"_id": 0, "t": "$timestamp_utc"}},
-                                ],
-                            }
-                        },
-                        {"$group": {"_id": None, "t": {"$max": {"$first": "$l.t"}}}},
-                    ],
-                    comment=f"{pipeline_tag()}:as_of",
-                )
-            ).to_list()
-            if docs and docs[0]["t"] is not None:
-                t = docs[0]["t"]
-                latest = t if latest is None or t > latest else latest
+        async for _store, t in _latest_poll_per_store(
+            db, {"timestamp_utc": {"$type": "date"}}, comment=f"{pipeline_tag()}:as_of"
+        ):
+            latest = t if latest is None or t > latest else latest
     return to_utc(latest) if latest is not None else None
 
 
@@ -156,6 +132,44 @@ async def _all_store_ids(db: AsyncDb) -> list[str]:
     """Distinct string store ids in store_status (a DISTINCT_SCAN of the store_id index)."""
     ids = await db["store_status"].distinct("store_id")
     return sorted(i for i in ids if isinstance(i, str))
+
+
+async def _latest_poll_per_store(
+    db: AsyncDb, match: dict[str, Any], *, comment: str
+) -> AsyncIterator[tuple[str, datetime]]:
+    """Yield ``(store_id, timestamp_utc)`` of each store's latest poll matching ``match``,
+    stores in id order, for stores that have one.
+
+    One indexed lookup per store (``$documents`` of the distinct ids, ``$lookup`` with an
+    equality on ``store_id``, newest first, limit 1): the store/time index answers each with a
+    short backwards scan, where a ``$group`` over all polls would read every one.
+    """
+    ids = await _all_store_ids(db)
+    for chunk in _chunks(ids, _LOOKUP_CHUNK):
+        cursor = await db.aggregate(
+            [
+                {"$documents": [{"s": s} for s in chunk]},
+                {
+                    "$lookup": {
+                        "from": "store_status",
+                        "localField": "s",
+                        "foreignField": "store_id",
+                        "as": "l",
+                        "pipeline": [
+                            {"$match": match},
+                            {"$sort": {"timestamp_utc": -1}},
+                            {"$limit": 1},
+                            {"$project": {"_id": 0, "t": "$timestamp_utc"}},
+                        ],
+                    }
+                },
+                {"$unwind": "$l"},
+                {"$project": {"_id": 0, "s": 1, "t": "$l.t"}},
+            ],
+            comment=comment,
+        )
+        async for doc in cursor:
+            yield doc["s"], doc["t"]
 
 
 def _chunks(items: Sequence[str], size: int):
@@ -203,39 +217,18 @@ async def report_store_ids(db: AsyncDb, as_of: datetime) -> list[str]:
     """Return the sorted store ids that the report for ``as_of`` has rows for.
 
     Exactly the stores with at least one poll at or before ``as_of`` whose status is active
-    or inactive (rule 1). One indexed lookup per store (first matching poll only).
+    or inactive (rule 1). One indexed lookup per store (``_latest_poll_per_store``).
     """
-    as_of = to_utc(as_of)
-    ids = await _all_store_ids(db)
-    out: list[str] = []
-    for chunk in _chunks(ids, _LOOKUP_CHUNK):
-        cursor = await db.aggregate(
-            [
-                {"$documents": [{"s": s} for s in chunk]},
-                {
-                    "$lookup": {
-                        "from": "store_status",
-                        "localField": "s",
-                        "foreignField": "store_id",
-                        "as": "l",
-                        "pipeline": [
-                            {
-                                "$match": {
-                                    "timestamp_utc": {"$type": "date", "$lte": as_of},
-                                    "status": {"$in": list(VALID_STATUSES)},
-                                }
-                            },
-                            {"$limit": 1},
-                            {"$project": {"_id": 1}},
-                        ],
-                    }
-                },
-                {"$match": {"l.0": {"$exists": True}}},
-                {"$project": {"_id": 0, "s": 1}},
-            ],
-            comment=f"{pipeline_tag()}:stores",
+    match = {
+        "timestamp_utc": {"$type": "date", "$lte": to_utc(as_of)},
+        "status": {"$in": list(VALID_STATUSES)},
+    }
+    out = [
+        store
+        async for store, _t in _latest_poll_per_store(
+            db, match, comment=f"{pipeline_tag()}:stores"
         )
-        out.extend([d["s"] async for d in cursor])
+    ]
     return sorted(out)
 
 
