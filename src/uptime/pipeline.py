@@ -7,7 +7,8 @@ pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module 
 * resolves the report instant ``as_of`` (default: the latest poll);
 * screens the stores' timezone names in MongoDB itself, so that an unknown zone never
   fails the report (the accepted names go in through the ``timezones`` let variable);
-* computes store-id ranges so that a caller can run the report in buckets (progress);
+* lists the report's stores and splits them into store-id ranges (a range selects rows; it
+  does not narrow the poll scan, so the service runs one range);
 * runs ``aggregate`` with ``let`` = ``{as_of, timezones, store_from, store_to}``,
   ``comment="store_uptime@v1"`` and ``allowDiskUse=True``, and yields the rows.
 

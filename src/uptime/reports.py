@@ -22,9 +22,9 @@ Lifecycle (all in :class:`ReportService`, one per process):
   At most ``UPTIME_MAX_CONCURRENT_REPORTS`` tasks generate at once (a semaphore); the others
   wait and are reported as Running with progress 0.
 * Generation resolves ``as_of`` (default: the latest poll), then streams the pipeline's rows
-  (``uptime.pipeline.iter_report_rows``, over ``RANGE_PARTS`` store ranges) into a GridFS upload as CSV: the header ``REPORT_COLUMNS``, then one
-  line per store, numbers with 2 decimals. On any failure the upload is aborted (its chunks
-  deleted) and the report marked Failed with the reason.
+  (``uptime.pipeline.iter_report_rows``, one aggregation) into a GridFS upload as CSV: the
+  header ``REPORT_COLUMNS``, then one line per store, numbers with 2 decimals. On any failure
+  the upload is aborted (its chunks deleted) and the report marked Failed with the reason.
 * Crash safety: every Running report of this process (waiting or generating) holds a lease
   ``{owner, expires_at}`` renewed every ``lease_seconds / 3``. On start and every
   ``lease_seconds``, the service claims reports whose lease expired (an atomic
@@ -67,11 +67,6 @@ REPORTS_COLLECTION = "reports"
 BUCKET_NAME = "reports"
 #: GridFS chunk size of report files (bytes); the download streams one chunk at a time.
 CHUNK_SIZE_BYTES = 255 * 1024
-#: Store ranges a report is generated in (each is one pipeline run). One: store_uptime@v1
-#: reads every poll in one covered index scan, and a store range does not narrow that scan
-#: (see pipelines/store_uptime.v1.md, "Cost"), so more ranges would repeat it. Progress is
-#: then rows written / stores, advancing while the rows stream out.
-RANGE_PARTS = 1
 #: A report whose generation was started this many times (crashes) is marked Failed.
 MAX_ATTEMPTS = 5
 #: Retention sweep interval (seconds).
@@ -264,15 +259,13 @@ class _Generation:
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
             as_of = as_utc(as_of)
-            store_ids = await pipeline.report_store_ids(self.db, as_of)
-            total = len(store_ids)
-            ranges = pipeline.store_ranges(store_ids, RANGE_PARTS)
+            # The store count (for progress) is listed while MongoDB runs the pipeline.
+            total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
             file_id = ObjectId()
             await self._update(
                 {
                     "$set": {
                         "as_of": as_of,
-                        "total_stores": total,
                         "file_id": file_id,
                         "started_at": utcnow(),
                         "progress": 0.0,
@@ -289,7 +282,11 @@ class _Generation:
                     "contentType": "text/csv",
                 },
             )
-            rows, fallbacks = await self._stream_rows(upload, as_of, ranges, total)
+            try:
+                rows, fallbacks = await self._stream_rows(upload, as_of, total)
+            finally:
+                total.cancel()
+                total.add_done_callback(lambda t: t.cancelled() or t.exception())
             await upload.close()
             try:
                 await self._update(
@@ -347,43 +344,45 @@ class _Generation:
             log.exception("report %s: could not abort the GridFS upload", self.report_id)
 
     async def _stream_rows(
-        self, upload: Any, as_of: datetime, ranges: list[tuple[Any, Any]], total: int
+        self, upload: Any, as_of: datetime, total: asyncio.Task[int]
     ) -> tuple[int, int]:
+        """Write the CSV (header, one line per store) into ``upload``; return (rows, stores that
+        fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
+        is rows / total once it is known."""
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(pipeline.REPORT_COLUMNS)
         rows = fallbacks = 0
-        extra: dict[str, Any] = {}
-        if hasattr(pipeline, "known_timezones"):  # screen the zones once, not once per range
-            extra["timezones"] = await pipeline.known_timezones(self.db)
+        timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
-        for store_range in ranges:
-            async for row in pipeline.iter_report_rows(
-                self.db,
-                as_of=as_of,
-                version=pipeline.DEFAULT_VERSION,
-                store_range=store_range,
-                **extra,
-            ):
-                writer.writerow(csv_line_values(row))
-                rows += 1
-                fallbacks += bool(row.get("timezone_fallback"))
-                if text.tell() >= WRITE_BUFFER_CHARS:
-                    await upload.write(text.getvalue().encode("utf-8"))
-                    text.seek(0)
-                    text.truncate()
-                if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
-                    await self._progress(rows, total)
-                    last_progress = time.monotonic()
-            await self._progress(rows, total)
-            last_progress = time.monotonic()
+        async for row in pipeline.iter_report_rows(
+            self.db, as_of=as_of, version=pipeline.DEFAULT_VERSION, timezones=timezones
+        ):
+            writer.writerow(csv_line_values(row))
+            rows += 1
+            fallbacks += bool(row.get("timezone_fallback"))
+            if text.tell() >= WRITE_BUFFER_CHARS:
+                await upload.write(text.getvalue().encode("utf-8"))
+                text.seek(0)
+                text.truncate()
+            if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
+                await self._progress(rows, total)
+                last_progress = time.monotonic()
+        await self._progress(rows, total)
         if text.tell():
             await upload.write(text.getvalue().encode("utf-8"))
         return rows, fallbacks
 
-    async def _progress(self, rows: int, total: int) -> None:
-        progress = min(rows / total, 0.99) if total else 0.99
-        await self._update({"$set": {"progress": round(progress, 4), "rows": rows}})
+    async def _progress(self, rows: int, total: asyncio.Task[int]) -> None:
+        """Record rows written and progress = rows / stores. Rows only come once MongoDB has
+        computed the report, and the store count is quicker than that, so from the first row
+        on it is awaited (no wait in practice); before, progress stays 0."""
+        update: dict[str, Any] = {"rows": rows}
+        if rows or total.done():
+            stores = await total
+            update["total_stores"] = stores
+            update["progress"] = round(min(rows / stores, 0.99) if stores else 0.99, 4)
+        await self._update({"$set": update})
 
 
 class ReportService:
