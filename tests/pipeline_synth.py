@@ -5,15 +5,11 @@ storage schema of the foundation issue (section 4), with the awkward cases the r
 cover: duplicate and conflicting polls at one instant, invalid statuses, polls exactly at
 as_of, polling gaps, multi-hour outages, overnight / equal / 23:59:59 hours rows,
 missing days, no hours at all, missing or unknown timezones.
-
-Run as a script to load a v1-scale dataset into a database for timing::
-
-    python tests/pipeline_synth.py mongodb://127.0.0.1:27099 pipe_bench --stores 14092
+(Datasets for timing come from ``uptime generate``; see ``uptime bench``.)
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -154,47 +150,3 @@ def random_store(
     elif r < (0.965 if realistic else 0.9):
         docs.timezones.append({"store_id": store_id, "timezone_str": rng.choice(BAD_ZONES)})
     return docs
-
-
-def load(uri: str, database: str, stores: int, seed: int, as_of: datetime) -> None:
-    """Insert a synthetic v1-scale dataset (sync PyMongo; a script, not a test helper)."""
-    from pymongo import ASCENDING, MongoClient
-
-    rng = random.Random(seed)
-    db = MongoClient(uri)[database]
-    for name in ("store_status", "store_hours", "store_timezones"):
-        db[name].drop()
-    batch: dict[str, list[dict]] = {"store_status": [], "store_hours": [], "store_timezones": []}
-
-    def flush() -> None:
-        for name, docs in batch.items():
-            if docs:
-                db[name].insert_many(docs, ordered=False)
-                docs.clear()
-
-    for i in range(stores):
-        sid = str(rng.randrange(10**18, 10**19))
-        d = random_store(rng, sid, as_of)
-        batch["store_status"] += d.polls
-        batch["store_hours"] += d.hours
-        batch["store_timezones"] += d.timezones
-        if len(batch["store_status"]) > 50_000:
-            flush()
-    flush()
-    db.store_status.create_index(
-        [("store_id", ASCENDING), ("timestamp_utc", ASCENDING)], name="store_id_1_timestamp_utc_1"
-    )
-    db.store_hours.create_index([("store_id", ASCENDING)], name="store_id_1")
-    db.store_timezones.create_index([("store_id", ASCENDING)], name="store_id_1")
-    print({n: db[n].estimated_document_count() for n in batch})
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("uri")
-    p.add_argument("database")
-    p.add_argument("--stores", type=int, default=14092)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--as-of", default="2024-03-12T15:00:00+00:00")
-    a = p.parse_args()
-    load(a.uri, a.database, a.stores, a.seed, datetime.fromisoformat(a.as_of).astimezone(timezone.utc))
