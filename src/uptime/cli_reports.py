@@ -9,6 +9,7 @@ summary go to stderr, so ``--output -`` pipes clean CSV.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,25 @@ def parse_as_of(value: str | None) -> datetime | None:
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def _check_output(output: str | None) -> None:
+    """Fail (exit 2) before any work if the CSV could not be written where asked.
+
+    Raises:
+        typer.Exit: ``output`` is a directory, its folder does not exist, or either is not
+            writable (``None`` = ``report-<id>.csv`` in the current directory).
+    """
+    if output == "-":
+        return
+    path = Path(output) if output else Path.cwd() / "report.csv"
+    folder = path.parent
+    if path.is_dir():
+        raise _fail(f"--output {output} is a directory; give a file path in it instead")
+    if not folder.is_dir():
+        raise _fail(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _fail(f"--output {path}: not writable")
 
 
 async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, Any]:
@@ -85,9 +105,14 @@ async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, A
             doc["output"] = "-"
         else:
             path = Path(output) if output else Path(f"report-{report_id}.csv")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as out:
-                await reports.write_csv(db, doc["file_id"], out)
+            try:
+                with path.open("wb") as out:
+                    await reports.write_csv(db, doc["file_id"], out)
+            except OSError as exc:
+                raise _fail(
+                    f"cannot write {path}: {exc.strerror}; the report is stored as "
+                    f"{report_id} (GET /get_report?report_id={report_id})"
+                ) from None
             doc["output"] = str(path)
         return doc
 
@@ -114,6 +139,7 @@ def report_command(
     from uptime.embedded import EmbeddedServerError
 
     parsed = parse_as_of(as_of)
+    _check_output(output)
     try:
         doc = asyncio.run(_run_report(parsed, output))
     except EmbeddedServerError as exc:
