@@ -210,3 +210,15 @@ async def test_docs_page_needs_no_cdn(settings):
         for src in scripts:
             asset = await http.get(src)
             assert asset.status_code == 200 and len(asset.content) > 1000
+
+
+async def test_bad_input_gets_a_short_422(settings):
+    """A client's mistake is a 422 naming the field, never a 500; a huge bad value is not
+    echoed back whole; a JSON number is not taken as an as_of (it would mean 1970)."""
+    async with running_app(settings) as http:
+        huge = await http.get("/get_report", params={"report_id": "x" * 20_000})
+        assert huge.status_code == 422 and len(huge.content) < 2_000
+        number = await http.post("/trigger_report", json={"as_of": 12})
+        assert number.status_code == 422 and "ISO 8601" in number.text
+        text = await http.post("/trigger_report", json={"as_of": "yesterday"})
+        assert text.status_code == 422 and "as_of" in text.text

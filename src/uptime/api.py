@@ -29,10 +29,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi_offline import FastAPIOffline
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field, field_validator
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
@@ -52,6 +54,14 @@ class TriggerRequest(BaseModel):
         description="Instant the report is for (ISO 8601; no offset = UTC). "
         "Default: the latest poll in store_status.",
     )
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _iso_text_only(cls, value: Any) -> Any:
+        """Reject numbers: pydantic would read ``12`` as seconds since 1970."""
+        if value is not None and not isinstance(value, str):
+            raise ValueError("as_of must be an ISO 8601 string, e.g. 2024-03-12T15:00:00Z")
+        return value
 
 
 class TriggerResponse(BaseModel):
@@ -226,6 +236,26 @@ async def healthz(db: DbDep) -> Health:
 
 
 # -- error handlers ------------------------------------------------------------------------
+_MAX_ECHO = 200  # characters of a rejected input repeated back in a 422
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, with each rejected input cut to ``_MAX_ECHO`` characters (a 2 MB bad
+    value must not come back as a 2 MB answer)."""
+    errors = []
+    for error in exc.errors():  # type: ignore[attr-defined]
+        error = dict(error)
+        error.pop("ctx", None)
+        text = repr(error.get("input"))
+        if len(text) > _MAX_ECHO:
+            error["input"] = text[:_MAX_ECHO] + "…"
+        errors.append(error)
+    return JSONResponse(
+        status_code=422,
+        content={"detail": jsonable_encoder(errors)},
+    )
+
+
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable: %s", exc)
     return JSONResponse(
@@ -278,6 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(router)
     app.include_router(open_router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
