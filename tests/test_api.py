@@ -222,3 +222,5 @@ async def test_bad_input_gets_a_short_422(settings):
         assert number.status_code == 422 and "ISO 8601" in number.text
         text = await http.post("/trigger_report", json={"as_of": "yesterday"})
         assert text.status_code == 422 and "as_of" in text.text
+        far = await http.post("/trigger_report", params={"as_of": "0001-01-01T00:00:00+05:00"})
+        assert far.status_code == 422 and "out of range" in far.text

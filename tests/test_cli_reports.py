@@ -9,6 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from uptime.cli import app
+from uptime.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """The CLI reads settings once per process (cached): re-read them for every test."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -31,3 +40,19 @@ def test_unwritable_output_fails_fast_with_exit_2(
     assert message in text and "--output" in text
     assert "Traceback" not in result.output
     assert not (tmp_path / "missing").exists()
+
+
+def test_out_of_range_as_of_is_a_usage_error(monkeypatch):
+    """Rule: an --as-of with no UTC equivalent (year 1 at +05:00) is exit 2, not a traceback."""
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
+    result = CliRunner().invoke(app, ["report", "--as-of", "0001-01-01T00:00:00+05:00"])
+    assert result.exit_code == 2, result.output
+    assert "out of range" in " ".join(result.output.split())
+
+
+def test_unreachable_database_is_a_one_line_error(monkeypatch):
+    """Rule: `uptime reports` against a server that does not answer exits 2 with the reason."""
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
+    result = CliRunner().invoke(app, ["reports"])
+    assert result.exit_code == 2, result.output
+    assert "MongoDB" in result.output and "Traceback" not in result.output

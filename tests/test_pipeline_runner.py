@@ -53,7 +53,7 @@ async def test_known_timezones_screened_by_mongodb(db):
 
 
 async def test_buckets_cover_the_report_exactly(db):
-    """split_store_ranges: contiguous half-open ranges whose reports, concatenated, equal the
+    """store_range: contiguous half-open ranges whose reports, concatenated, equal the
     unbucketed report (same rows, same order); count_report_stores = the number of rows,
     ignoring stores with only invalid or only later polls."""
     rng = random.Random(5)
@@ -65,16 +65,11 @@ async def test_buckets_cover_the_report_exactly(db):
     whole = await report_list(db, as_of)
     assert await P.count_report_stores(db, as_of) == len(whole) > 20
     assert await P.report_store_ids(db, as_of) == [r["store_id"] for r in whole]
-    ranges = await P.split_store_ranges(db, as_of, 4)
-    assert len(ranges) == 4 and ranges[0][0] is None and ranges[-1][1] is None
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    ids = [r["store_id"] for r in whole]
+    q1, q2, q3 = ids[len(ids) // 4], ids[len(ids) // 2], ids[3 * len(ids) // 4]
+    ranges = [(None, q1), (q1, q2), (q2, q3), (q3, None)]  # store_from inclusive, store_to not
     parts = [await report_list(db, as_of, store_range=r) for r in ranges]
     assert all(parts) and sum(parts, []) == whole
-    assert await P.split_store_ranges(db, as_of, 1000) == [
-        (None, whole[1]["store_id"]), *zip([r["store_id"] for r in whole[1:-1]], [r["store_id"] for r in whole[2:]]),
-        (whole[-1]["store_id"], None)]
-    with pytest.raises(ValueError):
-        await P.split_store_ranges(db, as_of, 0)
 
 
 async def test_aggregate_carries_comment(db):

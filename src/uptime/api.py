@@ -166,13 +166,17 @@ async def trigger_report(
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> TriggerResponse:
     """Create a report for ``as_of`` (query or body; default the latest poll) and return its id."""
-    if body is not None and body.as_of is not None:
-        if as_of is not None and reports.as_utc(as_of) != reports.as_utc(body.as_of):
+    try:  # an instant near year 1 or 9999 with an offset has no UTC datetime
+        as_of = reports.as_utc(as_of)
+        body_as_of = reports.as_utc(body.as_of) if body is not None else None
+    except OverflowError:
+        raise HTTPException(422, detail="as_of is out of range") from None
+    if body_as_of is not None:
+        if as_of is not None and as_of != body_as_of:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail="as_of given twice (query and body) with different values",
+                422, detail="as_of given twice (query and body) with different values"
             )
-        as_of = body.as_of
+        as_of = body_as_of
     return TriggerResponse(report_id=await service.trigger(as_of))
 
 

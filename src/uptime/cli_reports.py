@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from uptime.embedded import EmbeddedServerError
+from uptime.migrations import MigrationError
+
+T = TypeVar("T")
 
 err = Console(stderr=True)
 
@@ -40,12 +47,26 @@ def parse_as_of(value: str | None) -> datetime | None:
         ) from exc
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise typer.BadParameter(f"{value!r} is out of range", param_hint="--as-of") from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def _run_db(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; a server that cannot be started or reached, or pending migrations, end
+    the command with exit 2 and a one-line reason instead of a traceback."""
+    try:
+        return asyncio.run(work)
+    except (EmbeddedServerError, MigrationError) as exc:
+        raise _fail(str(exc)) from None
+    except PyMongoError as exc:
+        raise _fail(f"MongoDB: {exc}") from None
 
 
 def _check_output(output: str | None) -> None:
@@ -57,7 +78,11 @@ def _check_output(output: str | None) -> None:
     """
     if output == "-":
         return
-    path = Path(output) if output else Path.cwd() / "report.csv"
+    if output is None:  # report-<id>.csv in the current directory
+        if not os.access(Path.cwd(), os.W_OK):
+            raise _fail(f"the current directory {Path.cwd()} is not writable; give --output")
+        return
+    path = Path(output)
     folder = path.parent
     if path.is_dir():
         raise _fail(f"--output {output} is a directory; give a file path in it instead")
@@ -136,22 +161,9 @@ def report_command(
     ] = None,
 ) -> None:
     """Generate a report (stored in MongoDB like the API's) and write its CSV."""
-    from uptime.embedded import EmbeddedServerError
-
     parsed = parse_as_of(as_of)
     _check_output(output)
-    try:
-        doc = asyncio.run(_run_report(parsed, output))
-    except EmbeddedServerError as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:
-        if exc.__class__.__name__ == "MigrationsPendingError":
-            raise _fail(str(exc)) from None
-        from pymongo.errors import PyMongoError
-
-        if isinstance(exc, PyMongoError):
-            raise _fail(f"MongoDB: {exc}") from None
-        raise
+    doc = _run_db(_run_report(parsed, output))
     err.print(
         f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
         f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"
@@ -178,7 +190,7 @@ def reports_command(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
 ) -> None:
     """List recent reports (newest first): id, status, as_of, pipeline, rows."""
-    docs = asyncio.run(_list(limit))
+    docs = _run_db(_list(limit))
     table = Table(show_header=True, header_style="bold")
     for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",
                    "finished", "rows"):

@@ -7,8 +7,8 @@ pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module 
 * resolves the report instant ``as_of`` (default: the latest poll);
 * screens the stores' timezone names in MongoDB itself, so that an unknown zone never
   fails the report (the accepted names go in through the ``timezones`` let variable);
-* lists the report's stores and splits them into store-id ranges (a range selects rows; it
-  does not narrow the poll scan, so the service runs one range);
+* counts the report's stores (the service's progress); an optional store-id range selects
+  rows (it does not narrow the poll scan, so the service runs the whole report at once);
 * runs ``aggregate`` with ``let`` = ``{as_of, timezones, store_from, store_to}``,
   ``comment="store_uptime@v1"`` and ``allowDiskUse=True``, and yields the rows.
 
@@ -103,7 +103,7 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
     ``as_of`` given -> that instant (naive = UTC). ``None`` -> the latest ``timestamp_utc`` in
     ``store_status`` (rule: "Default T = the latest timestamp_utc"), or ``None`` when there
     are no polls. Uses an index led by ``timestamp_utc`` if one exists, else one indexed
-    lookup per store on ``{store_id: 1, timestamp_utc: 1}``.
+    lookup per store on ``store_id_1_timestamp_utc_1_status_1`` (its prefix).
     """
     if as_of is not None:
         return to_utc(as_of)
@@ -130,7 +130,7 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
 
 
 async def _all_store_ids(db: AsyncDb) -> list[str]:
-    """Distinct string store ids in store_status (a DISTINCT_SCAN of the store_id index)."""
+    """Distinct string store ids in store_status, sorted (a DISTINCT_SCAN of the poll index)."""
     ids = await db["store_status"].distinct("store_id")
     return sorted(i for i in ids if isinstance(i, str))
 
@@ -169,8 +169,9 @@ async def _latest_poll_per_store(
             ],
             comment=comment,
         )
-        async for doc in cursor:
-            yield doc["s"], doc["t"]
+        async with cursor:
+            async for doc in cursor:
+                yield doc["s"], doc["t"]
 
 
 def _chunks(items: Sequence[str], size: int):
@@ -238,41 +239,6 @@ async def count_report_stores(db: AsyncDb, as_of: datetime) -> int:
     return len(await report_store_ids(db, as_of))
 
 
-async def split_store_ranges(
-    db: AsyncDb, as_of: datetime, parts: int
-) -> list[tuple[str | None, str | None]]:
-    """Split the report's stores into at most ``parts`` contiguous half-open id ranges.
-
-    Returns ``[(None, b1), (b1, b2), ..., (bk, None)]``: together they cover every string
-    store id (``None`` = unbounded), each bucket holds about the same number of report
-    stores; pass each one as ``store_range`` to ``iter_report_rows``. Fewer parts are
-    returned when there are fewer stores; always at least one.
-
-    Raises:
-        ValueError: ``parts < 1``.
-    """
-    return store_ranges(await report_store_ids(db, as_of), parts)
-
-
-def store_ranges(ids: Sequence[str], parts: int) -> list[tuple[str | None, str | None]]:
-    """Split sorted store ``ids`` into at most ``parts`` contiguous half-open id ranges
-    (see ``split_store_ranges``, which calls this on ``report_store_ids``).
-
-    Raises:
-        ValueError: ``parts < 1``.
-    """
-    if parts < 1:
-        raise ValueError(f"parts must be >= 1, got {parts}")
-    parts = max(1, min(parts, len(ids)))
-    bounds: list[str] = []
-    for k in range(1, parts):
-        b = ids[k * len(ids) // parts]
-        if not bounds or b > bounds[-1]:
-            bounds.append(b)
-    edges: list[str | None] = [None, *bounds, None]
-    return list(zip(edges[:-1], edges[1:]))
-
-
 def report_let(
     as_of: datetime,
     timezones: Sequence[str],
@@ -304,7 +270,7 @@ async def iter_report_rows(
     ``timezone_fallback`` (bool: the store has timezone rows but MongoDB knows none of
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
-    caller already ran ``known_timezones`` (e.g. once for all buckets).
+    caller already ran ``known_timezones``.
 
     Raises:
         ValueError / FileNotFoundError: unknown pipeline version.
@@ -319,7 +285,8 @@ async def iter_report_rows(
         comment=pipeline_tag(version),
         allowDiskUse=True,
     )
-    async for doc in cursor:
-        row = {k: doc[k] for k in REPORT_COLUMNS}
-        row["timezone_fallback"] = bool(doc.get("timezone_fallback", False))
-        yield row
+    async with cursor:  # closed on the server too when the caller stops early
+        async for doc in cursor:
+            row = {k: doc[k] for k in REPORT_COLUMNS}
+            row["timezone_fallback"] = bool(doc.get("timezone_fallback", False))
+            yield row

@@ -71,7 +71,7 @@ CHUNK_SIZE_BYTES = 255 * 1024
 MAX_ATTEMPTS = 5
 #: Retention sweep interval (seconds).
 RETENTION_INTERVAL_S = 3600.0
-#: Progress is written at most this often (seconds), and at the end of every store range.
+#: Progress is written at most this often (seconds), and once after the last row.
 PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
@@ -258,9 +258,6 @@ class _Generation:
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
-            as_of = as_utc(as_of)
-            # The store count (for progress) is listed while MongoDB runs the pipeline.
-            total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
             file_id = ObjectId()
             await self._update(
                 {
@@ -282,6 +279,8 @@ class _Generation:
                     "contentType": "text/csv",
                 },
             )
+            # The store count (for progress) is listed while MongoDB runs the pipeline.
+            total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
             finally:
@@ -355,19 +354,21 @@ class _Generation:
         rows = fallbacks = 0
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
-        async for row in pipeline.iter_report_rows(
+        report_rows = pipeline.iter_report_rows(
             self.db, as_of=as_of, version=pipeline.DEFAULT_VERSION, timezones=timezones
-        ):
-            writer.writerow(csv_line_values(row))
-            rows += 1
-            fallbacks += bool(row.get("timezone_fallback"))
-            if text.tell() >= WRITE_BUFFER_CHARS:
-                await upload.write(text.getvalue().encode("utf-8"))
-                text.seek(0)
-                text.truncate()
-            if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
-                await self._progress(rows, total)
-                last_progress = time.monotonic()
+        )
+        async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
+            async for row in report_rows:
+                writer.writerow(csv_line_values(row))
+                rows += 1
+                fallbacks += bool(row.get("timezone_fallback"))
+                if text.tell() >= WRITE_BUFFER_CHARS:
+                    await upload.write(text.getvalue().encode("utf-8"))
+                    text.seek(0)
+                    text.truncate()
+                if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
+                    await self._progress(rows, total)
+                    last_progress = time.monotonic()
         await self._progress(rows, total)
         if text.tell():
             await upload.write(text.getvalue().encode("utf-8"))
@@ -379,7 +380,12 @@ class _Generation:
         on it is awaited (no wait in practice); before, progress stays 0."""
         update: dict[str, Any] = {"rows": rows}
         if rows or total.done():
-            stores = await total
+            try:
+                stores = await asyncio.shield(total)
+            except Exception:  # only progress depends on the count: report on without it
+                log.warning("report %s: could not count its stores", self.report_id)
+                await self._update({"$set": update})
+                return
             update["total_stores"] = stores
             update["progress"] = round(min(rows / stores, 0.99) if stores else 0.99, 4)
         await self._update({"$set": update})
@@ -498,7 +504,9 @@ class ReportService:
     def _schedule(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
         task = asyncio.create_task(self._run(report_id, attempt, as_of), name=f"report-{report_id}")
         self._tasks[report_id] = task
-        task.add_done_callback(lambda _t, rid=report_id: self._tasks.pop(rid, None))
+        task.add_done_callback(
+            lambda t, rid=report_id: self._tasks.pop(rid) if self._tasks.get(rid) is t else None
+        )
 
     async def _run(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
         async with self._semaphore:
