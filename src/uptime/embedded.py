@@ -102,7 +102,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _ping(uri: str, timeout_ms: int = 1000) -> bool:
-    client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    client: MongoClient = MongoClient(
+        uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
     try:
         client.admin.command("ping")
         return True
@@ -250,7 +252,8 @@ class EmbeddedMongo:
                 break
         raise EmbeddedServerError(
             f"the embedded mongod ({binary}) did not start; last lines of {self.log_path}:\n"
-            f"{last_error}\nIf another program holds {self.db_path}, stop it or set UPTIME_DATA_DIR; "
+            f"{last_error}\nIf another program holds {self.db_path}, stop it or set "
+            "UPTIME_DATA_DIR; "
             "or set MONGODB_URI to use an existing MongoDB server"
         )
 
@@ -264,6 +267,8 @@ class EmbeddedMongo:
         """Leave the server; the last user stops it (SIGTERM, then wait up to 60 s)."""
         if self._users_fd is None:
             return
+        # A second SIGTERM must not cut this short (mongod would be left running).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         launcher_fd = self._open_lock("launcher.lock")
         try:
             fcntl.flock(launcher_fd, fcntl.LOCK_EX)
@@ -278,12 +283,24 @@ class EmbeddedMongo:
                 os.close(probe)
             info = self._read_state()
             if info is not None:
-                _terminate(info.pid)
+                if _is_mongod(info.pid):  # not a recycled pid of some other program
+                    _terminate(info.pid)
                 self._state_path.unlink(missing_ok=True)
             self.uri = None
         finally:
             fcntl.flock(launcher_fd, fcntl.LOCK_UN)
             os.close(launcher_fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _is_mongod(pid: int) -> bool:
+    """True if ``pid`` runs a mongod (or if that cannot be told: no ``/proc``)."""
+    try:
+        return b"mongod" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
 
 
 def _exit_on_sigterm() -> None:
