@@ -331,3 +331,16 @@ async def test_mongosh_applies_the_same_file_and_records_it(
     assert f"reverted {first.file_name}" in await run("down")
     assert "store_id_1_timestamp_utc_1" not in await _index_names(db, "store_status")
     assert await db[CHANGELOG].count_documents({}) == 0
+
+
+async def test_a_lock_taken_over_midway_stops_before_recording(db) -> None:
+    """Rule: if the lock expired and another process took it (e.g. during a long index build),
+    the first process records nothing more and says so (MigrationLockError)."""
+    from uptime.migrations import _Lock
+
+    async with _Lock(db, ttl=60) as lock:
+        await lock.ensure_held()  # held: no error
+        await db[LOCK_COLLECTION].update_one({"_id": LOCK_ID}, {"$set": {"owner": "other"}})
+        with pytest.raises(MigrationLockError, match="lost the migrations lock"):
+            await lock.ensure_held()
+    assert (await db[LOCK_COLLECTION].find_one({"_id": LOCK_ID}))["owner"] == "other"

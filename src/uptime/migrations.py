@@ -36,7 +36,7 @@ from typing import Annotated, Any
 import typer
 from bson import json_util
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from uptime.resources import migrations_dir
 
@@ -150,6 +150,10 @@ class _Lock:
         self._renewer: asyncio.Task | None = None
 
     async def _try_acquire(self) -> bool:
+        """Insert the lock document (fixed ``_id``; a duplicate key = held by someone else),
+        or take it over atomically if it expired. (``$expr`` is not allowed in an upsert's
+        filter, so the insert stamps the client's clock; renewal and takeover use the
+        server's ``$$NOW``. With a 5-minute lifetime, clock skew between hosts is immaterial.)"""
         now = datetime.now(timezone.utc)
         try:
             await self.collection.insert_one(
@@ -181,9 +185,22 @@ class _Lock:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
-            await self.collection.update_one(
-                {"_id": LOCK_ID, "owner": self.owner},
-                [{"$set": {"expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]}}}],
+            try:
+                result = await self.collection.update_one(
+                    {"_id": LOCK_ID, "owner": self.owner},
+                    [{"$set": {"expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]}}}],
+                )
+            except PyMongoError:
+                continue  # a blip; try again well before the lock expires
+            if result.matched_count == 0:
+                return  # taken over: ensure_held() fails from now on
+
+    async def ensure_held(self) -> None:
+        """Raise ``MigrationLockError`` unless this process still holds the lock."""
+        if await self.collection.find_one({"_id": LOCK_ID, "owner": self.owner}) is None:
+            raise MigrationLockError(
+                "lost the migrations lock (it expired and was taken over, e.g. while a long "
+                "index build ran); run `uptime migrate status`, then `uptime migrate up` again"
             )
 
     async def __aenter__(self) -> _Lock:
@@ -258,7 +275,7 @@ async def migrate_up(
     """
     migrations = load_migrations(directory)
     applied_now: list[str] = []
-    async with _Lock(db, ttl=lock_ttl, wait=lock_wait):
+    async with _Lock(db, ttl=lock_ttl, wait=lock_wait) as lock:
         await db[CHANGELOG].create_index(
             [("file_name", ASCENDING)], name="file_name_unique", unique=True
         )
@@ -267,6 +284,7 @@ async def migrate_up(
             if migration.file_name in applied:
                 continue
             await _run_commands(db, migration, "up")
+            await lock.ensure_held()
             await db[CHANGELOG].insert_one(
                 {
                     "file_name": migration.file_name,
@@ -295,7 +313,7 @@ async def migrate_down(
     """
     by_name = {m.file_name: m for m in load_migrations(directory)}
     reverted: list[str] = []
-    async with _Lock(db, ttl=lock_ttl, wait=lock_wait):
+    async with _Lock(db, ttl=lock_ttl, wait=lock_wait) as lock:
         entries = [
             doc
             async for doc in db[CHANGELOG].find({}).sort([("applied_at", -1), ("file_name", -1)])
@@ -307,6 +325,7 @@ async def migrate_down(
                     f"cannot revert {entry['file_name']}: the file is not in the migrations folder"
                 )
             await _run_commands(db, migration, "down")
+            await lock.ensure_held()
             await db[CHANGELOG].delete_one({"_id": entry["_id"]})
             reverted.append(migration.file_name)
     return reverted
