@@ -39,10 +39,13 @@
 
   let when = get('asOf', 'UPTIME_AS_OF', null);
   if (when === null) {
-    const latest = db.store_status.find({ timestamp_utc: { $type: 'date' } }, { timestamp_utc: 1 })
-      .sort({ timestamp_utc: -1 }).limit(1).toArray();
+    // The latest poll: a covered scan of the poll index (no index leads with timestamp_utc).
+    const latest = db.store_status.aggregate([
+      { $match: { store_id: { $type: 'string' }, timestamp_utc: { $type: 'date' } } },
+      { $group: { _id: null, t: { $max: '$timestamp_utc' } } },
+    ], { comment: `${tag}:as_of` }).toArray();
     if (latest.length === 0) { print('no polls in store_status: nothing to report'); return; }
-    when = latest[0].timestamp_utc;
+    when = latest[0].t;
   } else {
     const s = String(when);
     when = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
