@@ -530,14 +530,25 @@ class _Writer:
         self.precheck = (total - len(docs) + duplicates) * 100 > total
 
     async def submit(self, docs: list[dict]) -> None:
-        while len(self._tasks) >= IN_FLIGHT:
-            await self._tasks.popleft()
+        await self._drain(keep=IN_FLIGHT - 1)
         self._tasks.append(asyncio.create_task(self._insert(docs)))
         await asyncio.sleep(0)  # let it encode and send before we parse on
 
     async def wait(self) -> None:
-        while self._tasks:
-            await self._tasks.popleft()
+        await self._drain(keep=0)
+
+    async def _drain(self, keep: int) -> None:
+        """Await the oldest batches until at most ``keep`` are in flight. If one fails, the
+        others are cancelled (no inserts go on after the import reported its error)."""
+        try:
+            while len(self._tasks) > keep:
+                await self._tasks.popleft()
+        except BaseException:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            raise
 
 
 async def _has_rows(collection: Any) -> bool:
@@ -598,6 +609,8 @@ async def _import_status(
     rejected = 0
     parse_ts = parse_timestamp
     reader = src.reader
+    # The hot loop of the import: the row checks of _rows are inlined here (no generator per
+    # row), to keep the per-row cost of a multi-million-row file down.
     while True:
         try:
             for row in reader:
