@@ -54,7 +54,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError
+
+from uptime.pipeline import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
 KINDS: tuple[Kind, ...] = ("timezones", "hours", "status")
@@ -278,17 +280,7 @@ class ZoneChecker:
             reason = f"timezone_str {zone!r} is not an IANA time zone name"
         else:
             reason = None
-            try:
-                await self._db.command(
-                    "aggregate",
-                    1,
-                    pipeline=[
-                        {"$documents": [{}]},
-                        {"$project": {"d": {"$dateFromParts": {"year": 2000, "timezone": zone}}}},
-                    ],
-                    cursor={},
-                )
-            except OperationFailure:
+            if not await zone_known(self._db, zone):
                 reason = (
                     f"timezone_str {zone!r} is unknown to the MongoDB server's time zone database"
                 )

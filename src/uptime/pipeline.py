@@ -179,7 +179,14 @@ def _chunks(items: Sequence[str], size: int):
         yield items[i : i + size]
 
 
-async def _zone_known(db: AsyncDb, name: str) -> bool:
+async def zone_known(db: AsyncDb, name: str) -> bool:
+    """True if the MongoDB server accepts ``name`` as a time zone (it raises on an unknown one).
+
+    The one probe both the report (``known_timezones``) and the import use, so they agree.
+
+    Raises:
+        pymongo.errors.OperationFailure: any other server error.
+    """
     try:
         await (
             await db.aggregate(
@@ -211,7 +218,7 @@ async def known_timezones(db: AsyncDb) -> list[str]:
     other value falls back to America/Chicago, rule 5).
     """
     names = [n for n in await db["store_timezones"].distinct("timezone_str") if isinstance(n, str)]
-    ok = await asyncio.gather(*(_zone_known(db, n) for n in names))
+    ok = await asyncio.gather(*(zone_known(db, n) for n in names))
     return sorted(n for n, good in zip(names, ok) if good)
 
 
