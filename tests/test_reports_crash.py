@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ from pathlib import Path
 import httpx
 
 from reports_support import T0, expected_csv, insert_stores
+from uptime.embedded import free_port
 
 LEASE_SECONDS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(mongo_uri: str, db_name: str, data_dir: Path, port: int, log: Path) -> subprocess.Popen:
@@ -59,7 +53,7 @@ async def test_killed_server_report_completes_after_restart(db, db_name, mongo_u
     partial file, regenerates it (attempt 2) and the CSV equals the pipeline's rows."""
     await insert_stores(db, 1500, polls_per_store=48)
     await db.store_status.create_index([("store_id", 1), ("timestamp_utc", 1)])
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     proc = start_server(mongo_uri, db_name, tmp_path / "data", port, log)

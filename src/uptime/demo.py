@@ -25,7 +25,6 @@ import csv
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from uptime.embedded import free_port
 
 console = Console()
 
@@ -94,12 +95,6 @@ def make_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Dataset
         return _fallback_dataset(out_dir, stores=stores, days=days, seed=seed)
     return Dataset(files.status, files.hours, files.timezones, files.stores, files.status_rows,
                    "uptime.generate")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -203,7 +198,7 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str) -> 
 
         token = Settings().api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        with api_server(env, _free_port(), out / "serve.log") as base:
+        with api_server(env, free_port(), out / "serve.log") as base:
             console.print(f"API at {base} (OpenAPI docs: {base}/docs)")
             with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
                 t = time.monotonic()

@@ -80,7 +80,8 @@ def find_mongod(configured: Path | None = None) -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -218,7 +219,7 @@ class EmbeddedMongo:
         binary = find_mongod(self._mongod_setting)
         last_error = ""
         for _attempt in range(3):  # a free port can be taken between probe and bind
-            port = _free_port()
+            port = free_port()
             with open(self.log_path, "ab") as log:
                 proc = subprocess.Popen(
                     [

@@ -54,6 +54,8 @@ from typing import Annotated
 
 import typer
 
+from uptime.cli_reports import parse_as_of
+
 #: v1's "now": the latest ``timestamp_utc`` of the v1 status file.
 V1_AS_OF = datetime(2023, 1, 25, 18, 13, 22, 479220, tzinfo=UTC)
 V1_STORES = 14_092
@@ -467,21 +469,6 @@ def generate_dataset(
     )
 
 
-def _parse_as_of(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"--as-of {value!r} is not an ISO 8601 instant (e.g. 2023-01-25T18:13:22Z)"
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def generate_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the three CSV files into.")],
     stores: Annotated[int, typer.Option(min=1, help="Stores with polls (v1: 14,092).")] = V1_STORES,
@@ -508,7 +495,7 @@ def generate_command(
         stores=stores,
         days=days,
         seed=seed,
-        as_of=_parse_as_of(as_of),
+        as_of=parse_as_of(as_of),
         hours_from=hours_from,
         timezones_from=timezones_from,
     )
