@@ -543,6 +543,18 @@ class _Writer:
             raise
 
 
+async def _finish(
+    writer: _Writer, batch: list[dict], summary: ImportSummary, rejected: int
+) -> None:
+    """Insert the last partial ``batch``, wait for every insert, and fill in ``summary``."""
+    if batch:
+        await writer.submit(batch)
+    await writer.wait()
+    summary.loaded = writer.loaded
+    summary.already_present = writer.already_present
+    summary.rejected = rejected
+
+
 async def _has_rows(collection: Any) -> bool:
     return await collection.find_one({}, {"_id": 1}) is not None
 
@@ -642,12 +654,7 @@ async def _import_status(
         except csv.Error as exc:
             rej.write(reader.line_num, f"CSV syntax error: {exc}", [])
             rejected += 1
-    if batch:
-        await writer.submit(batch)
-    await writer.wait()
-    summary.loaded = writer.loaded
-    summary.already_present = writer.already_present
-    summary.rejected = rejected
+    await _finish(writer, batch, summary, rejected)
 
 
 async def _replace_rows(collection: Any, stores: Iterable[str], keep: Callable[[Any], bool]) -> int:
@@ -708,13 +715,8 @@ async def _import_hours(
             await writer.submit(batch)
             batch = []
             prog.update(src.raw.tell())
-    if batch:
-        await writer.submit(batch)
-    await writer.wait()
+    await _finish(writer, batch, summary, rejected)
     summary.replaced = await _replace_rows(collection, stores, row_ids.__contains__)
-    summary.loaded = writer.loaded
-    summary.already_present = writer.already_present
-    summary.rejected = rejected
 
 
 async def _import_timezones(
@@ -754,14 +756,9 @@ async def _import_timezones(
             await writer.submit(batch)
             batch = []
             prog.update(src.raw.tell())
-    if batch:
-        await writer.submit(batch)
-    await writer.wait()
+    await _finish(writer, batch, summary, rejected)
     keep = {f"{sid}|{zone}" for sid, (zone, _) in seen.items()}
     summary.replaced = await _replace_rows(collection, seen, keep.__contains__)
-    summary.loaded = writer.loaded
-    summary.already_present = writer.already_present
-    summary.rejected = rejected
 
 
 _IMPORTERS = {"status": _import_status, "hours": _import_hours, "timezones": _import_timezones}
