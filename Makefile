@@ -23,7 +23,7 @@ $(MONGOSH):
 mongosh: $(MONGOSH)
 
 demo: install
-	$(PY) -m uptime.demo
+	$(PY) -m uptime.tools.demo
 
 test: install mongosh
 	$(PY) -m pytest

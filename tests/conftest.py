@@ -1,7 +1,7 @@
 """Shared fixtures: a real mongod for the whole session and a fresh database per test.
 
 The server is ``UPTIME_TEST_MONGODB_URI`` when set; otherwise one is started through the
-product's own embedded launcher (``uptime.embedded.EmbeddedMongo``) in a temporary data dir.
+product's own embedded launcher (``uptime.platform.embedded.EmbeddedMongo``) in a temporary data dir.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from uptime.db import make_client
-from uptime.embedded import EmbeddedMongo
-from uptime.settings import Settings
+from uptime.platform.db import make_client
+from uptime.platform.embedded import EmbeddedMongo
+from uptime.platform.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The public Loop files: UPTIME_PUBLIC_DATA, else ../shared/data/public beside the checkout

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from uptime.migrations import ensure_current
-from uptime.pipeline import iter_report_rows, known_timezones, load_pipeline, report_let
+from uptime.platform.migrations import ensure_current
+from uptime.report.pipeline import iter_report_rows, known_timezones, load_pipeline, report_let
 
 
 def utc(text: str) -> datetime:

@@ -33,7 +33,7 @@ async def insert_stores(db, n_stores: int, *, polls_per_store: int = 3, as_of: d
 
 async def expected_csv(db, as_of: datetime) -> str:
     """The CSV built straight from the pipeline's rows (header, 2-decimal numbers)."""
-    from uptime import pipeline
+    from uptime.report import pipeline
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -12,8 +12,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
-from uptime import api, reports
-from uptime.settings import Settings
+from uptime.report import reports
+from uptime.web import api
+from uptime.platform.settings import Settings
 
 
 @asynccontextmanager

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from uptime.bench import (
+from uptime.tools.bench import (
     ScaleResult,
     ensure_dataset,
     evaluate_targets,
     plan_runs,
     run_bench,
 )
-from uptime.settings import Settings
+from uptime.platform.settings import Settings
 
 
 async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(

@@ -1,4 +1,4 @@
-"""The benchmark's alternative (uptime.alt_report): the issue-3 worked examples, by hand.
+"""The benchmark's alternative (uptime.tools.alt_report): the issue-3 worked examples, by hand.
 
 The alternative must follow the report rules exactly (the bench also checks it against the
 pipeline's CSV); these tests pin it to the hand-computed values of issue 3.
@@ -11,7 +11,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from uptime.alt_report import _to_ms, compute_report, to_csv
+from uptime.tools.alt_report import _to_ms, compute_report, to_csv
 
 
 def _z(text: str) -> datetime:

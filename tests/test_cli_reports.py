@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.settings import get_settings
+from uptime.platform.settings import get_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The one-command demo (uptime.demo), run as a user runs it, against the test server."""
+"""The one-command demo (uptime.tools.demo), run as a user runs it, against the test server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from uptime.demo import summarize
+from uptime.tools.demo import summarize
 
 
 def _env(mongo_uri: str, db_name: str, tmp_path: Path) -> dict[str, str]:
@@ -26,7 +26,7 @@ async def test_demo_csv_equals_uptime_report(db, db_name, mongo_uri, tmp_path):
     env = _env(mongo_uri, db_name, tmp_path)
     demo = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "uptime.demo", "--stores", "150", "--days", "8",
+        [sys.executable, "-m", "uptime.tools.demo", "--stores", "150", "--days", "8",
          "--out", str(out), "--database", db_name],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )

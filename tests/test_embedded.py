@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from uptime.embedded import EmbeddedMongo, EmbeddedServerError, _ping, find_mongod
+from uptime.platform.embedded import EmbeddedMongo, EmbeddedServerError, _ping, find_mongod
 
 
 def _alive(pid: int) -> bool:
@@ -58,7 +58,7 @@ def test_concurrent_processes_share_one_server(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from uptime.embedded import EmbeddedMongo
+        from uptime.platform.embedded import EmbeddedMongo
         with EmbeddedMongo(Path({str(tmp_path)!r})) as s:
             print(s.uri, flush=True)
             time.sleep(2)
@@ -80,7 +80,7 @@ def test_sigkilled_owner_server_is_reused_then_stopped(tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from uptime.embedded import EmbeddedMongo
+        from uptime.platform.embedded import EmbeddedMongo
         s = EmbeddedMongo(Path({str(tmp_path)!r})); s.start()
         print("up", flush=True); time.sleep(600)
         """
@@ -107,7 +107,7 @@ def test_sigterm_to_the_user_stops_the_server(tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from uptime.embedded import EmbeddedMongo
+        from uptime.platform.embedded import EmbeddedMongo
         with EmbeddedMongo(Path({str(tmp_path)!r})):
             print("up", flush=True); time.sleep(600)
         """

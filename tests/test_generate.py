@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.generate import generate_dataset
+from uptime.tools.generate import generate_dataset
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})? UTC$")
 

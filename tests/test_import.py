@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from uptime.importer import (
+from uptime.ingest.importer import (
     ImportFileError,
     RowError,
     import_file,

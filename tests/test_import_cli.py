@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.settings import get_settings
+from uptime.platform.settings import get_settings
 
 EXCEL = "edge_cases/bq-results-20230125-202210-1674678181880.excel_mangled.csv"
 # The 12 rows of the Excel-mangled file whose ids have <= 16 digits, so Excel kept them exact.

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.migrations import (
+from uptime.platform.migrations import (
     CHANGELOG,
     LOCK_COLLECTION,
     LOCK_ID,
@@ -27,8 +27,8 @@ from uptime.migrations import (
     migrate_up,
     migration_status,
 )
-from uptime.resources import migrations_dir
-from uptime.settings import get_settings
+from uptime.platform.resources import migrations_dir
+from uptime.platform.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
@@ -237,7 +237,7 @@ async def test_lock_is_renewed_while_held(
     db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rule: the holder renews expires_at, so a long migration is not taken over."""
-    import uptime.migrations as m
+    import uptime.platform.migrations as m
 
     seen: list[datetime] = []
     original = m._run_commands
@@ -258,7 +258,7 @@ async def test_ensure_current_refuses_or_applies(
 ) -> None:
     """Rule: with auto-migrate off, pending migrations raise an error naming them and telling
     the user to run `uptime migrate up`; with it on they are applied once."""
-    import uptime.migrations as m
+    import uptime.platform.migrations as m
 
     monkeypatch.setattr(m, "migrations_dir", lambda: mig_dir)
     with pytest.raises(MigrationsPendingError, match="uptime migrate up") as info:
@@ -336,7 +336,7 @@ async def test_mongosh_applies_the_same_file_and_records_it(
 async def test_a_lock_taken_over_midway_stops_before_recording(db) -> None:
     """Rule: if the lock expired and another process took it (e.g. during a long index build),
     the first process records nothing more and says so (MigrationLockError)."""
-    from uptime.migrations import _Lock
+    from uptime.platform.migrations import _Lock
 
     async with _Lock(db, ttl=60) as lock:
         await lock.ensure_held()  # held: no error

@@ -15,7 +15,7 @@ import pytest
 import reference_model
 from pipeline_support import load, raw_sums, report, utc
 from pipeline_synth import random_store
-from uptime.pipeline import known_timezones
+from uptime.report.pipeline import known_timezones
 
 ZONES = ["America/New_York", "Asia/Beirut", "Australia/Sydney", "America/Chicago"]
 DST_AS_OF = [

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline_support import hours, load, poll, report_list, utc, zone
 from pipeline_synth import random_store
-from uptime import pipeline as P
+from uptime.report import pipeline as P
 
 REPO = Path(__file__).resolve().parent.parent
 

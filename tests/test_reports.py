@@ -1,4 +1,4 @@
-"""Report lifecycle (uptime.reports) against a real mongod: failures, waiting, leases and
+"""Report lifecycle (uptime.report.reports) against a real mongod: failures, waiting, leases and
 crash recovery, retention, chunk-by-chunk download."""
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from datetime import timedelta
 from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
-from uptime import api, reports
-from uptime.reports import ReportService, utcnow
+from uptime.report import reports
+from uptime.web import api
+from uptime.report.reports import ReportService, utcnow
 
 
 async def test_failure_midway_marks_failed_without_orphan_chunks(db, settings, monkeypatch):
     """A failure after some GridFS chunks were written aborts the upload: the report is Failed
     with the reason, and reports.files / reports.chunks are empty."""
-    from uptime import pipeline
+    from uptime.report import pipeline
 
     small_chunks(monkeypatch)
     await insert_stores(db, 60)
@@ -60,7 +61,7 @@ async def test_no_polls_fails_with_actionable_reason(db, settings):
 async def test_waiting_reports_are_running_with_progress_zero(db, settings, monkeypatch):
     """With UPTIME_MAX_CONCURRENT_REPORTS=1, a second report waits for the first: it is
     Running with progress 0 and no started_at until the slot frees; then both complete."""
-    from uptime import pipeline
+    from uptime.report import pipeline
 
     await insert_stores(db, 5)
     release = asyncio.Event()
@@ -91,7 +92,7 @@ async def test_waiting_reports_are_running_with_progress_zero(db, settings, monk
 async def test_progress_is_rows_over_stores(db, settings, monkeypatch):
     """Progress reported while generating is rows written / stores (0 before the first row),
     below 1 until Complete."""
-    from uptime import pipeline
+    from uptime.report import pipeline
 
     monkeypatch.setattr(reports, "PROGRESS_INTERVAL_S", 0.0)
     await insert_stores(db, 40)
@@ -168,7 +169,7 @@ async def test_too_many_attempts_fail(db, settings):
 async def test_lease_renewed_and_lost_lease_stops_generation(db, settings, monkeypatch):
     """The maintenance loop renews the lease of a generating report; if another process takes
     the report over, this one stops, deletes its partial upload and leaves the doc alone."""
-    from uptime import pipeline
+    from uptime.report import pipeline
 
     monkeypatch.setattr(reports, "PROGRESS_INTERVAL_S", 0.0)
     small_chunks(monkeypatch)

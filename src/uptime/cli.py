@@ -1,16 +1,19 @@
 """The ``uptime`` command line (typer).
 
 Subcommands live beside the code they drive; this module only assembles them:
-``import`` (uptime.importer), ``migrate up|down|status`` (uptime.migrations), ``report``,
-``reports`` and ``serve`` (uptime.cli_reports), ``generate`` (uptime.generate) and
-``bench`` (uptime.bench).
+``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
+``reports`` and ``serve`` (uptime.report.cli), ``generate`` (uptime.tools.generate) and
+``bench`` (uptime.tools.bench).
 """
 
 from __future__ import annotations
 
 import typer
 
-from uptime import bench, cli_reports, generate, importer, migrations
+from uptime.ingest import importer
+from uptime.platform import migrations
+from uptime.report import cli as cli_reports
+from uptime.tools import bench, generate
 
 app = typer.Typer(
     name="uptime",

@@ -1,7 +1,7 @@
 """CLI commands of the report service: ``uptime report``, ``uptime reports``, ``uptime serve``.
 
 ``uptime report`` goes through the same stored-report path as ``POST /trigger_report``: it
-creates a report document, generates it into GridFS (``uptime.reports.ReportService``) and
+creates a report document, generates it into GridFS (``uptime.report.reports.ReportService``) and
 then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
 summary go to stderr, so ``--output -`` pipes clean CSV.
 """
@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from uptime.embedded import EmbeddedServerError
-from uptime.migrations import MigrationError
+from uptime.platform.embedded import EmbeddedServerError
+from uptime.platform.migrations import MigrationError
 
 T = TypeVar("T")
 
@@ -93,9 +93,9 @@ def _check_output(output: str | None) -> None:
 
 
 async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, Any]:
-    from uptime import reports
-    from uptime.db import open_database
-    from uptime.settings import get_settings
+    from uptime.report import reports
+    from uptime.platform.db import open_database
+    from uptime.platform.settings import get_settings
 
     settings = get_settings()
     async with open_database(settings) as db:
@@ -174,9 +174,9 @@ def report_command(
 
 
 async def _list(limit: int) -> list[dict[str, Any]]:
-    from uptime import reports
-    from uptime.db import open_database
-    from uptime.settings import get_settings
+    from uptime.report import reports
+    from uptime.platform.db import open_database
+    from uptime.platform.settings import get_settings
 
     async with open_database(get_settings(), migrate=False) as db:
         return await reports.list_reports(db, limit)
@@ -223,7 +223,7 @@ def serve_command(
     embedded mongod and stops it on exit."""
     import uvicorn
 
-    from uptime.api import create_app
-    from uptime.settings import get_settings
+    from uptime.web.api import create_app
+    from uptime.platform.settings import get_settings
 
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

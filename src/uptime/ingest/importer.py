@@ -56,7 +56,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pymongo.errors import BulkWriteError
 
-from uptime.pipeline import zone_known
+from uptime.report.pipeline import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
 KINDS: tuple[Kind, ...] = ("timezones", "hours", "status")
@@ -888,8 +888,8 @@ def import_command(
         typer.echo("Error: give at least one of --status, --hours, --timezones", err=True)
         raise typer.Exit(2)
 
-    from uptime.db import open_database
-    from uptime.settings import get_settings
+    from uptime.platform.db import open_database
+    from uptime.platform.settings import get_settings
 
     async def run() -> list[ImportSummary]:
         async with open_database(get_settings()) as db:
@@ -902,8 +902,8 @@ def import_command(
                 progress=sys.stderr.isatty(),
             )
 
-    from uptime.embedded import EmbeddedServerError
-    from uptime.migrations import MigrationError
+    from uptime.platform.embedded import EmbeddedServerError
+    from uptime.platform.migrations import MigrationError
 
     try:
         summaries = asyncio.run(run())

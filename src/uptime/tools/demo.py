@@ -1,11 +1,11 @@
-"""The one-command demo (``make demo`` = ``python -m uptime.demo``).
+"""The one-command demo (``make demo`` = ``python -m uptime.tools.demo``).
 
 What it does, end to end, as a user would:
 
 1. starts the embedded mongod in ``demo-output/mongo`` (or uses ``MONGODB_URI`` if set) and
    works in its own database ``uptime_demo`` (dropped first) — the user's default database
    and data directory are never touched;
-2. generates a realistic sample dataset into ``demo-output/dataset`` (``uptime.generate``;
+2. generates a realistic sample dataset into ``demo-output/dataset`` (``uptime.tools.generate``;
    a small built-in generator if that module is unavailable);
 3. imports it with ``uptime import`` (a subprocess, exactly the CLI a user runs);
 4. starts the API with ``uptime serve`` on a free port of 127.0.0.1;
@@ -15,7 +15,7 @@ What it does, end to end, as a user would:
    stops the API and the embedded mongod.
 
 Defaults (5,000 stores x 9 days of hourly polls, ~1M polls) finish in about a minute
-on a 2-core machine (limit: 3 minutes). ``python -m uptime.demo --help`` lists the options.
+on a 2-core machine (limit: 3 minutes). ``python -m uptime.tools.demo --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from uptime.embedded import free_port
+from uptime.platform.embedded import free_port
 
 console = Console()
 
@@ -59,7 +59,7 @@ class Dataset:
 
 
 def _fallback_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Dataset:
-    """A small built-in generator (used only if ``uptime.generate`` is unavailable): hourly
+    """A small built-in generator (used only if ``uptime.tools.generate`` is unavailable): hourly
     polls with ~3 % inactive, 9-to-21 hours on every day but Sunday, New York/Chicago/LA."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,28 +86,28 @@ def _fallback_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Da
 
 
 def make_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Dataset:
-    """Generate the sample files with ``uptime.generate`` (fallback: the built-in one)."""
+    """Generate the sample files with ``uptime.tools.generate`` (fallback: the built-in one)."""
     try:
-        from uptime.generate import generate_dataset
+        from uptime.tools.generate import generate_dataset
 
         files = generate_dataset(out_dir, stores=stores, days=days, seed=seed)
     except (ImportError, NotImplementedError):
         return _fallback_dataset(out_dir, stores=stores, days=days, seed=seed)
     return Dataset(files.status, files.hours, files.timezones, files.stores, files.status_rows,
-                   "uptime.generate")
+                   "uptime.tools.generate")
 
 
 @contextlib.contextmanager
 def mongo_uri(data_dir: Path) -> Iterator[tuple[str, str]]:
     """Yield (uri, description): ``MONGODB_URI`` if set, else an embedded mongod in
     ``data_dir`` (stopped on exit)."""
-    from uptime.settings import Settings
+    from uptime.platform.settings import Settings
 
     configured = Settings().mongodb_uri
     if configured:
         yield configured, "MONGODB_URI"
         return
-    from uptime.embedded import EmbeddedMongo
+    from uptime.platform.embedded import EmbeddedMongo
 
     with EmbeddedMongo(data_dir, Settings().mongod) as server:
         assert server.uri is not None
@@ -194,7 +194,7 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str) -> 
         timings["import"] = time.monotonic() - t
 
         step("3/4 uptime serve + POST /trigger_report")
-        from uptime.settings import Settings
+        from uptime.platform.settings import Settings
 
         token = Settings().api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -258,7 +258,7 @@ def main(
     try:
         run_demo(stores=stores, days=days, seed=seed, out=out, database=database)
     except Exception as exc:
-        from uptime.embedded import EmbeddedServerError
+        from uptime.platform.embedded import EmbeddedServerError
 
         if isinstance(exc, (EmbeddedServerError, RuntimeError, httpx.HTTPError)):
             console.print(f"[red]demo failed:[/red] {exc}")

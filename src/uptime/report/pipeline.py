@@ -28,7 +28,7 @@ from typing import Any
 from bson import json_util
 from pymongo.errors import OperationFailure
 
-from uptime.resources import pipelines_dir
+from uptime.platform.resources import pipelines_dir
 
 PIPELINE_NAME = "store_uptime"
 DEFAULT_VERSION = "v1"

@@ -50,7 +50,7 @@ import polars as pl
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
-from uptime.pipeline import REPORT_COLUMNS
+from uptime.report.pipeline import REPORT_COLUMNS
 
 DEFAULT_ZONE = "America/Chicago"
 HOUR_MS = 3_600_000
@@ -344,7 +344,7 @@ def alt_report(uri: str, database: str, as_of: datetime) -> tuple[list[dict[str,
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """The report CSV text: header, then one line per row, numbers with 2 decimals.
 
-    The same format as the stored reports (``uptime.reports.csv_line_values``).
+    The same format as the stored reports (``uptime.report.reports.csv_line_values``).
     """
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

@@ -14,8 +14,8 @@ from datetime import timezone
 
 from pymongo import AsyncMongoClient
 
-from uptime.embedded import EmbeddedMongo
-from uptime.settings import Settings
+from uptime.platform.embedded import EmbeddedMongo
+from uptime.platform.settings import Settings
 
 APP_NAME = "uptime-monitor"
 
@@ -25,7 +25,7 @@ def server_uri(settings: Settings) -> Iterator[str]:
     """Yield the MongoDB URI to use: ``MONGODB_URI``, else the embedded server's.
 
     Raises:
-        uptime.embedded.EmbeddedServerError: MONGODB_URI unset and no embedded server could
+        uptime.platform.embedded.EmbeddedServerError: MONGODB_URI unset and no embedded server could
             be started.
     """
     if settings.mongodb_uri:
@@ -58,12 +58,12 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIte
 
     With ``migrate`` (the default for ``serve``/``import``/``report``) pending migrations are
     applied first when ``UPTIME_AUTO_MIGRATE`` is true, else
-    ``uptime.migrations.MigrationsPendingError`` is raised naming them.
+    ``uptime.platform.migrations.MigrationsPendingError`` is raised naming them.
     """
     async with open_client(settings) as client:
         db = client[settings.mongodb_database]
         if migrate:
-            from uptime.migrations import ensure_current
+            from uptime.platform.migrations import ensure_current
 
             await ensure_current(db, apply=settings.auto_migrate)
         yield db

@@ -4,10 +4,10 @@ For every scale (1.0 = the v1 shape: 14,092 stores, 9 days of hourly polls, ~2.9
 benchmark, on one server (``MONGODB_URI``, else the embedded mongod) and in a fresh database
 ``uptime_bench_<random>`` dropped at the end:
 
-1. **generate** the dataset (``uptime.generate``; cached under the cache dir, keyed by scale,
+1. **generate** the dataset (``uptime.tools.generate``; cached under the cache dir, keyed by scale,
    seed and the generator's source, so repeated runs do not regenerate);
-2. **import** it with ``uptime.importer.import_files`` — status rows/s end to end from CSV;
-3. **migrate**: ``uptime.migrations.ensure_current(db, apply=True)`` (the indexes);
+2. **import** it with ``uptime.ingest.importer.import_files`` — status rows/s end to end from CSV;
+3. **migrate**: ``uptime.platform.migrations.ensure_current(db, apply=True)`` (the indexes);
 4. ``runs`` times, in this order:
 
    - **T_report**: the full report through the report service (``ReportService.trigger`` →
@@ -16,7 +16,7 @@ benchmark, on one server (``MONGODB_URI``, else the embedded mongod) and in a fr
    - **T_floor**: one ``$setWindowFields`` (partitionBy store_id, sortBy timestamp_utc, one
      ``$shift``) over the same polls (``timestamp_utc <= as_of``, valid status), then
      ``$count`` — what any ordered per-store read costs;
-   - **T_alt**: ``uptime.alt_report`` in a fresh child process — fetch polls, hours and
+   - **T_alt**: ``uptime.tools.alt_report`` in a fresh child process — fetch polls, hours and
      timezones with PyMongo and compute the same report with polars;
 
 5. checks that the alternative's CSV equals the stored report's CSV byte for byte.
@@ -57,7 +57,7 @@ from typing import Annotated, Any
 
 import typer
 
-from uptime.generate import V1_STORES, generate_dataset
+from uptime.tools.generate import V1_STORES, generate_dataset
 
 MB = 1_000_000
 DEFAULT_SCALES = "0.25,1,2"
@@ -74,7 +74,7 @@ DATASET_META = "dataset.json"
 # --------------------------------------------------------------------------- dataset cache
 def _generator_key() -> str:
     """Short hash of the generator's source: a changed generator invalidates the cache."""
-    import uptime.generate as gen
+    import uptime.tools.generate as gen
 
     return hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest()[:10]
 
@@ -187,9 +187,9 @@ async def _mongod_identity(client: Any) -> tuple[int | None, str, str]:
 # --------------------------------------------------------------------------- child phases
 async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> dict[str, Any]:
     """Run one report through the service path; write its CSV (from GridFS) to ``out``."""
-    from uptime import reports
-    from uptime.db import make_client
-    from uptime.settings import Settings
+    from uptime.report import reports
+    from uptime.platform.db import make_client
+    from uptime.platform.settings import Settings
 
     settings = Settings(
         mongodb_uri=uri, mongodb_database=database, data_dir=Path(tempfile.gettempdir())
@@ -221,7 +221,7 @@ async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> 
 
 
 def _child_alt(uri: str, database: str, as_of: datetime, out: Path) -> dict[str, Any]:
-    from uptime import alt_report
+    from uptime.tools import alt_report
 
     started = time.perf_counter()
     rows, timings = alt_report.alt_report(uri, database, as_of)
@@ -237,7 +237,7 @@ def _child_alt(uri: str, database: str, as_of: datetime, out: Path) -> dict[str,
 
 
 def phase_main(argv: list[str]) -> None:
-    """Entry of a child process: ``python -m uptime.bench PHASE URI DB AS_OF OUT``.
+    """Entry of a child process: ``python -m uptime.tools.bench PHASE URI DB AS_OF OUT``.
 
     Prints one JSON line: the phase's result plus ``max_rss_bytes`` (this process's peak).
     """
@@ -255,7 +255,7 @@ def phase_main(argv: list[str]) -> None:
 
 async def _run_child(phase: str, uri: str, database: str, as_of: datetime, out: Path) -> dict:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uptime.bench", phase, uri, database, as_of.isoformat(), str(out),
+        sys.executable, "-m", "uptime.tools.bench", phase, uri, database, as_of.isoformat(), str(out),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -381,9 +381,9 @@ async def bench_scale(
     say: Any,
 ) -> ScaleResult:
     """Generate (or reuse), import, migrate, then time ``runs`` rounds at one scale."""
-    from uptime.importer import import_files
-    from uptime.migrations import ensure_current
-    from uptime.pipeline import resolve_as_of
+    from uptime.ingest.importer import import_files
+    from uptime.platform.migrations import ensure_current
+    from uptime.report.pipeline import resolve_as_of
 
     dataset, generated = ensure_dataset(cache_dir, scale, seed)
     result = ScaleResult(scale=scale, dataset=dataset, generated_now=generated)
@@ -606,7 +606,7 @@ async def run_bench(
     """Run the benchmark; return (the JSON document written, its path)."""
     from rich.console import Console
 
-    from uptime.db import make_client, server_uri
+    from uptime.platform.db import make_client, server_uri
 
     console = console or Console(stderr=True)
     say = console.print
@@ -698,7 +698,7 @@ def bench_command(
     Defaults (scale 1 x 3 runs, scales 0.25 and 2 x 1 run) take about 11 minutes on a
     2-core machine. Exit code 1 if the alternative's CSV differs from the report's.
     """
-    from uptime.settings import get_settings
+    from uptime.platform.settings import get_settings
 
     if scale <= 0:
         raise typer.BadParameter("--scale must be > 0")
@@ -713,5 +713,5 @@ def bench_command(
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":  # child phases: python -m uptime.bench PHASE URI DB AS_OF OUT
+if __name__ == "__main__":  # child phases: python -m uptime.tools.bench PHASE URI DB AS_OF OUT
     phase_main(sys.argv[1:])

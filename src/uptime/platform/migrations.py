@@ -38,7 +38,7 @@ from bson import json_util
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
-from uptime.resources import migrations_dir
+from uptime.platform.resources import migrations_dir
 
 CHANGELOG = "migrations_changelog"
 LOCK_COLLECTION = "migrations_lock"
@@ -387,9 +387,9 @@ _DirOption = Annotated[
 
 
 def _run(work: Any) -> Any:
-    from uptime.db import open_database
-    from uptime.embedded import EmbeddedServerError
-    from uptime.settings import get_settings
+    from uptime.platform.db import open_database
+    from uptime.platform.embedded import EmbeddedServerError
+    from uptime.platform.settings import get_settings
 
     async def main() -> Any:
         async with open_database(get_settings(), migrate=False) as db:

@@ -22,7 +22,7 @@ Lifecycle (all in :class:`ReportService`, one per process):
   At most ``UPTIME_MAX_CONCURRENT_REPORTS`` tasks generate at once (a semaphore); the others
   wait and are reported as Running with progress 0.
 * Generation resolves ``as_of`` (default: the latest poll), then streams the pipeline's rows
-  (``uptime.pipeline.iter_report_rows``, one aggregation) into a GridFS upload as CSV: the
+  (``uptime.report.pipeline.iter_report_rows``, one aggregation) into a GridFS upload as CSV: the
   header ``REPORT_COLUMNS``, then one line per store, numbers with 2 decimals. On any failure
   the upload is aborted (its chunks deleted) and the report marked Failed with the reason.
 * Crash safety: every Running report of this process (waiting or generating) holds a lease
@@ -58,8 +58,8 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from uptime import pipeline
-from uptime.settings import Settings
+from uptime.report import pipeline
+from uptime.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Endpoints (every one but ``/healthz`` requires ``Authorization: Bearer <UPTIME_A
 when that setting is set):
 
 * ``POST /trigger_report`` [``?as_of=ISO-8601`` or JSON ``{"as_of": "..."}``] → 202
-  ``{"report_id": "..."}``; generation runs in the background (``uptime.reports``).
+  ``{"report_id": "..."}``; generation runs in the background (``uptime.report.reports``).
 * ``GET /get_report?report_id=ID`` → 200 JSON ``{"status": "Running", "progress": 0.0-1.0,
   ...}``; 200 ``text/csv`` attachment streamed from GridFS chunk by chunk when Complete;
   200 JSON ``{"status": "Failed", "error": "..."}``; 404 JSON for an unknown id; 422 JSON
@@ -38,9 +38,9 @@ from pydantic import BaseModel, Field, field_validator
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from uptime import reports
-from uptime.db import open_database
-from uptime.settings import Settings, get_settings
+from uptime.report import reports
+from uptime.platform.db import open_database
+from uptime.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Platform: settings, the MongoDB client, the embedded server, migrations, packaged resources."""

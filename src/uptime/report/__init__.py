@@ -1,0 +1,1 @@
+"""Report: the versioned report pipelines, their runner and the report lifecycle."""

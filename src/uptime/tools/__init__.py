@@ -1,0 +1,1 @@
+"""Tools around the product: data generator, benchmark, the polars alternative, the demo."""

@@ -1,0 +1,1 @@
+"""Web: the HTTP API (FastAPI) and the dashboard."""
