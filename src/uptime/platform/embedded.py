@@ -31,9 +31,11 @@ from pathlib import Path
 from types import TracebackType
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 START_TIMEOUT_S = 60.0
+#: The embedded server is a single-node replica set of this name.
+REPLICA_SET = "rs0"
 STOP_TIMEOUT_S = 60.0
 
 
@@ -80,6 +82,44 @@ def find_mongod(configured: Path | None = None) -> Path:
     )
 
 
+def _ensure_primary(info: _ServerInfo, deadline: float) -> None:
+    """Make the freshly started node the primary of the single-node set ``rs0``.
+
+    First start: ``replSetInitiate`` with this host. Later starts on another port: the stored
+    config names the old ``127.0.0.1:<port>``, so the node cannot find itself; a forced
+    ``replSetReconfig`` points the one member at the new port. Then wait until the node is
+    writable primary (an election of one takes about a second).
+
+    Raises:
+        pymongo.errors.PyMongoError: the node answered with an error, or no primary by
+            ``deadline`` (``time.monotonic()``).
+    """
+    host = f"127.0.0.1:{info.port}"
+    client: MongoClient = MongoClient(info.uri, serverSelectionTimeoutMS=5000)
+    try:
+        try:
+            config = client.admin.command("replSetGetConfig")["config"]
+        except OperationFailure as exc:
+            if exc.code != 94:  # NotYetInitialized
+                raise
+            client.admin.command(
+                "replSetInitiate", {"_id": REPLICA_SET, "members": [{"_id": 0, "host": host}]}
+            )
+        else:
+            if config["members"][0]["host"] != host or len(config["members"]) != 1:
+                config["members"] = [dict(config["members"][0], host=host)]
+                config["version"] = int(config["version"]) + 1
+                client.admin.command("replSetReconfig", config, force=True)
+        while True:
+            if client.admin.command("hello").get("isWritablePrimary"):
+                return
+            if time.monotonic() > deadline:
+                raise PyMongoError(f"{host} is not primary after the start timeout")
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -122,6 +162,8 @@ class _ServerInfo:
 
     @property
     def uri(self) -> str:
+        # directConnection: the one member is always this host; the set's config is not
+        # consulted for discovery, so a port change between starts cannot strand a client.
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
 
@@ -230,6 +272,9 @@ class EmbeddedMongo:
                         "--logpath", str(self.log_path),
                         "--logappend",
                         "--quiet",
+                        # A single-node replica set: change streams (the runs follower) and
+                        # transactions need one; a standalone has neither.
+                        "--replSet", REPLICA_SET,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -242,6 +287,15 @@ class EmbeddedMongo:
                 if proc.poll() is not None:
                     break
                 if _ping(info.uri, timeout_ms=500):
+                    try:
+                        _ensure_primary(info, deadline)
+                    except PyMongoError as exc:
+                        last_error = f"replica set {REPLICA_SET} did not elect a primary: {exc}"
+                        _terminate(proc.pid)
+                        raise EmbeddedServerError(
+                            f"the embedded mongod ({binary}) started but {last_error}; "
+                            f"see {self.log_path}"
+                        ) from exc
                     self._state_path.write_text(json.dumps({"pid": proc.pid, "port": port}))
                     return info
                 time.sleep(0.1)
