@@ -93,11 +93,12 @@ def test_store_id_kept_exact_and_float_forms_rejected() -> None:
 
 
 def test_parse_clock_normalises_and_rejects() -> None:
-    """Rule: H:MM:SS / HH:MM:SS[.frac] -> 'HH:MM:SS' (fraction truncated); out of range rejected."""
+    """Rule: H:MM:SS / HH:MM:SS[.frac] -> 'HH:MM:SS' (fraction truncated); out of range rejected
+    (24:00 only as an end time, issue 9)."""
     assert parse_clock("23:59:59", "c") == "23:59:59"
     assert parse_clock("9:00:00", "c") == "09:00:00"
     assert parse_clock("23:59:59.999", "c") == "23:59:59"
-    for bad in ["24:00:00", "12:60:00", "9:00", "noon", "", "12:00:00 PM"]:
+    for bad in ["24:00:00", "24:00", "12:60:00", "noon", "", "12:00:00 XM", "25:00"]:
         with pytest.raises(RowError):
             parse_clock(bad, "c")
 
@@ -263,7 +264,7 @@ async def test_import_files_checks_every_header_before_writing(db, tmp_path: Pat
 
 async def test_hours_validation_and_normalisation(db, tmp_path: Path) -> None:
     """Rule: day or dayOfWeek 0..6; clock times HH:MM:SS (fraction truncated, H padded);
-    end < start (overnight) is kept for the report to interpret."""
+    end < start (overnight) is kept for the report to interpret; 24:00 only as an end."""
     f = write(
         tmp_path / "h.csv",
         b"store_id,day,start_time_local,end_time_local\r\n"
@@ -272,8 +273,8 @@ async def test_hours_validation_and_normalisation(db, tmp_path: Path) -> None:
         b"1,4,22:00:00,02:00:00\r\n"  # 4 ok (overnight)
         b"1,7,09:00:00,17:00:00\r\n"  # 5 day out of range
         b"1,1.0,09:00:00,17:00:00\r\n"  # 6 day not an integer
-        b"1,2,24:00:00,17:00:00\r\n"  # 7 clock out of range
-        b"1,2,09:00,17:00:00\r\n"  # 8 not HH:MM:SS
+        b"1,2,24:00:00,17:00:00\r\n"  # 7 24:00 as a start
+        b"1,2,09:00 XM,17:00:00\r\n"  # 8 not a clock time
         b"1.5E+3,2,09:00:00,17:00:00",  # 9 sci id
     )
     s = await import_file(db, "hours", f)
@@ -347,8 +348,9 @@ async def test_hours_file_is_new_truth_for_the_stores_it_mentions(db, tmp_path: 
 
 
 async def test_timezones_validation_and_replacement(db, tmp_path: Path) -> None:
-    """Rule: a zone must be an IANA name known to Python and to MongoDB; a store listed twice
-    with different zones keeps the first; a zone file replaces the zone of mentioned stores."""
+    """Rule: a zone must be a name MongoDB knows (offsets included, issue 9); a store listed
+    twice with different zones keeps the first; a zone file replaces the zone of mentioned
+    stores."""
     await import_file(
         db,
         "timezones",
@@ -360,7 +362,7 @@ async def test_timezones_validation_and_replacement(db, tmp_path: Path) -> None:
         b"A,America/New_York\n"  # 2 ok: replaces Chicago
         b"C,US/Chicagoo\n"  # 3 unknown
         b"D,\n"  # 4 empty
-        b"E,+05:00\n"  # 5 an offset, not an IANA name
+        b"E,+5\n"  # 5 an offset MongoDB refuses (needs two digits)
         b"A,America/Denver\n"  # 6 conflicting with line 2
         b"A,America/New_York\n"  # 7 duplicate of line 2
         b"F,Asia/Beirut\n",  # 8 ok
@@ -369,7 +371,8 @@ async def test_timezones_validation_and_replacement(db, tmp_path: Path) -> None:
     assert (s.loaded, s.already_present, s.rejected, s.replaced) == (2, 1, 4, 1)
     rows = rejects_rows(s.rejects_path)[1:]
     assert [(r[0], r[2]) for r in rows] == [("3", "C"), ("4", "D"), ("5", "E"), ("6", "A")]
-    assert "not an IANA" in rows[0][1] and "empty" in rows[1][1] and "line 2" in rows[3][1]
+    assert "MongoDB server knows" in rows[0][1] and "empty" in rows[1][1]
+    assert "line 2" in rows[3][1]
     zones = {d["store_id"]: d["timezone_str"] async for d in db.store_timezones.find()}
     assert zones == {"A": "America/New_York", "B": "America/Denver", "F": "Asia/Beirut"}
 

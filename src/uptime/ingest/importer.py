@@ -39,23 +39,34 @@ already validated); an hours/timezones import also holds the ids of the rows it 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import io
 import os
 import re
 import sys
 import time
-import zoneinfo
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from pymongo.errors import BulkWriteError
 
+from uptime.ingest.store import StoreError, insert_unique
+from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
+    PollValidator,
+    RowError,
+    find_nul,
+    hours_document,
+    is_fixed_offset,
+    parse_clock,
+    parse_day,
+    parse_status,
+    parse_store_id,
+    parse_timestamp,
+)
 from uptime.report.pipeline import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
@@ -82,17 +93,12 @@ IN_FLIGHT = 1
 _DELETE_CHUNK = 1000
 _VALID_ID_CACHE_MAX = 1_000_000
 
-_DUPLICATE_KEY = 11000
 _REJECTS_HEADER_START = "line,reason"
 
 
 class ImportFileError(Exception):
     """A whole file cannot be imported (missing file, missing column, not CSV, unwritable
     rejects file...). The message names the file and what is wrong; the CLI exits 2."""
-
-
-class RowError(ValueError):
-    """One row is invalid; the message is the reason written to the rejects file."""
 
 
 @dataclass
@@ -112,6 +118,10 @@ class ImportSummary:
         seconds: wall time of the import.
         rows_per_second: data rows (loaded + already present + rejected) per second.
         rejects_path: the rejects CSV written, or ``None`` when no row was rejected.
+        fixed_offset_zones: timezones only: stores given a UTC offset (``+05:30``) as their
+            zone in this file; such a zone has no daylight saving time (issue 9).
+        delimiter: the field delimiter used (``,``, ``;`` or tab; issue 9, "delimiters").
+        encoding: the file's encoding (``utf-8``, ``utf-16``...; issue 9 item 3).
         notes: remarks for the user (ignored columns, rejects file moved...).
     """
 
@@ -122,6 +132,9 @@ class ImportSummary:
     already_present: int = 0
     rejected: int = 0
     replaced: int = 0
+    fixed_offset_zones: int = 0
+    delimiter: str = ","
+    encoding: str = "utf-8"
     seconds: float = 0.0
     rows_per_second: float = 0.0
     rejects_path: Path | None = None
@@ -143,131 +156,28 @@ class ImportSummary:
         text += f" ({self.rows:,} rows in {self.seconds:.2f} s, {self.rows_per_second:,.0f} rows/s)"
         if self.rejects_path is not None:
             text += f"\n  rejected rows written to {self.rejects_path}"
+        if self.fixed_offset_zones:
+            text += (
+                f"\n  note: {self.fixed_offset_zones:,} store(s) have a UTC offset as time zone "
+                "(a fixed offset, no daylight saving time)"
+            )
         for note in self.notes:
             text += f"\n  note: {note}"
         return text
-
-
-# --------------------------------------------------------------------------- field parsers
-
-_FLOAT_ID = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)[eE][+-]?\d+|[+-]?(?:\d+\.\d*|\.\d+)")
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.\d{1,9})?")
-_UTC = timezone.utc
-_fromisoformat = datetime.fromisoformat
-
-
-def parse_store_id(text: str) -> str:
-    """Return the store id, stripped of surrounding blanks, kept exact as a string.
-
-    Raises:
-        RowError: empty; written in float or scientific notation (``8.139926242460185E+018``,
-            ``123.0``: a spreadsheet lost the id's digits); not valid UTF-8.
-    """
-    sid = text.strip()
-    if not sid:
-        raise RowError("empty store_id")
-    if _FLOAT_ID.fullmatch(sid):
-        raise RowError(
-            f"store_id {sid!r} is in float/scientific notation (digits lost, e.g. by a "
-            "spreadsheet); ids must be kept exact"
-        )
-    if not sid.isascii():
-        try:
-            sid.encode("utf-8")
-        except UnicodeEncodeError:
-            raise RowError("store_id is not valid UTF-8") from None
-    return sid
-
-
-def parse_timestamp(text: str) -> datetime:
-    """Parse a poll timestamp to a naive UTC ``datetime`` (stored at millisecond precision).
-
-    Accepted: ``YYYY-MM-DD HH:MM:SS[.f{1,6}] UTC`` (the Loop files), ISO 8601 extended format
-    with ``T`` or a space, with ``Z`` or a ``+HH:MM`` offset (converted to UTC), or without
-    any zone (read as UTC: the column is ``timestamp_utc``). Milliseconds are kept (a BSON
-    Date holds milliseconds); finer digits are truncated.
-
-    Raises:
-        RowError: anything else (date only, basic format, out-of-range fields, junk).
-    """
-    t = text.strip()
-    utc_suffix = t.endswith(" UTC")
-    core = t[:-4] if utc_suffix else t
-    if len(core) < 19 or core[10] not in " T" or core[4] != "-":
-        raise RowError(
-            f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
-        )
-    try:
-        dt = _fromisoformat(core)
-    except ValueError:
-        raise RowError(
-            f"unparseable timestamp {text!r} (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
-        ) from None
-    if dt.tzinfo is not None:
-        if utc_suffix:
-            raise RowError(f"unparseable timestamp {text!r} (both an offset and 'UTC')")
-        dt = dt.astimezone(_UTC).replace(tzinfo=None)
-    # Sub-millisecond digits are kept here; BSON encoding floors to milliseconds, and the
-    # poll _id uses isoformat(timespec="milliseconds"), which truncates the same way.
-    return dt
-
-
-def parse_status(text: str) -> str:
-    """Return ``active`` or ``inactive`` (input trimmed, lower-cased). Raises RowError."""
-    s = text.strip().lower()
-    if s == "active" or s == "inactive":
-        return s
-    raise RowError(f"status {text!r} is not active/inactive")
-
-
-def parse_day(text: str) -> int:
-    """Return the day of week 0..6 (0 = Monday). Raises RowError otherwise."""
-    d = text.strip()
-    if len(d) == 1 and "0" <= d <= "6":
-        return ord(d) - 48
-    raise RowError(f"dayOfWeek {text!r} is not an integer 0..6 (0 = Monday)")
-
-
-def parse_clock(text: str, column: str) -> str:
-    """Return a local clock time as ``HH:MM:SS``.
-
-    Accepted: ``H:MM:SS`` or ``HH:MM:SS`` with an optional fraction of a second, which is
-    truncated (``23:59:59.999`` -> ``23:59:59``). Hours 0-23, minutes and seconds 0-59.
-
-    Raises:
-        RowError: anything else, e.g. ``24:00:00``, ``9:00``, ``noon``.
-    """
-    t = text.strip()
-    if (
-        len(t) == 8
-        and t[2] == ":"
-        and t[5] == ":"
-        and t[:2].isdigit()
-        and t[3:5].isdigit()
-        and t[6:].isdigit()
-    ):
-        h, m, s = int(t[:2]), int(t[3:5]), int(t[6:])
-    else:
-        match = _CLOCK.fullmatch(t)
-        if match is None:
-            raise RowError(f"{column} {text!r} is not a clock time HH:MM:SS")
-        h, m, s = int(match[1]), int(match[2]), int(match[3])
-    if h > 23 or m > 59 or s > 59:
-        raise RowError(f"{column} {text!r} is out of range (00:00:00..23:59:59)")
-    return f"{h:02d}:{m:02d}:{s:02d}"
 
 
 # --------------------------------------------------------------------------- timezones
 
 
 class ZoneChecker:
-    """Decides whether a zone name is usable: an IANA name in Python's tz database
-    (``zoneinfo.available_timezones()``) that the MongoDB server also knows (its own tz
-    database may be older or newer; the report pipeline runs there). Results are cached."""
+    """Decides whether a zone name is usable: MongoDB, which computes the report, is the only
+    authority (issue 9 item 1: the answer must not depend on the host's tz files). Whatever
+    the server accepts is valid -- IANA names, links such as ``US/Eastern``, and UTC offsets
+    such as ``+03``, ``-05:00``, ``+0530`` (issue 9, "UTC offsets as zones"). Results are
+    cached per name."""
 
     def __init__(self, db: Any) -> None:
         self._db = db
-        self._python = zoneinfo.available_timezones()
         self._known: dict[str, str | None] = {}  # zone -> None (ok) or the reason
 
     async def check(self, zone: str) -> str | None:
@@ -276,14 +186,13 @@ class ZoneChecker:
             return self._known[zone]
         if not zone:
             reason: str | None = "empty timezone_str"
-        elif zone not in self._python:
-            reason = f"timezone_str {zone!r} is not an IANA time zone name"
-        else:
+        elif await zone_known(self._db, zone):
             reason = None
-            if not await zone_known(self._db, zone):
-                reason = (
-                    f"timezone_str {zone!r} is unknown to the MongoDB server's time zone database"
-                )
+        else:
+            reason = (
+                f"timezone_str {zone!r} is not a time zone the MongoDB server knows (an IANA "
+                "name such as America/Chicago, or a UTC offset such as +05:30)"
+            )
         self._known[zone] = reason
         return reason
 
@@ -397,16 +306,92 @@ class _Source:
     columns: dict[str, int]
     size: int
     notes: list[str]
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    check_nul: bool = False  # the file holds a NUL byte somewhere: check every row
 
     def close(self) -> None:
         self.text.close()
 
 
-def _open_source(kind: str, path: Path) -> _Source:
-    """Open ``path``, read and check its header.
+#: Byte-order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+#: Delimiters detected from the header, in order of preference (issue 9, "delimiters").
+DELIMITERS = (",", ";", "\t")
+_SEP_LINE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE | re.DOTALL)
+_SCAN_CHUNK = 1 << 20
+
+
+def _show_delimiter(d: str) -> str:
+    return "tab" if d == "\t" else repr(d)
+
+
+def _scan(path: Path, raw: Any, encoding: str) -> bool:
+    """Read the whole file once; return True if it holds a NUL character (the per-row NUL
+    check is then switched on; issue 9 item 3). A UTF-16/32 file is decoded completely here,
+    so an undecodable one is refused before any row is written.
 
     Raises:
-        ImportFileError: unreadable, empty, or a required column missing/ambiguous.
+        ImportFileError: a UTF-16/32 file that does not decode.
+    """
+    found = False
+    try:
+        if encoding == "utf-8-sig":
+            while chunk := raw.read(_SCAN_CHUNK):
+                if b"\x00" in chunk:
+                    found = True
+                    break
+        else:
+            decoder = codecs.getincrementaldecoder(encoding)("strict")
+            while chunk := raw.read(_SCAN_CHUNK):
+                found = "\x00" in decoder.decode(chunk) or found
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"{path}: the file starts with a {encoding.upper()} byte-order mark but is not valid "
+            f"{encoding.upper()} ({exc.reason}); save it as UTF-8"
+        ) from None
+    finally:
+        raw.seek(0)
+    return found
+
+
+def _pick_delimiter(line: str, required: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Return the first of :data:`DELIMITERS` that splits the header ``line`` into all the
+    ``required`` columns, else the one finding the most of them (``,`` on a tie), with the
+    header's fields."""
+    best: tuple[int, str, list[str]] | None = None
+    for d in DELIMITERS:
+        fields = next(csv.reader([line], delimiter=d), [])
+        found = sum(_column_name(f) in required for f in fields)
+        if found == len(required):
+            return d, fields
+        if best is None or found > best[0]:
+            best = (found, d, fields)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _column_name(header_field: str) -> str:
+    name = header_field.strip().lower()
+    return _ALIASES.get(name, name)
+
+
+def _open_source(kind: str, path: Path) -> _Source:
+    """Open ``path``, detect its encoding and delimiter, read and check its header.
+
+    Encoding: UTF-8 (optional BOM); UTF-16 or UTF-32 with a byte-order mark are decoded.
+    Delimiter: a first line ``sep=X`` (Excel) sets it; else it is detected from the header
+    among ``,`` ``;`` and tab (the one that yields the required columns).
+
+    Raises:
+        ImportFileError: unreadable, empty, undecodable, NUL bytes in the header, or a
+            required column missing/ambiguous (the message names the delimiter).
     """
     if kind not in REQUIRED_COLUMNS:
         raise ImportFileError(f"unknown kind {kind!r}; expected status, hours or timezones")
@@ -414,46 +399,94 @@ def _open_source(kind: str, path: Path) -> _Source:
         raw = open(path, "rb")
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    head = raw.read(4)
+    raw.seek(0)
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), "utf-8-sig")
+    errors = "surrogateescape" if encoding == "utf-8-sig" else "strict"
     try:
+        check_nul = _scan(path, raw, encoding)
+    except BaseException:
+        raw.close()
+        raise
+    text = io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
+    required = REQUIRED_COLUMNS[kind]
+
+    def fail(message: str) -> ImportFileError:
+        text.close()
+        return ImportFileError(f"{path}: {message}")
+
+    first = text.readline()
+    header_line, sep, header_no = first, None, 1
+    sep_match = _SEP_LINE.fullmatch(first)
+    if sep_match is not None and sep_match[1] not in "\r\n\"":
+        sep, header_no = sep_match[1], 2
+        header_line = text.readline()
+    if not header_line.strip("\r\n"):
+        raise fail("empty file; expected a header line")
+    if "\x00" in header_line:
+        if encoding == "utf-8-sig":
+            raise fail(
+                f"line {header_no}: the header contains NUL bytes: the file looks like UTF-16 "
+                "or UTF-32 saved without a byte-order mark; save it as UTF-8"
+            )
+        raise fail(f"line {header_no}: the header contains a NUL byte (U+0000)")
+    if sep is not None:
+        delimiter = sep
+    else:
+        delimiter, _ = _pick_delimiter(header_line.rstrip("\r\n"), required)
+    text.seek(0)
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        if sep is not None:
+            next(reader)
         header = next(reader)
-    except StopIteration:
-        text.close()
-        raise ImportFileError(f"{path}: empty file; expected a header line") from None
-    except csv.Error as exc:
-        text.close()
-        raise ImportFileError(f"{path}: line 1: not a CSV header: {exc}") from None
-    names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+    except (StopIteration, csv.Error) as exc:
+        raise fail(f"line {header_no}: not a CSV header: {exc}") from None
+    names = [_column_name(h) for h in header]
     columns: dict[str, int] = {}
     notes: list[str] = []
     for i, name in enumerate(names):
         if name in columns:
-            text.close()
-            raise ImportFileError(f"{path}: line 1: column {header[i].strip()!r} appears twice")
+            raise fail(f"line {header_no}: column {header[i].strip()!r} appears twice")
         columns[name] = i
-    required = REQUIRED_COLUMNS[kind]
     missing = [c for c in required if c not in columns]
     if missing:
-        text.close()
         shown = ["day (or dayOfWeek)" if c == "dayofweek" else c for c in missing]
-        raise ImportFileError(
-            f"{path}: line 1: missing required column(s) {', '.join(shown)} for a {kind} file; "
-            f"header is {','.join(header)!r}; expected {','.join(required)} in any order"
+        how = (
+            f"delimiter {_show_delimiter(delimiter)} from the sep= line"
+            if sep is not None
+            else f"no delimiter among {', '.join(map(_show_delimiter, DELIMITERS))} yields "
+            f"them; read with {_show_delimiter(delimiter)}"
+        )
+        raise fail(
+            f"line {header_no}: missing required column(s) {', '.join(shown)} for a {kind} "
+            f"file ({how}); header is {header_line.rstrip(chr(13) + chr(10))!r}; expected "
+            f"{','.join(required)} in any order"
         )
     extra = [header[i] for i, n in enumerate(names) if n not in required]
     if extra:
         notes.append(f"ignored column(s): {', '.join(extra)}")
+    if delimiter != ",":
+        origin = "the sep= line" if sep is not None else "detected from the header"
+        notes.append(f"delimiter {_show_delimiter(delimiter)} ({origin})")
+    if encoding != "utf-8-sig":
+        notes.append(f"decoded as {encoding.upper()} (byte-order mark)")
     size = os.fstat(raw.fileno()).st_size
-    return _Source(raw, text, reader, header, columns, size, notes)
+    return _Source(
+        raw, text, reader, header, columns, size, notes,
+        encoding="utf-8" if encoding == "utf-8-sig" else encoding,
+        delimiter=delimiter,
+        check_nul=check_nul,
+    )
 
 
 def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]:
     """Yield ``(line, fields)`` of the data rows; blank lines skipped. A row with a CSV syntax
-    error or a field count other than the header's is written to ``rejects`` and yielded as
-    ``(line, None)`` (the reader resumes on the next line)."""
+    error, a field count other than the header's or a NUL byte is written to ``rejects`` and
+    yielded as ``(line, None)`` (the reader resumes on the next line)."""
     reader = source.reader
     ncols = len(source.header)
+    check_nul = source.check_nul
     while True:
         try:
             row = next(reader)
@@ -465,8 +498,11 @@ def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]
             continue
         if not row:
             continue
-        if len(row) != ncols:
-            rejects.write(reader.line_num, f"{len(row)} fields, the header has {ncols}", row)
+        reason = find_nul(row) if check_nul else None
+        if reason is None and len(row) != ncols:
+            reason = f"{len(row)} fields, the header has {ncols}"
+        if reason is not None:
+            rejects.write(reader.line_num, reason, row)
             yield reader.line_num, None  # type: ignore[misc]
             continue
         yield reader.line_num, row
@@ -492,34 +528,16 @@ class _Writer:
         self._tasks: deque[asyncio.Task] = deque()
 
     async def _insert(self, docs: list[dict]) -> None:
-        total = len(docs)
-        if self.precheck:
-            ids = [d["_id"] for d in docs]
-            existing = {
-                d["_id"] async for d in self.collection.find({"_id": {"$in": ids}}, {"_id": 1})
-            }
-            if existing:
-                docs = [d for d in docs if d["_id"] not in existing]
-                self.already_present += total - len(docs)
-        duplicates = 0
-        if docs:
-            try:
-                await self.collection.insert_many(docs, ordered=False)
-                self.loaded += len(docs)
-            except BulkWriteError as exc:
-                details = exc.details
-                errors = details.get("writeErrors", [])
-                other = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
-                if other or details.get("writeConcernErrors"):
-                    first = other[0] if other else details["writeConcernErrors"][0]
-                    raise ImportFileError(
-                        f"MongoDB refused rows of {self.collection.name}: {first.get('errmsg')}"
-                    ) from exc
-                self.loaded += details.get("nInserted", 0)
-                duplicates = len(errors)
-                self.already_present += duplicates
+        try:
+            inserted, present = await insert_unique(
+                self.collection, docs, precheck=self.precheck
+            )
+        except StoreError as exc:
+            raise ImportFileError(f"MongoDB refused rows of {self.collection.name}: {exc}") from exc
+        self.loaded += inserted
+        self.already_present += present
         # Look up the next batch first while more than 1 % of this one was already there.
-        self.precheck = (total - len(docs) + duplicates) * 100 > total
+        self.precheck = present * 100 > len(docs)
 
     async def submit(self, docs: list[dict]) -> None:
         await self._drain(keep=IN_FLIGHT - 1)
@@ -606,46 +624,34 @@ async def _import_status(
     c = src.columns
     i_sid, i_st, i_ts = c["store_id"], c["status"], c["timestamp_utc"]
     ncols = len(src.header)
+    check_nul = src.check_nul
     collection = db[COLLECTIONS["status"]]
     writer = _Writer(collection, await _has_rows(collection))
-    valid_ids: set[str] = set()
+    make_poll = PollValidator(_VALID_ID_CACHE_MAX)  # the one validation path (also POST /polls)
     batch: list[dict] = []
     rejected = 0
-    parse_ts = parse_timestamp
     reader = src.reader
     # The hot loop of the import: the row checks of _rows are inlined here (no generator per
     # row), to keep the per-row cost of a multi-million-row file down.
     while True:
         try:
             for row in reader:
-                if len(row) != ncols:
+                if len(row) != ncols or check_nul:
                     if not row:
                         continue
-                    rej.write(reader.line_num, f"{len(row)} fields, the header has {ncols}", row)
-                    rejected += 1
-                    continue
+                    reason = find_nul(row) if check_nul else None
+                    if reason is None and len(row) != ncols:
+                        reason = f"{len(row)} fields, the header has {ncols}"
+                    if reason is not None:
+                        rej.write(reader.line_num, reason, row)
+                        rejected += 1
+                        continue
                 try:
-                    sid = row[i_sid].strip()
-                    if sid not in valid_ids:
-                        sid = parse_store_id(sid)
-                        if len(valid_ids) < _VALID_ID_CACHE_MAX:
-                            valid_ids.add(sid)
-                    st = row[i_st]
-                    if st != "active" and st != "inactive":
-                        st = parse_status(st)
-                    ts = parse_ts(row[i_ts])
+                    batch.append(make_poll(row[i_sid], row[i_st], row[i_ts]))
                 except RowError as exc:
                     rej.write(reader.line_num, str(exc), row)
                     rejected += 1
                     continue
-                batch.append(
-                    {
-                        "_id": f"{sid}|{ts.isoformat(timespec='milliseconds')}|{st[0]}",
-                        "store_id": sid,
-                        "timestamp_utc": ts,
-                        "status": st,
-                    }
-                )
                 if len(batch) >= BATCH_SIZE:
                     await writer.submit(batch)
                     batch = []
@@ -691,26 +697,14 @@ async def _import_hours(
             rejected += 1
             continue
         try:
-            sid = parse_store_id(row[i_sid])
-            day = parse_day(row[i_day])
-            start = parse_clock(row[i_start], "start_time_local")
-            end = parse_clock(row[i_end], "end_time_local")
+            doc = hours_document(row[i_sid], row[i_day], row[i_start], row[i_end])
         except RowError as exc:
             rej.write(line, str(exc), row)
             rejected += 1
             continue
-        _id = f"{sid}|{day}|{start}|{end}"
-        stores.add(sid)
-        row_ids.add(_id)
-        batch.append(
-            {
-                "_id": _id,
-                "store_id": sid,
-                "dayOfWeek": day,
-                "start_time_local": start,
-                "end_time_local": end,
-            }
-        )
+        stores.add(doc["store_id"])
+        row_ids.add(doc["_id"])
+        batch.append(doc)
         if len(batch) >= BATCH_SIZE:
             await writer.submit(batch)
             batch = []
@@ -751,6 +745,7 @@ async def _import_timezones(
             continue
         if previous is None:
             seen[sid] = (zone, line)
+            summary.fixed_offset_zones += is_fixed_offset(zone)
         batch.append({"_id": f"{sid}|{zone}", "store_id": sid, "timezone_str": zone})
         if len(batch) >= BATCH_SIZE:
             await writer.submit(batch)
@@ -799,7 +794,8 @@ async def import_file(
     )
     rej = _Rejects(target, explicit, src.header, path)
     summary = ImportSummary(
-        kind=kind, path=path, collection=COLLECTIONS[kind], notes=list(src.notes)
+        kind=kind, path=path, collection=COLLECTIONS[kind], notes=list(src.notes),
+        delimiter=src.delimiter, encoding=src.encoding,
     )
     prog = _Progress(progress, f"{kind} {path.name}", src.size)
     try:
