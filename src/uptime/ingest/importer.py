@@ -242,7 +242,8 @@ class _Rejects:
             )
         except OSError as exc:
             raise ImportFileError(f"cannot write the rejects file {self.target}: {exc}") from None
-        self._writer = csv.writer(self._file, lineterminator="\n")
+        # CRLF line ends (RFC 4180): the writer then quotes any field holding a CR or an LF.
+        self._writer = csv.writer(self._file, lineterminator="\r\n")
         self._writer.writerow(["line", "reason", *self.header])
 
     def write(self, line: int, reason: str, row: list[str]) -> None:
