@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         report_ttl_days: ``UPTIME_REPORT_TTL_DAYS``; reports older than this are removed.
         lease_seconds: ``UPTIME_LEASE_SECONDS``; a running report whose lease is older than
             this is considered crashed and started again.
+        polls_max_items / polls_max_bytes: ``UPTIME_POLLS_MAX_ITEMS`` /
+            ``UPTIME_POLLS_MAX_BYTES``; limits of one ``POST /polls`` request (413 past them).
     """
 
     model_config = SettingsConfigDict(
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     max_concurrent_reports: int = Field(default=2, ge=1)
     report_ttl_days: float = Field(default=7, gt=0)
     lease_seconds: float = Field(default=30, gt=0)
+    polls_max_items: int = Field(default=10_000, ge=1)
+    polls_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

@@ -10,6 +10,7 @@ when that setting is set):
   200 JSON ``{"status": "Failed", "error": "..."}``; 404 JSON for an unknown id; 422 JSON
   for a missing or malformed id.
 * ``GET /reports?limit=N`` → the most recent reports.
+* ``POST /polls`` (``uptime.web.polls``) → push polls as a JSON array or NDJSON.
 * ``GET /healthz`` → 200 ``{"status": "ok"}`` if MongoDB answers ``ping``, else 503.
 
 Errors are always JSON ``{"detail": ...}``: client mistakes are 4xx, an unreachable database
@@ -312,6 +313,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(router)
     app.include_router(open_router)
+    from uptime.web import polls  # POST /polls (issue 8 item 1); imports this module
+
+    app.include_router(polls.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
