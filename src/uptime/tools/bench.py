@@ -602,6 +602,7 @@ async def run_bench(
     results_dir: Path,
     with_alt: bool = True,
     console: Any = None,
+    ingest: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
     from rich.console import Console
@@ -627,9 +628,15 @@ async def run_bench(
                                       cache_dir=cache_dir, work_dir=work, mongod=mongod,
                                       with_alt=with_alt, say=say)
                 )
+            if ingest:  # POST /polls throughput (issue 8 item 6), uptime serve as a child
+                from uptime.tools.bench_ingest import ingest_target, run_ingest_bench
+
+                ingest_result = await run_ingest_bench(uri, say=say)
         finally:
             await client.close()
     targets = evaluate_targets(results)
+    if ingest:
+        targets.append(ingest_target(ingest_result))
     render(console, results, targets, rss_source)
     import polars
     import pymongo
@@ -648,6 +655,7 @@ async def run_bench(
             {**{k: v for k, v in r.__dict__.items()}, "summary": r.summary()} for r in results
         ],
         "targets": targets,
+        "ingest": ingest_result if ingest else None,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -683,6 +691,9 @@ def bench_command(
     ] = DEFAULT_OTHER_RUNS,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     alt: Annotated[bool, typer.Option("--alt/--no-alt", help="Also time the polars alternative.")] = True,
+    ingest: Annotated[
+        bool, typer.Option("--ingest/--no-ingest", help="Also time POST /polls throughput.")
+    ] = True,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Where generated datasets are cached (default ~/.cache/uptime/bench, "
@@ -707,7 +718,7 @@ def bench_command(
     doc, _ = asyncio.run(
         run_bench(get_settings(), plan, seed=seed,
                   cache_dir=cache_dir or default_cache_dir(), results_dir=results_dir,
-                  with_alt=alt)
+                  with_alt=alt, ingest=ingest)
     )
     if any(r.get("csv_equal") is False for r in doc["results"]):
         raise typer.Exit(1)

@@ -1,0 +1,226 @@
+"""Ingestion benchmark: sustained ``POST /polls`` throughput (issue 8 item 6, "Ingestion").
+
+The server is the real ``uptime serve`` in a child process (with whatever runs inside it --
+the runs follower once it is part of the service), on the benchmark's MongoDB server and a
+fresh database ``uptime_bench_ingest_<random>`` dropped at the end. ``clients`` concurrent
+httpx clients push pre-encoded JSON batches of ``batch`` polls: a fleet of ``stores`` stores
+polled hourly, hour after hour (each batch holds one poll of ``batch`` different stores).
+
+Figures: polls/s = polls stored / wall time from the first request to the last answer
+(after one warm-up batch, not counted); request latency p50/p99 in ms; peak RSS of the
+service process (psutil). Every poll must be stored exactly once (checked by count).
+Target: >= 20,000 polls/s on a 2-core machine.
+
+Run alone: ``python -m uptime.tools.bench_ingest [POLLS]`` (server: ``MONGODB_URI`` or the
+embedded one); ``uptime bench`` runs it after the report scales (``--no-ingest`` skips it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable
+
+import orjson
+
+DEFAULT_POLLS = 400_000
+DEFAULT_BATCH = 5_000
+DEFAULT_CLIENTS = 4
+DEFAULT_STORES = 20_000
+TARGET_POLLS_PER_S = 20_000
+_START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def make_batches(polls: int, batch: int, stores: int, offset: int = 0) -> list[bytes]:
+    """``polls`` polls as JSON array bodies of ``batch`` items: store ``s<i>`` polled at
+    ``2024-01-01 + hour h + i ms`` (hour-major), ~10 % inactive. ``offset`` shifts the poll
+    numbers so separate calls give different polls."""
+    bodies = []
+    for first in range(offset, offset + polls, batch):
+        items = []
+        for n in range(first, min(first + batch, offset + polls)):
+            hour, store = divmod(n, stores)
+            ts = _START + timedelta(hours=hour, milliseconds=store)
+            items.append({
+                "store_id": f"s{store:06d}",
+                "timestamp_utc": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "status": "inactive" if (store * 7 + hour) % 10 == 0 else "active",
+            })
+        bodies.append(orjson.dumps(items))
+    return bodies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uptime serve exited with code {proc.returncode}")
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"uptime serve did not answer /healthz within {timeout:.0f} s")
+
+
+async def run_ingest_bench(
+    uri: str,
+    *,
+    polls: int = DEFAULT_POLLS,
+    batch: int = DEFAULT_BATCH,
+    clients: int = DEFAULT_CLIENTS,
+    stores: int = DEFAULT_STORES,
+    say: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    """Start ``uptime serve`` on ``uri``, push ``polls`` polls, return the figures:
+    ``{polls, batch, clients, seconds, polls_per_s, latency_p50_ms, latency_p99_ms,
+    service_peak_rss_bytes, follower, target, pass}``.
+
+    Raises:
+        RuntimeError: the service did not start, a request failed, or the stored count is
+            not the number of polls pushed.
+    """
+    import httpx
+    import psutil
+    from pymongo import AsyncMongoClient
+
+    from uptime.platform.embedded import free_port
+
+    database = f"uptime_bench_ingest_{secrets.token_hex(4)}"
+    port = free_port()
+    env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DATABASE": database}
+    env.pop("UPTIME_API_TOKEN", None)
+    bodies = make_batches(polls, batch, stores)
+    warmup = make_batches(batch, batch, stores, offset=polls)[0]
+    say(f"ingest: {polls:,} polls in {len(bodies)} batches of {batch:,}, {clients} clients, "
+        f"{stores:,} stores; starting uptime serve on port {port}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uptime.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        env=env,
+    )
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    base = f"http://127.0.0.1:{port}"
+    rss_peak = 0
+    try:
+        await _wait_healthy(base, proc)
+        service = psutil.Process(proc.pid)
+        headers = {"content-type": "application/json"}
+        latencies: list[float] = []
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        for body in bodies:
+            queue.put_nowait(body)
+
+        async def worker(http: httpx.AsyncClient) -> None:
+            while True:
+                try:
+                    body = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t0 = time.perf_counter()
+                resp = await http.post("/polls", content=body, headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                if resp.status_code != 200 or resp.json()["rejected"]:
+                    raise RuntimeError(f"POST /polls answered {resp.status_code}: {resp.text[:300]}")
+
+        async def sample_rss(stop: asyncio.Event) -> None:
+            nonlocal rss_peak
+            while not stop.is_set():
+                rss_peak = max(rss_peak, service.memory_info().rss)
+                try:
+                    await asyncio.wait_for(stop.wait(), 0.1)
+                except TimeoutError:
+                    pass
+
+        limits = httpx.Limits(max_connections=clients)
+        async with httpx.AsyncClient(base_url=base, timeout=120.0, limits=limits) as http:
+            resp = await http.post("/polls", content=warmup, headers=headers)
+            if resp.status_code != 200:
+                raise RuntimeError(f"warm-up POST /polls answered {resp.status_code}: {resp.text}")
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(sample_rss(stop))
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(http) for _ in range(clients)))
+            seconds = time.perf_counter() - started
+            stop.set()
+            await sampler
+        db = client[database]
+        stored = await db.store_status.count_documents({})
+        if stored != polls + batch:
+            raise RuntimeError(f"{stored:,} polls stored, expected {polls + batch:,}")
+        follower = "runs_follower" in await db.list_collection_names()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        await client.drop_database(database)
+        await client.close()
+    rate = polls / seconds
+    result = {
+        "polls": polls,
+        "batch": batch,
+        "clients": clients,
+        "stores": stores,
+        "seconds": seconds,
+        "polls_per_s": rate,
+        "latency_p50_ms": 1000 * statistics.median(latencies),
+        "latency_p99_ms": 1000 * _percentile(latencies, 0.99),
+        "service_peak_rss_bytes": rss_peak,
+        "follower": follower,
+        "target": f"POST /polls >= {TARGET_POLLS_PER_S:,} polls/s",
+        "pass": rate >= TARGET_POLLS_PER_S,
+    }
+    say(
+        f"ingest: {rate:,.0f} polls/s ({polls:,} in {seconds:.2f} s), request p50 "
+        f"{result['latency_p50_ms']:.0f} ms / p99 {result['latency_p99_ms']:.0f} ms, service "
+        f"peak RSS {rss_peak / 1e6:.0f} MB, runs follower "
+        f"{'running' if follower else 'not running (not in this build)'}; target "
+        f"{TARGET_POLLS_PER_S:,} polls/s: {'pass' if result['pass'] else 'FAIL'}"
+    )
+    return result
+
+
+def ingest_target(result: dict[str, Any]) -> dict[str, Any]:
+    """The target row of ``uptime bench``'s targets table for a :func:`run_ingest_bench`
+    result."""
+    follower = "with" if result["follower"] else "without"
+    return {
+        "target": f"{result['target']} ({follower} the runs follower)",
+        "value": result["polls_per_s"],
+        "shown": f"{result['polls_per_s']:,.0f} polls/s",
+        "limit": TARGET_POLLS_PER_S,
+        "pass": result["pass"],
+    }
+
+
+def main(argv: list[str]) -> None:
+    """``python -m uptime.tools.bench_ingest [POLLS [BATCH [CLIENTS]]]``."""
+    from uptime.platform.db import server_uri
+    from uptime.platform.settings import get_settings
+
+    args = [int(a) for a in argv]
+    keys = ("polls", "batch", "clients")
+    with server_uri(get_settings()) as uri:
+        asyncio.run(run_ingest_bench(uri, **dict(zip(keys, args))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
