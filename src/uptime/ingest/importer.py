@@ -2,17 +2,22 @@
 
 ``uptime import [--status FILE] [--hours FILE] [--timezones FILE] [--rejects PATH]`` and the
 library functions :func:`import_file` / :func:`import_files` (reused by the demo and the
-benchmark). Spec: issue 2, items 4-5 (storage schema, import rules).
+benchmark). Spec: issue 2, items 4-5 (storage schema, import rules); issue 9 (files as
+spreadsheets save them). Field rules live in :mod:`uptime.ingest.validate`, shared with
+``POST /polls``.
 
-Files (UTF-8, optional BOM, LF or CRLF, final newline optional; header columns in any order,
-names matched case-insensitively, extra columns ignored):
+Files (UTF-8 with optional BOM, or UTF-16/32 with a BOM; LF or CRLF, final newline optional;
+delimiter ``,`` ``;`` or tab detected from the header, or set by a first line ``sep=X``; a
+line with a NUL byte is rejected; header columns in any order, names matched
+case-insensitively, extra columns ignored):
 
 * status -> ``store_status {_id, store_id: str, timestamp_utc: Date (UTC, ms), status}``;
   columns ``store_id, status, timestamp_utc``.
 * hours -> ``store_hours {_id, store_id: str, dayOfWeek: int 0..6 (0 = Monday),
   start_time_local: "HH:MM:SS", end_time_local: "HH:MM:SS"}``; columns ``store_id,
   day`` (or ``dayOfWeek``) ``, start_time_local, end_time_local``.
-* timezones -> ``store_timezones {_id, store_id: str, timezone_str: IANA name}``; columns
+* timezones -> ``store_timezones {_id, store_id: str, timezone_str: a zone the MongoDB
+  server accepts (IANA name or UTC offset; the summary counts offsets)}``; columns
   ``store_id, timezone_str``.
 
 Rules:

@@ -262,6 +262,8 @@ def parse_clock(text: str, column: str, *, end: bool = False) -> str:
             ``noon``), naming ``column`` and the value.
     """
     t = text.strip()
+    if not t.isascii():  # int() and the regex would take other scripts' digits
+        raise RowError(f"{column} {text!r} is not a clock time (HH:MM:SS, HH:MM, or with AM/PM)")
     if (
         len(t) == 8
         and t[2] == ":"
@@ -273,7 +275,7 @@ def parse_clock(text: str, column: str, *, end: bool = False) -> str:
         h, m, s, frac, half = int(t[:2]), int(t[3:5]), int(t[6:]), None, None
     else:
         match = _CLOCK.fullmatch(t)
-        if match is None or not t.isascii():
+        if match is None:
             raise RowError(
                 f"{column} {text!r} is not a clock time (HH:MM:SS, HH:MM, or with AM/PM)"
             )
