@@ -184,3 +184,16 @@ async def test_openapi_documents_both_media_types(settings) -> None:
     op = spec["paths"]["/polls"]["post"]
     assert set(op["requestBody"]["content"]) == {"application/json", "application/x-ndjson"}
     assert {"200", "400", "413", "415", "422"} <= set(op["responses"])
+
+
+async def test_control_characters_in_pushed_ids_rejected(db, settings) -> None:
+    """Issue 9 item 8: ids holding CR, LF, NUL or tab are rejected by POST /polls too, with the
+    character named; the formula-like id =1+2 is stored exactly (as by the importer)."""
+    items = [poll("a\rb"), poll("a\nb"), poll("\x00\x00s1"), poll("\ts1"), poll("=1+2")]
+    async with app_client(settings) as http:
+        body = (await http.post("/polls", json=items)).json()
+    reasons = [r["reason"] for r in body["rejects"]]
+    assert [r["index"] for r in body["rejects"]] == [0, 1, 2, 3]
+    for reason, name in zip(reasons, ["carriage return", "line feed", "NUL byte", "tab"]):
+        assert name in reason and "control characters" in reason
+    assert await db.store_status.distinct("store_id") == ["=1+2"]
