@@ -32,6 +32,17 @@ def rejects(path: Path | None) -> list[list[str]]:
         return list(csv.reader(f))[1:]
 
 
+async def import_three(db, folder: Path, *, timezones: bytes | None = None, hours: bytes,
+                       status: bytes) -> list:
+    """Write the given files (header included in each) and import them; the indexes first."""
+    await ensure_indexes(db)
+    paths = {
+        name: write(folder / f"{name}.csv", data) if data is not None else None
+        for name, data in (("timezones", timezones), ("hours", hours), ("status", status))
+    }
+    return await import_files(db, **paths)
+
+
 def row_of(csv_text: str, store: str) -> str:
     return next(line for line in csv_text.splitlines() if line.split(",")[0] == store)
 
@@ -62,18 +73,12 @@ async def test_zone_validity_does_not_depend_on_host_tz_files(
 ) -> None:
     """Issue 9 item 1: with a host tz database lacking US/, `su,US/Eastern` is imported
     (MongoDB is the authority) and the report row is su,60.00,1.00,8.00,0.00,0.00,0.00."""
-    await ensure_indexes(db)
-    summaries = await import_files(
+    summaries = await import_three(
         db,
-        timezones=write(tmp_path / "tz.csv", b"store_id,timezone_str\nsu,US/Eastern\n"),
-        hours=write(
-            tmp_path / "h.csv",
-            b"store_id,dayOfWeek,start_time_local,end_time_local\nsu,0,09:00:00,17:00:00\n",
-        ),
-        status=write(
-            tmp_path / "s.csv",
-            b"store_id,status,timestamp_utc\nsu,active,2024-05-06 12:00:00 UTC\n",
-        ),
+        tmp_path,
+        timezones=b"store_id,timezone_str\nsu,US/Eastern\n",
+        hours=b"store_id,dayOfWeek,start_time_local,end_time_local\nsu,0,09:00:00,17:00:00\n",
+        status=b"store_id,status,timestamp_utc\nsu,active,2024-05-06 12:00:00 UTC\n",
     )
     assert [s.rejected for s in summaries] == [0, 0, 0]
     assert await db.store_timezones.find_one({}, {"_id": 0}) == {
@@ -230,21 +235,16 @@ async def test_spreadsheet_hours_s9_report(db, tmp_path: Path) -> None:
     """Issue 9's example: hours s9 saved by a spreadsheet, Chicago, one active poll
     2024-05-01 12:00 UTC, as_of 2024-05-10T05:00:00Z -> uptime_last_week 25.00 (Mon 8 + Tue 8
     + Wed 8 + Thu 1), uptime_last_day 1.00 (Thu 11:30-12:30); rows stored canonically."""
-    await ensure_indexes(db)
-    summaries = await import_files(
+    summaries = await import_three(
         db,
-        timezones=write(tmp_path / "tz.csv", b"store_id,timezone_str\ns9,America/Chicago\n"),
-        hours=write(
-            tmp_path / "h.csv",
-            b"store_id,day,start_time_local,end_time_local\n"
-            b"s9,0,9:00:00,17:00:00\n"
-            b"s9,1,9:00,17:00\n"
-            b"s9,Wednesday,09:00:00,17:00:00\n"
-            b"s9,3,11:30:00 AM,12:30:00 PM\n",
-        ),
-        status=write(
-            tmp_path / "s.csv", b"store_id,status,timestamp_utc\ns9,active,2024-05-01 12:00:00 UTC\n"
-        ),
+        tmp_path,
+        timezones=b"store_id,timezone_str\ns9,America/Chicago\n",
+        hours=b"store_id,day,start_time_local,end_time_local\n"
+        b"s9,0,9:00:00,17:00:00\n"
+        b"s9,1,9:00,17:00\n"
+        b"s9,Wednesday,09:00:00,17:00:00\n"
+        b"s9,3,11:30:00 AM,12:30:00 PM\n",
+        status=b"store_id,status,timestamp_utc\ns9,active,2024-05-01 12:00:00 UTC\n",
     )
     assert [s.rejected for s in summaries] == [0, 0, 0]
     stored = await db.store_hours.find({}, {"_id": 0, "store_id": 0}).sort("dayOfWeek").to_list()
@@ -260,13 +260,11 @@ async def test_spreadsheet_hours_s9_report(db, tmp_path: Path) -> None:
 
 async def test_end_24_00_counts_to_midnight(db, tmp_path: Path) -> None:
     """Issue 9: `s,4,22:00,24:00` is open until midnight ending Friday: 2 hours of Friday."""
-    await ensure_indexes(db)
-    await import_files(
+    await import_three(
         db,
-        hours=write(tmp_path / "h.csv", b"store_id,day,start_time_local,end_time_local\n"
-                    b"s,4,22:00,24:00\n"),
-        status=write(tmp_path / "s.csv", b"store_id,status,timestamp_utc\n"
-                     b"s,active,2024-05-10 12:00:00 UTC\n"),
+        tmp_path,
+        hours=b"store_id,day,start_time_local,end_time_local\ns,4,22:00,24:00\n",
+        status=b"store_id,status,timestamp_utc\ns,active,2024-05-10 12:00:00 UTC\n",
     )
     # Friday 2024-05-10 22:00-24:00 CDT = 05-11 03:00-05:00Z; as_of Saturday 12:00Z.
     fields = row_of(await expected_csv(db, utc("2024-05-11T12:00:00Z")), "s").split(",")
