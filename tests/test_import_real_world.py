@@ -320,7 +320,7 @@ async def test_unknown_delimiter_refused_with_one_message(db, tmp_path: Path) ->
         (b'"a\nb"', "line feed"),
         (b'"\ts1"', "tab"),
         (b'"s1\t"', "tab"),
-        (b'"a\xc2\x85b"', "U+0085"),
+        (b'"a\x7fb"', "DELETE (U+007F)"),
     ],
 )
 async def test_control_characters_in_ids_rejected(db, tmp_path: Path, field: bytes, what: str) -> None:
@@ -336,7 +336,7 @@ async def test_control_characters_in_ids_rejected(db, tmp_path: Path, field: byt
 
 def test_control_characters_rejected_by_parser() -> None:
     """Issue 9 item 8: NUL, CR, LF and tab anywhere in an id are refused."""
-    for bad in ("a\rb", "a\nb", "a\x00b", "\ts", "a\u2028b"):
+    for bad in ("a\rb", "a\nb", "a\x00b", "\ts", "a\x1fb"):
         with pytest.raises(RowError, match="control characters"):
             parse_store_id(bad)
 

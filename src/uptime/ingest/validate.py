@@ -34,13 +34,15 @@ class RowError(ValueError):
 
 _FLOAT_ID = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)[eE][+-]?\d+|[+-]?(?:\d+\.\d*|\.\d+)")
 
-#: Characters refused in a store id (issue 9 item 8): C0 controls (NUL, tab, LF, CR...), DEL,
-#: C1 controls (among them U+0085 NEXT LINE) and the Unicode line/paragraph separators
-#: U+2028/U+2029 -- everything some CSV reader or text tool takes for a line end or a field
-#: separator.
-ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Characters refused in a store id (issue 9 item 8): the C0 controls (NUL, tab, LF, CR...) and
+#: DEL -- the same set the report ignores in ids written by other systems, so the import and
+#: the report agree on what a valid id is. (U+0085 and U+2028/U+2029, line ends for some
+#: readers, are accepted; the CSV writer quotes them.)
+ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f]")
 
-_CONTROL_NAMES = {"\x00": "NUL byte", "\t": "tab", "\n": "line feed", "\r": "carriage return"}
+_CONTROL_NAMES = {
+    "\x00": "NUL byte", "\t": "tab", "\n": "line feed", "\r": "carriage return", "\x7f": "DELETE"
+}
 
 
 def describe_char(ch: str) -> str:
