@@ -130,13 +130,6 @@ def parse_status(text: str) -> str:
     raise RowError(f"status {text!r} is not active/inactive")
 
 
-def poll_id(store_id: str, ts: datetime, status: str) -> str:
-    """The deterministic poll ``_id``: ``"<store_id>|<UTC ISO ms>|<a|i>"``, e.g.
-    ``"8419537941919820732|2023-01-22T12:09:39.388|a"`` (``ts`` naive UTC; sub-ms digits are
-    truncated, as BSON encoding truncates them)."""
-    return f"{store_id}|{ts.isoformat(timespec='milliseconds')}|{status[0]}"
-
-
 class PollValidator:
     """Turns one poll's three text fields into its stored document (the one code path of the
     CSV importer and ``POST /polls``).
@@ -150,7 +143,9 @@ class PollValidator:
         self._cache_max = cache_max
 
     def __call__(self, store_id: str, status: str, timestamp: str) -> dict[str, Any]:
-        """Return ``{_id, store_id, timestamp_utc, status}``.
+        """Return ``{_id, store_id, timestamp_utc, status}``; ``_id`` is
+        ``"<store_id>|<UTC ISO ms>|<a|i>"``, e.g. ``"8419537941919820732|2023-01-22T12:09:39.388|a"``
+        (sub-ms digits truncated, as BSON encoding truncates them).
 
         Raises:
             RowError: the first invalid field, store_id then status then timestamp.
