@@ -299,7 +299,9 @@ async def test_excel_european_delimiters_detected(
 async def test_unknown_delimiter_refused_with_one_message(db, tmp_path: Path) -> None:
     """Issue 9: a file that no delimiter among , ; tab splits into the required columns is
     refused with one message naming the delimiters, never loaded as one column."""
-    f = write(tmp_path / "s.csv", b"store_id|status|timestamp_utc\ns1|active|2024-05-01 12:00:00 UTC\n")
+    f = write(
+        tmp_path / "s.csv", b"store_id|status|timestamp_utc\ns1|active|2024-05-01 12:00:00 UTC\n"
+    )
     with pytest.raises(ImportFileError) as info:
         await import_file(db, "status", f)
     message = str(info.value)
@@ -323,7 +325,9 @@ async def test_unknown_delimiter_refused_with_one_message(db, tmp_path: Path) ->
         (b'"a\x7fb"', "DELETE (U+007F)"),
     ],
 )
-async def test_control_characters_in_ids_rejected(db, tmp_path: Path, field: bytes, what: str) -> None:
+async def test_control_characters_in_ids_rejected(
+    db, tmp_path: Path, field: bytes, what: str
+) -> None:
     """Issue 9 item 8: ids with control characters (CR, LF, tab -- NUL above) are rejected with
     the character named; the valid row of the file is loaded."""
     data = (b"store_id,status,timestamp_utc\n" + field + b",active,2024-05-01 12:00:00 UTC\n"

@@ -108,7 +108,9 @@ async def test_ndjson_lines_blank_lines_and_line_numbers(db, settings) -> None:
     assert resp.status_code == 200, resp.text
     got = resp.json()
     assert (got["received"], got["stored"], got["rejected"]) == (3, 2, 1)
-    assert got["rejects"] == [{"index": 1, "line": 3, "reason": "status 'bogus' is not active/inactive"}]
+    assert got["rejects"] == [
+        {"index": 1, "line": 3, "reason": "status 'bogus' is not active/inactive"}
+    ]
     assert sorted(await db.store_status.distinct("store_id")) == ["s1", "s3"]
 
 
@@ -117,7 +119,9 @@ async def test_malformed_bodies_and_media_types(db, settings) -> None:
     an array is a 422; another Content-Type is a 415; nothing is stored for any of them."""
     async with app_client(settings) as http:
         bad_json = await http.post(
-            "/polls", content=b'[\n {"store_id": "s1",}\n]', headers={"content-type": "application/json"}
+            "/polls",
+            content=b'[\n {"store_id": "s1",}\n]',
+            headers={"content-type": "application/json"},
         )
         bad_line = await http.post(
             "/polls", content=orjson.dumps(poll("s1")) + b"\n{oops\n", headers=NDJSON
@@ -146,7 +150,9 @@ async def test_limits_answer_413(db, settings) -> None:
         ok = await http.post("/polls", json=[poll(f"s{i}") for i in range(3)])
         many = await http.post("/polls", json=[poll(f"t{i}") for i in range(4)])
         many_nd = await http.post(
-            "/polls", content=b"\n".join(orjson.dumps(poll(f"t{i}")) for i in range(4)), headers=NDJSON
+            "/polls",
+            content=b"\n".join(orjson.dumps(poll(f"t{i}")) for i in range(4)),
+            headers=NDJSON,
         )
         big = await http.post("/polls", json=[poll("u" * 3000)])
 

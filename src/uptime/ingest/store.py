@@ -18,7 +18,9 @@ class StoreError(Exception):
     write concern...). ``str()`` is MongoDB's message for the first such error."""
 
 
-async def insert_unique(collection: Any, docs: list[dict], *, precheck: bool = False) -> tuple[int, int]:
+async def insert_unique(
+    collection: Any, docs: list[dict], *, precheck: bool = False
+) -> tuple[int, int]:
     """Insert ``docs`` (unordered) into ``collection``; return ``(inserted, already_present)``.
 
     A document whose ``_id`` is stored already (or repeated earlier in ``docs``) is not

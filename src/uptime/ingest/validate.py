@@ -144,8 +144,9 @@ class PollValidator:
 
     def __call__(self, store_id: str, status: str, timestamp: str) -> dict[str, Any]:
         """Return ``{_id, store_id, timestamp_utc, status}``; ``_id`` is
-        ``"<store_id>|<UTC ISO ms>|<a|i>"``, e.g. ``"8419537941919820732|2023-01-22T12:09:39.388|a"``
-        (sub-ms digits truncated, as BSON encoding truncates them).
+        ``"<store_id>|<UTC ISO ms>|<a|i>"``, e.g.
+        ``"8419537941919820732|2023-01-22T12:09:39.388|a"`` (sub-ms digits truncated, as BSON
+        encoding truncates them).
 
         Raises:
             RowError: the first invalid field, store_id then status then timestamp.

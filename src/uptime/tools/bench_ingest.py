@@ -8,7 +8,9 @@ polled hourly, hour after hour (each batch holds one poll of ``batch`` different
 
 Figures: polls/s = polls stored / wall time from the first request to the last answer
 (after one warm-up batch, not counted); request latency p50/p99 in ms; peak RSS of the
-service process (psutil). Every poll must be stored exactly once (checked by count).
+service process (psutil); with the runs follower in the service, the seconds from the last
+answer until the runs are current (``uptime.timeline.wait_current``) and the polls/s counted
+until then. Every poll must be stored exactly once (checked by count).
 Target: >= 20,000 polls/s on a 2-core machine.
 
 Run alone: ``python -m uptime.tools.bench_ingest [POLLS]`` (server: ``MONGODB_URI`` or the
@@ -34,6 +36,7 @@ DEFAULT_BATCH = 5_000
 DEFAULT_CLIENTS = 4
 DEFAULT_STORES = 20_000
 TARGET_POLLS_PER_S = 20_000
+CATCH_UP_TIMEOUT_S = 300.0
 _START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -78,6 +81,20 @@ async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0
     raise RuntimeError(f"uptime serve did not answer /healthz within {timeout:.0f} s")
 
 
+async def _follower_catch_up(db: Any, timeout_s: float | None = None) -> float | None:
+    """Seconds until the runs follower (``uptime.timeline.wait_current``) has applied every
+    poll acknowledged so far; ``None`` without a follower module or when it does not catch
+    up within ``timeout_s``."""
+    try:
+        from uptime.timeline import wait_current  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    if not await wait_current(db, timeout_s=timeout_s or CATCH_UP_TIMEOUT_S):
+        return None
+    return time.perf_counter() - started
+
+
 async def run_ingest_bench(
     uri: str,
     *,
@@ -89,7 +106,9 @@ async def run_ingest_bench(
 ) -> dict[str, Any]:
     """Start ``uptime serve`` on ``uri``, push ``polls`` polls, return the figures:
     ``{polls, batch, clients, seconds, polls_per_s, latency_p50_ms, latency_p99_ms,
-    service_peak_rss_bytes, follower, target, pass}``.
+    service_peak_rss_bytes, follower, follower_catch_up_s, polls_per_s_until_runs_current,
+    target, pass}`` (the catch-up: seconds from the last answer until ``status_runs`` holds
+    every pushed poll, when the service runs the follower).
 
     Raises:
         RuntimeError: the service did not start, a request failed, or the stored count is
@@ -97,8 +116,7 @@ async def run_ingest_bench(
     """
     import httpx
     import psutil
-    from pymongo import AsyncMongoClient
-
+    from uptime.platform.db import make_client
     from uptime.platform.embedded import free_port
 
     database = f"uptime_bench_ingest_{secrets.token_hex(4)}"
@@ -114,7 +132,7 @@ async def run_ingest_bench(
          "--log-level", "warning"],
         env=env,
     )
-    client: AsyncMongoClient = AsyncMongoClient(uri)
+    client = make_client(uri)
     base = f"http://127.0.0.1:{port}"
     rss_peak = 0
     try:
@@ -136,7 +154,9 @@ async def run_ingest_bench(
                 resp = await http.post("/polls", content=body, headers=headers)
                 latencies.append(time.perf_counter() - t0)
                 if resp.status_code != 200 or resp.json()["rejected"]:
-                    raise RuntimeError(f"POST /polls answered {resp.status_code}: {resp.text[:300]}")
+                    raise RuntimeError(
+                        f"POST /polls answered {resp.status_code}: {resp.text[:300]}"
+                    )
 
         async def sample_rss(stop: asyncio.Event) -> None:
             nonlocal rss_peak
@@ -160,6 +180,7 @@ async def run_ingest_bench(
             stop.set()
             await sampler
         db = client[database]
+        catch_up = await _follower_catch_up(db)
         stored = await db.store_status.count_documents({})
         if stored != polls + batch:
             raise RuntimeError(f"{stored:,} polls stored, expected {polls + batch:,}")
@@ -185,17 +206,35 @@ async def run_ingest_bench(
         "latency_p99_ms": 1000 * _percentile(latencies, 0.99),
         "service_peak_rss_bytes": rss_peak,
         "follower": follower,
+        "follower_catch_up_s": catch_up,
+        "polls_per_s_until_runs_current": (
+            polls / (seconds + catch_up) if catch_up is not None else None
+        ),
         "target": f"POST /polls >= {TARGET_POLLS_PER_S:,} polls/s",
         "pass": rate >= TARGET_POLLS_PER_S,
     }
     say(
         f"ingest: {rate:,.0f} polls/s ({polls:,} in {seconds:.2f} s), request p50 "
         f"{result['latency_p50_ms']:.0f} ms / p99 {result['latency_p99_ms']:.0f} ms, service "
-        f"peak RSS {rss_peak / 1e6:.0f} MB, runs follower "
-        f"{'running' if follower else 'not running (not in this build)'}; target "
+        f"peak RSS {rss_peak / 1e6:.0f} MB; {_follower_text(result)}; target "
         f"{TARGET_POLLS_PER_S:,} polls/s: {'pass' if result['pass'] else 'FAIL'}"
     )
     return result
+
+
+def _follower_text(result: dict[str, Any]) -> str:
+    if not result["follower"]:
+        return "runs follower not running (not in this build)"
+    catch_up = result["follower_catch_up_s"]
+    if catch_up is None:
+        return (
+            f"runs follower running, runs NOT current {CATCH_UP_TIMEOUT_S:.0f} s after the "
+            "last answer"
+        )
+    return (
+        f"runs follower running, runs current {catch_up:.2f} s after the last answer "
+        f"({result['polls_per_s_until_runs_current']:,.0f} polls/s until then)"
+    )
 
 
 def ingest_target(result: dict[str, Any]) -> dict[str, Any]:
