@@ -70,7 +70,17 @@ _BODY_DOC: dict[str, Any] = {
         "required": True,
         "content": {
             MEDIA_JSON: {
-                "schema": {"type": "array", "items": PollIn.model_json_schema()},
+                # Any array is taken: each item is checked on its own, and an item that is not
+                # a valid poll is listed in "rejects" (200), not refused with the request.
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            PollIn.model_json_schema(),
+                            {"description": "any other value: rejected item (see rejects)"},
+                        ]
+                    },
+                },
                 "example": [
                     {"store_id": "s1", "timestamp_utc": "2024-05-06T12:00:00Z", "status": "active"}
                 ],
