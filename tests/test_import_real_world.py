@@ -359,3 +359,18 @@ async def test_formula_like_ids_kept_exact(db, tmp_path: Path) -> None:
     assert doc["_id"] == "=1+2|2024-05-01T12:00:00.000|a"
     assert doc["timestamp_utc"] == utc("2024-05-01T12:00:00Z")
     assert isinstance(doc["timestamp_utc"], datetime)
+
+
+async def test_a_pipe_is_refused_with_a_message(db, tmp_path: Path) -> None:
+    """Rule: the import reads a file more than once (encoding, NUL scan, header); a named pipe
+    is refused with one message instead of a traceback."""
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # keeps open() of the reader from blocking
+    try:
+        with pytest.raises(ImportFileError, match="not a regular file"):
+            await import_file(db, "status", fifo)
+    finally:
+        os.close(writer)

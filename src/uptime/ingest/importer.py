@@ -405,6 +405,9 @@ def _open_source(kind: str, path: Path) -> _Source:
         raw = open(path, "rb")
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    if not raw.seekable():  # a pipe: the encoding, NUL and delimiter checks read ahead
+        raw.close()
+        raise ImportFileError(f"{path}: not a regular file; save the data to a file first")
     head = raw.read(4)
     raw.seek(0)
     encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), "utf-8-sig")
