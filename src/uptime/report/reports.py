@@ -33,6 +33,8 @@ Lifecycle (all in :class:`ReportService`, one per process):
   that lost its lease stops and cleans up after itself. A report started
   ``MAX_ATTEMPTS`` times is marked Failed instead, so nothing stays Running forever.
   Lease times use the clock of the process writing them (UTC).
+* Every row is also stored in ``report_rows`` (``uptime.report.rows``: queryable for the
+  dashboard's summary); rows are deleted with the file (abort, restart, retention).
 * Retention: reports created more than ``UPTIME_REPORT_TTL_DAYS`` ago are deleted together
   with their GridFS files (on start and hourly).
 """
@@ -58,7 +60,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from uptime.report import pipeline
+from uptime.report import pipeline, rows as stored_rows
 from uptime.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -227,6 +229,7 @@ async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | 
     deleted = 0
     async for doc in db[REPORTS_COLLECTION].find(query, {"file_id": 1}):
         await delete_file(db, doc.get("file_id"))
+        await stored_rows.delete_rows(db, doc["_id"])
         result = await db[REPORTS_COLLECTION].delete_one({"_id": doc["_id"]})
         deleted += result.deleted_count
     return deleted
@@ -302,6 +305,7 @@ class _Generation:
                 )
             except LeaseLostError:
                 await delete_file(self.db, file_id)
+                await stored_rows.delete_rows(self.db, self.report_id)
                 raise
             log.info("report %s complete: %d rows as of %s", self.report_id, rows, as_of)
         except LeaseLostError:
@@ -339,6 +343,7 @@ class _Generation:
         try:
             await upload.abort()
             await delete_file(self.db, upload._id)
+            await stored_rows.delete_rows(self.db, self.report_id)
         except Exception:
             log.exception("report %s: could not abort the GridFS upload", self.report_id)
 
@@ -352,6 +357,8 @@ class _Generation:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(pipeline.REPORT_COLUMNS)
         rows = fallbacks = 0
+        row_store = stored_rows.RowWriter(self.db, self.report_id)  # queryable copy (issue 11)
+        await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
         report_rows = pipeline.iter_report_rows(
@@ -360,6 +367,7 @@ class _Generation:
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
                 writer.writerow(csv_line_values(row))
+                await row_store.add(row)
                 rows += 1
                 fallbacks += bool(row.get("timezone_fallback"))
                 if text.tell() >= WRITE_BUFFER_CHARS:
@@ -369,6 +377,7 @@ class _Generation:
                 if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                     await self._progress(rows, total)
                     last_progress = time.monotonic()
+        await row_store.flush()
         await self._progress(rows, total)
         if text.tell():
             await upload.write(text.getvalue().encode("utf-8"))
@@ -551,6 +560,7 @@ class ReportService:
             if doc is None:
                 return claimed
             await delete_file(self.db, doc.get("file_id"))
+            await stored_rows.delete_rows(self.db, doc["_id"])
             if doc["attempt"] > MAX_ATTEMPTS:
                 await self.reports.update_one(
                     {"_id": doc["_id"], "lease.owner": self.owner, "attempt": doc["attempt"]},

@@ -316,6 +316,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from uptime.web import polls  # POST /polls (issue 8 item 1); imports this module
 
     app.include_router(polls.router)
+    from uptime.web import dashboard_api, pages  # the dashboard (issue 11): JSON API and page
+
+    app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
+    pages.mount(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
     app.add_exception_handler(PyMongoError, _database_error)

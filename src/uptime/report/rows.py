@@ -1,0 +1,106 @@
+"""A report's rows, queryable: collection ``report_rows`` next to the CSV (issue 11, item 1).
+
+While a report streams its CSV into GridFS, every row is also inserted here (batches of
+``BATCH_ROWS``, unordered)::
+
+    {_id: "<report_id>|<store_id>", report_id, store_id,
+     uptime_last_hour, downtime_last_hour (minutes), uptime_last_day, downtime_last_day,
+     uptime_last_week, downtime_last_week (hours; the CSV's numbers, 2 decimals),
+     timezone_fallback: bool}
+
+Rows go with their report: deleted when an attempt is aborted or restarted and by retention
+(``uptime.report.reports``). Index ``report_id_1_downtime_last_week_-1`` (migration
+``20261130030000-report-rows``) serves the per-report queries.
+
+``summary`` runs ``pipelines/report_summary.v1.json`` over one report's rows (store count,
+fallbacks, histogram of last-week uptime %, the stores with most downtime); ``row`` reads one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bson import json_util
+from pymongo.errors import BulkWriteError
+
+from uptime.platform.resources import pipelines_dir
+from uptime.report.pipeline import REPORT_COLUMNS
+
+COLLECTION = "report_rows"
+BATCH_ROWS = 2_000
+SUMMARY_TAG = "report_summary@v1"
+#: Largest ``worst`` list the summary returns.
+MAX_WORST = 1_000
+_DUPLICATE_KEY = 11000
+
+
+class RowWriter:
+    """Buffers a report's rows and inserts them into ``report_rows`` in batches.
+
+    Re-inserting a row that is already stored (a restarted attempt racing a stale one: same
+    as_of, same data, same numbers) is ignored.
+    """
+
+    def __init__(self, db: Any, report_id: str) -> None:
+        self.coll = db[COLLECTION]
+        self.report_id = report_id
+        self.buffer: list[dict[str, Any]] = []
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        """Queue one pipeline row (``REPORT_COLUMNS`` + ``timezone_fallback``)."""
+        doc = {"_id": f"{self.report_id}|{row['store_id']}", "report_id": self.report_id}
+        doc.update((c, row[c]) for c in REPORT_COLUMNS)
+        doc["timezone_fallback"] = bool(row.get("timezone_fallback"))
+        self.buffer.append(doc)
+        if len(self.buffer) >= BATCH_ROWS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Insert the queued rows."""
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        try:
+            await self.coll.insert_many(batch, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+
+
+async def delete_rows(db: Any, report_id: str) -> int:
+    """Delete a report's rows; return how many."""
+    return (await db[COLLECTION].delete_many({"report_id": report_id})).deleted_count
+
+
+async def summary(db: Any, report_id: str, worst: int = 20) -> dict[str, Any] | None:
+    """Aggregate one report's rows (``pipelines/report_summary.v1.json``).
+
+    Returns ``None`` when the report has no rows, else ``{stores, timezone_fallbacks,
+    stores_with_downtime, uptime_last_week, downtime_last_week (hours, summed over stores),
+    uptime_pct_last_week (chain-wide %), no_business_hours (stores with no business time in the
+    week), histogram: [{from, to, stores}] (uptime % last week = uptime / (uptime + downtime)
+    of the CSV's week hours; 10-point buckets [from, to) and a last bucket from = to = 100 for
+    stores with no downtime), worst: [row + uptime_pct_last_week] (most downtime last week
+    first, then store_id; at most ``worst``)}``.
+
+    Raises:
+        ValueError: ``worst`` outside 1..``MAX_WORST``.
+    """
+    if not 1 <= worst <= MAX_WORST:
+        raise ValueError(f"worst must be 1..{MAX_WORST}, got {worst}")
+    stages = json_util.loads((pipelines_dir() / "report_summary.v1.json").read_text("utf-8"))
+    cursor = await db[COLLECTION].aggregate(
+        stages, let={"report_id": report_id, "worst": worst}, comment=SUMMARY_TAG
+    )
+    async with cursor:
+        docs = await cursor.to_list()
+    return docs[0] if docs else None
+
+
+async def row(db: Any, report_id: str, store_id: str) -> dict[str, Any] | None:
+    """One store's row of a report (without ``_id``/``report_id``), or ``None``."""
+    return await db[COLLECTION].find_one(
+        {"_id": f"{report_id}|{store_id}"}, {"_id": 0, "report_id": 0}
+    )

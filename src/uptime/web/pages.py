@@ -1,0 +1,53 @@
+"""The dashboard page at ``/`` (issue 11, item 2): Jinja2 templates, vanilla JS, no CDN.
+
+Pages (HTML shells rendered server-side; their data comes from the JSON API with ``fetch``,
+so the bearer token, when ``UPTIME_API_TOKEN`` is set, is sent by the page — typed once into
+its token field and kept in the tab's ``sessionStorage``):
+
+* ``/`` — reports: list, trigger (optional as_of), live progress, download, failure reason;
+* ``/ui/reports/{report_id}`` — headline numbers, histogram of last-week uptime %, the worst
+  stores table (sortable, searchable), links to store pages;
+* ``/ui/stores/{store_id}?report=ID`` (or ``?from=&to=``) — the store's week as a time line
+  (business hours shaded, runs coloured by status, poll ticks, local time on the axis) and its
+  report row beside it.
+
+Static files (``/static``: CSS, JS) ship inside the package. Charts are SVG drawn by
+``static/charts.js`` (no charting library: see the README, "Dashboard").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+_HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=_HERE / "templates")
+
+
+def _page(name: str, request: Request, **context: object) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the page routes and ``/static`` to ``app`` (not in the OpenAPI document)."""
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def reports_page(request: Request) -> HTMLResponse:
+        return _page("reports.html", request, title="Reports")
+
+    @app.get("/ui/reports/{report_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def report_page(request: Request, report_id: str) -> HTMLResponse:
+        return _page("report.html", request, title=f"Report {report_id[:32]}",
+                     report_id=report_id[:32])
+
+    @app.get("/ui/stores/{store_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def store_page(request: Request, store_id: str) -> HTMLResponse:
+        return _page("store.html", request, title=f"Store {store_id[:200]}",
+                     store_id=store_id[:200], report_id=request.query_params.get("report", "")[:32],
+                     start=request.query_params.get("from", "")[:40],
+                     end=request.query_params.get("to", "")[:40])

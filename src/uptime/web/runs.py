@@ -1,0 +1,150 @@
+"""One store's status runs as of an instant — the time line behind the dashboard (issue 11).
+
+A *run* is a maximal stretch of one status of one store, in the shape of the ``status_runs``
+contract (round-2 CONTRACT.md, "The status timeline")::
+
+    {_id: "<store_id>|<first_poll ISO ms>", store_id, status: "active" | "inactive",
+     first_poll: Date, last_poll: Date, polls: int (distinct instants),
+     start2: long | null, end2: long | null}      # 2 × epoch ms; null = open
+
+derived by the report's rules 1-2: valid polls only; polls at one ms instant count once,
+inactive wins; the status changes at the midpoint between consecutive distinct instants of
+different status (``start2`` = previous run's last poll ms + this run's first poll ms).
+
+``store_runs`` is the one function the API reads runs through. Until the ``status_runs``
+collection (maintained by ``uptime.timeline``, branch h1-timeline) is merged, it derives the
+runs of the one store on the fly from its polls (``RUNS_PIPELINE``, a ``$setWindowFields``
+aggregation over that store's polls, a few hundred per week). Switching to the collection means
+replacing its body by a ``find`` on ``status_runs`` (``{store_id, first_poll <= as_of}``,
+sorted by ``first_poll``) followed by the same as-of cut (``_as_of_cut``).
+
+As of T (the report's view): only polls at or before T count, and the last run holds up to T.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from uptime.report.pipeline import VALID_STATUSES, to_utc
+
+#: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``).
+RUNS_PIPELINE: list[dict[str, Any]] = [
+    {"$match": {"$expr": {"$eq": ["$store_id", "$$store_id"]}}},
+    {
+        "$match": {
+            "store_id": {"$type": "string"},
+            "timestamp_utc": {"$type": "date"},
+            "status": {"$in": list(VALID_STATUSES)},
+        }
+    },
+    {"$match": {"$expr": {"$lte": ["$timestamp_utc", "$$as_of"]}}},
+    # one document per distinct instant; inactive wins (rule 1)
+    {"$group": {"_id": "$timestamp_utc", "i": {"$max": {"$eq": ["$status", "inactive"]}}}},
+    {
+        "$setWindowFields": {
+            "sortBy": {"_id": 1},
+            "output": {
+                "prev_i": {"$shift": {"output": "$i", "by": -1}},
+                "prev_t": {"$shift": {"output": "$_id", "by": -1}},
+            },
+        }
+    },
+    {"$set": {"starts": {"$ne": ["$i", "$prev_i"]}}},
+    {
+        "$setWindowFields": {
+            "sortBy": {"_id": 1},
+            "output": {
+                "run": {
+                    "$sum": {"$cond": ["$starts", 1, 0]},
+                    "window": {"documents": ["unbounded", "current"]},
+                }
+            },
+        }
+    },
+    {
+        "$group": {
+            "_id": "$run",
+            "inactive": {"$first": "$i"},
+            "first_poll": {"$min": "$_id"},
+            "last_poll": {"$max": "$_id"},
+            "polls": {"$sum": 1},
+            "prev_last": {"$max": {"$cond": ["$starts", "$prev_t", None]}},
+        }
+    },
+    {
+        "$setWindowFields": {
+            "sortBy": {"first_poll": 1},
+            "output": {"next_first": {"$shift": {"output": "$first_poll", "by": 1}}},
+        }
+    },
+    {
+        "$project": {
+            "_id": {
+                "$concat": [
+                    "$$store_id", "|",
+                    {"$dateToString": {"date": "$first_poll", "format": "%Y-%m-%dT%H:%M:%S.%LZ"}},
+                ]
+            },
+            "store_id": "$$store_id",
+            "status": {"$cond": ["$inactive", "inactive", "active"]},
+            "first_poll": 1,
+            "last_poll": 1,
+            "polls": 1,
+            "start2": {
+                "$cond": [
+                    {"$eq": ["$prev_last", None]},
+                    None,
+                    {"$add": [{"$toLong": "$prev_last"}, {"$toLong": "$first_poll"}]},
+                ]
+            },
+            "end2": {
+                "$cond": [
+                    {"$eq": [{"$ifNull": ["$next_first", None]}, None]},
+                    None,
+                    {"$add": [{"$toLong": "$last_poll"}, {"$toLong": "$next_first"}]},
+                ]
+            },
+        }
+    },
+    {"$sort": {"first_poll": 1}},
+]
+
+
+def _as_of_cut(runs: list[dict[str, Any]], as_of: datetime) -> list[dict[str, Any]]:
+    """Keep the runs a report as of ``as_of`` sees: ``first_poll <= as_of``; the last of them
+    holds up to ``as_of`` (its ``end2`` becomes ``2 × as_of`` in ms)."""
+    kept = [r for r in runs if r["first_poll"] <= as_of]
+    if kept:
+        kept[-1] = {**kept[-1], "end2": 2 * int(as_of.timestamp() * 1000)}
+    return kept
+
+
+async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]]:
+    """All runs of ``store_id`` as of ``as_of`` (UTC), oldest first, in the contract's shape;
+    the last run's ``end2`` is ``2 × as_of`` ms (it holds up to ``as_of``). ``[]`` when the
+    store has no valid poll at or before ``as_of``.
+
+    Raises:
+        pymongo.errors.PyMongoError: the server failed the aggregation.
+    """
+    as_of = to_utc(as_of)
+    cursor = await db["store_status"].aggregate(
+        RUNS_PIPELINE, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live"
+    )
+    async with cursor:
+        runs = await cursor.to_list()
+    return _as_of_cut(runs, as_of)
+
+
+def clip_runs(runs: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+    """The runs overlapping ``[start_ms, end_ms)`` (epoch ms), each with ``start_ms``/``end_ms``
+    clipped to the interval (floats: a run may start or end on a half millisecond)."""
+    out = []
+    for run in runs:
+        a = -float("inf") if run["start2"] is None else run["start2"] / 2
+        b = float("inf") if run["end2"] is None else run["end2"] / 2
+        a, b = max(a, start_ms), min(b, end_ms)
+        if a < b:
+            out.append({**run, "start_ms": a, "end_ms": b})
+    return out

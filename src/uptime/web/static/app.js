@@ -1,0 +1,67 @@
+// Shared helpers: fetch the JSON API (with the bearer token when the service wants one),
+// show errors, format numbers and dates. No dependencies.
+"use strict";
+const UI = (() => {
+  const TOKEN_KEY = "uptime-token";
+  const tokenForm = document.getElementById("token-form");
+  const errorBox = document.getElementById("error");
+
+  function headers() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { Authorization: "Bearer " + token } : {};
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  }
+
+  let retry = null;
+  tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value);
+    tokenForm.hidden = true;
+    showError("");
+    if (retry) retry();
+  });
+
+  // GET/POST the API; resolves to the parsed JSON; rejects with a message (also shown).
+  async function api(path, options = {}, onRetry = null) {
+    const response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
+    if (response.status === 401) {
+      tokenForm.hidden = false;
+      retry = onRetry;
+      document.getElementById("token").focus();
+      throw new Error("This service needs an API token: type it above.");
+    }
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = body && body.detail;
+      const text = typeof detail === "string" ? detail : JSON.stringify(detail);
+      throw new Error(`${response.status}: ${text || response.statusText}`);
+    }
+    return body;
+  }
+
+  // Download a CSV with the token (a plain link cannot send the header).
+  async function download(url, filename) {
+    const response = await fetch(url, { headers: headers() });
+    if (!response.ok) throw new Error(`download failed: ${response.status}`);
+    const blob = await response.blob();
+    const a = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob), download: filename });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  const fmt2 = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
+  const utc = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "–");
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    }
+    node.append(...children);
+    return node;
+  }
+  return { api, download, showError, fmt2, utc, el, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
+})();

@@ -1,0 +1,70 @@
+// A report: headline numbers, histogram, worst stores (sortable, searchable) (issue 11).
+"use strict";
+(() => {
+  const { api, el, fmt2, utc, showError } = UI;
+  const root = document.getElementById("report");
+  const reportId = root.dataset.reportId;
+  const tbody = document.querySelector("#worst tbody");
+  let rows = [], sortKey = "downtime_last_week", sortDir = -1;
+
+  const storeHref = (id) => `/ui/stores/${encodeURIComponent(id)}?report=${reportId}`;
+
+  function headline(s) {
+    const items = [
+      ["Stores", s.stores], ["as_of (UTC)", utc(s.as_of)], ["Pipeline", s.pipeline],
+      ["Chain uptime last week", s.uptime_pct_last_week === null ? "–" : fmt2(s.uptime_pct_last_week) + " %"],
+      ["Stores with downtime last week", s.stores_with_downtime],
+      ["Downtime last week (h, all stores)", fmt2(s.downtime_last_week)],
+      ["Time-zone fallbacks", s.timezone_fallbacks], ["Closed all week", s.no_business_hours],
+    ];
+    document.getElementById("headline").replaceChildren(...items.flatMap(([k, v]) =>
+      [el("div", { class: "num" }, el("dt", { text: k }), el("dd", { text: String(v) }))]));
+  }
+
+  function render() {
+    const q = document.getElementById("search").value.trim().toLowerCase();
+    const shown = rows.filter((r) => r.store_id.toLowerCase().includes(q)).sort((a, b) => {
+      const va = a[sortKey], vb = b[sortKey];
+      if (va === vb) return a.store_id < b.store_id ? -1 : 1;
+      if (va === null) return 1;
+      if (vb === null) return -1;
+      return (va < vb ? -1 : 1) * sortDir;
+    });
+    tbody.replaceChildren(...shown.map((r) => el("tr", { "data-store-id": r.store_id },
+      el("td", {}, el("a", { href: storeHref(r.store_id) }, el("code", { text: r.store_id }))),
+      el("td", { text: fmt2(r.uptime_pct_last_week) }), el("td", { text: fmt2(r.downtime_last_week) }),
+      el("td", { text: fmt2(r.uptime_last_week) }), el("td", { text: fmt2(r.downtime_last_day) }),
+      el("td", { text: fmt2(r.downtime_last_hour) }))));
+    if (!shown.length) tbody.append(el("tr", {}, el("td", { colspan: "6",
+      text: q ? "No store in this list matches; press Open store to open it anyway." : "No stores." })));
+    for (const th of document.querySelectorAll("#worst th")) {
+      th.setAttribute("aria-sort", th.dataset.key === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
+    }
+  }
+
+  for (const th of document.querySelectorAll("#worst th")) {
+    th.querySelector("button").addEventListener("click", () => {
+      if (sortKey === th.dataset.key) sortDir = -sortDir;
+      else { sortKey = th.dataset.key; sortDir = th.dataset.type === "text" ? 1 : -1; }
+      render();
+    });
+  }
+  document.getElementById("search").addEventListener("input", render);
+  document.getElementById("store-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = document.getElementById("search").value.trim();
+    if (id) location.href = storeHref(id);
+  });
+
+  async function load() {
+    try {
+      const s = await api(`/reports/${reportId}/summary?worst=100`, {}, load);
+      headline(s);
+      Charts.histogram(document.getElementById("histogram"), s.histogram, s.stores);
+      rows = s.worst;
+      render();
+      document.body.dataset.ready = "1";
+    } catch (e) { showError(e.message); }
+  }
+  load();
+})();

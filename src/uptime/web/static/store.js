@@ -1,0 +1,63 @@
+// A store: its interval as a time line, its report row and the interval's numbers (issue 11).
+"use strict";
+(() => {
+  const { api, el, fmt2, utc, showError } = UI;
+  const root = document.getElementById("store");
+  const storeId = root.dataset.storeId, reportId = root.dataset.reportId;
+  const enc = encodeURIComponent;
+
+  function showRow(row) {
+    const cells = [
+      ["uptime_last_hour", "min"], ["uptime_last_day", "h"], ["uptime_last_week", "h"],
+      ["downtime_last_hour", "min"], ["downtime_last_day", "h"], ["downtime_last_week", "h"],
+    ];
+    document.querySelector("#row tbody").replaceChildren(
+      ...cells.map(([k, unit]) => el("tr", {}, el("th", { scope: "row", text: `${k} (${unit})` }),
+        el("td", { "data-key": k, text: fmt2(row[k]) }))),
+      el("tr", {}, el("th", { scope: "row", text: "time-zone fallback" }),
+        el("td", { "data-key": "timezone_fallback", text: row.timezone_fallback ? "yes" : "no" })));
+  }
+
+  function showInterval(t) {
+    const items = [["Business hours (h)", fmt2(t.business_seconds / 3600)], ["Uptime (h)", fmt2(t.uptime_hours)],
+      ["Downtime (h)", fmt2(t.downtime_hours)], ["Uptime %", t.uptime_pct === null ? "–" : fmt2(t.uptime_pct)],
+      ["Time zone", t.timezone + (t.timezone_source === "store" ? "" : ` (${t.timezone_source})`)]];
+    document.getElementById("interval").replaceChildren(...items.map(([k, v]) =>
+      el("div", { class: "num" }, el("dt", { text: k }), el("dd", { text: v, "data-key": k }))));
+  }
+
+  function showRuns(t) {
+    document.querySelector("#runs tbody").replaceChildren(...t.runs.map((r) => el("tr", { "data-status": r.status },
+      el("td", {}, el("span", { class: "status " + r.status, text: r.status })),
+      el("td", { text: Charts.local(r.start_ms, t.timezone) }), el("td", { text: Charts.local(r.end_ms, t.timezone) }),
+      el("td", { text: utc(r.start) }), el("td", { text: utc(r.end) }), el("td", { text: r.polls }))));
+  }
+
+  async function load() {
+    try {
+      let from = root.dataset.from, to = root.dataset.to;
+      if (reportId) {
+        const row = await api(`/reports/${reportId}/rows/${enc(storeId)}`, {}, load);
+        showRow(row);
+        to = to || row.as_of;
+        from = from || new Date(Date.parse(row.as_of) - 7 * 864e5).toISOString();
+        document.getElementById("store-context").replaceChildren("Week before the as_of of report ",
+          el("a", { href: `/ui/reports/${reportId}` }, el("code", { text: reportId })), ".");
+      } else {
+        document.getElementById("row").replaceChildren(el("tbody", {}, el("tr", {},
+          el("td", { text: "Open this page from a report to see its row." }))));
+      }
+      const query = new URLSearchParams();
+      if (from) query.set("from", from);
+      if (to) query.set("to", to);
+      const t = await api(`/stores/${enc(storeId)}/timeline?${query}`, {}, load);
+      document.getElementById("tl-caption").textContent =
+        `${utc(t.from)} – ${utc(t.to)} UTC; ${t.polls_total} polls` + (t.polls_truncated ? ` (first ${t.polls.length} drawn)` : "");
+      Charts.timeline(document.getElementById("timeline"), t);
+      showInterval(t);
+      showRuns(t);
+      document.body.dataset.ready = "1";
+    } catch (e) { showError(e.message); }
+  }
+  load();
+})();

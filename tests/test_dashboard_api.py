@@ -1,0 +1,169 @@
+"""The dashboard's JSON API (issue 11, item 1) against a real mongod, on hand-built stores."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+from bson import json_util
+
+from dashboard_data import (DST_BUSINESS_UTC, DST_ROW, DST_RUNS, DST_STORE, EXPECTED_HISTOGRAM,
+                            T, W, _z, insert_dashboard_stores)
+from reports_support import insert_stores
+from test_api import poll_until_done, running_app
+from uptime.report import interval, pipeline
+
+
+async def _report(http, as_of=T) -> tuple[str, dict[str, dict]]:
+    resp = await http.post("/trigger_report", params={"as_of": as_of.isoformat()})
+    report_id = resp.json()["report_id"]
+    done = await poll_until_done(http, report_id)
+    rows = {r["store_id"]: r for r in csv.DictReader(io.StringIO(done.text))}
+    return report_id, rows
+
+
+def test_interval_pipeline_file_is_derived_from_v1():
+    """pipelines/store_interval.v1.json is exactly derive_interval_pipeline(store_uptime v1):
+    the interval uptime applies the report's stages, so it cannot drift from them."""
+    derived = interval.derive_interval_pipeline(pipeline.load_pipeline("v1"))
+    assert interval.interval_path().read_text() == interval.render(derived)
+    assert json_util.loads(interval.render(derived)) == interval.load_interval_pipeline()
+    assert "604800000" not in interval.interval_path().read_text()
+
+
+async def test_uptime_equals_report_windows_for_dst_store(db, settings):
+    """/stores/{id}/uptime over the report's week, day and hour windows equals the report
+    row (CSV) and the hand-computed numbers of the DST store (57 h business, 28 h down)."""
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        _rid, rows = await _report(http)
+        for start, minutes_or_hours in ((T - timedelta(days=7), "week"),
+                                        (T - timedelta(days=1), "day"),
+                                        (T - timedelta(hours=1), "hour")):
+            r = await http.get(f"/stores/{DST_STORE}/uptime",
+                               params={"from": start.isoformat(), "to": T.isoformat()})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            unit = "minutes" if minutes_or_hours == "hour" else "hours"
+            for kind in ("uptime", "downtime"):
+                column = f"{kind}_last_{minutes_or_hours}"
+                assert f"{body[f'{kind}_{unit}']:.2f}" == rows[DST_STORE][column]
+                assert body[f"{kind}_{unit}"] == DST_ROW[column]
+        week = (await http.get(f"/stores/{DST_STORE}/uptime",
+                               params={"to": T.isoformat()})).json()
+    assert week["business_seconds"] == 57 * 3600
+    assert week["downtime_seconds"] == 28 * 3600 and week["uptime_seconds"] == 29 * 3600
+    assert week["uptime_pct"] == 50.88
+    assert week["timezone"] == "America/New_York" and week["timezone_fallback"] is False
+    assert week["from"].startswith("2024-03-05T15:00:00")
+
+
+async def test_uptime_equals_report_for_many_stores(db, settings):
+    """For 30 generated stores (alternating statuses, hourly polls), every window's interval
+    uptime equals the report's CSV cell."""
+    await insert_stores(db, 30, polls_per_store=30, as_of=T)
+    async with running_app(settings) as http:
+        _rid, rows = await _report(http)
+        for store, row in list(rows.items())[::3]:
+            for start, suffix, unit in ((T - timedelta(days=7), "week", "hours"),
+                                        (T - timedelta(days=1), "day", "hours"),
+                                        (T - timedelta(hours=1), "hour", "minutes")):
+                body = (await http.get(f"/stores/{store}/uptime", params={
+                    "from": start.isoformat(), "to": T.isoformat()})).json()
+                assert f"{body[f'uptime_{unit}']:.2f}" == row[f"uptime_last_{suffix}"]
+                assert f"{body[f'downtime_{unit}']:.2f}" == row[f"downtime_last_{suffix}"]
+
+
+async def test_timeline_of_dst_week(db, settings):
+    """The time line of the DST store's week: business hours shift by one hour in UTC after
+    the spring-forward Sunday (local 09:00-17:00 both sides), the three runs are clipped to
+    the week at the hand-computed midpoints, and the week's polls are listed."""
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        r = await http.get(f"/stores/{DST_STORE}/timeline", params={"to": T.isoformat()})
+        capped = await http.get(f"/stores/{DST_STORE}/timeline",
+                                params={"to": T.isoformat(), "poll_limit": 1})
+    assert r.status_code == 200, r.text
+    t = r.json()
+    assert [(_z(o["start"][:16]), _z(o["end"][:16])) for o in t["business_hours"]] == [
+        (_z(a), _z(b)) for a, b in DST_BUSINESS_UTC]
+    assert t["business_hours"][1]["start_local"] == "2024-03-06T09:00:00-05:00"
+    assert t["business_hours"][5]["start_local"] == "2024-03-10T09:00:00-04:00"
+    assert [(x["status"], x["start"][:16], x["end"][:16]) for x in t["runs"]] == DST_RUNS
+    assert t["runs"][1]["first_poll"].startswith("2024-03-08T12:00")
+    assert t["runs"][1]["polls"] == 2 and t["runs"][0]["run_start"] is None
+    assert [p["t"][:16] for p in t["polls"]] == ["2024-03-08T12:00", "2024-03-08T16:00",
+                                                 "2024-03-10T20:00", "2024-03-12T14:00"]
+    assert t["timezone_source"] == "store" and t["polls_truncated"] is False
+    c = capped.json()
+    assert len(c["polls"]) == 1 and c["polls_total"] == 4 and c["polls_truncated"] is True
+
+
+async def test_timeline_default_is_week_before_latest_poll(db, settings):
+    """Without from/to the time line covers the week before the latest poll (03-12 14:00Z)."""
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        t = (await http.get(f"/stores/{DST_STORE}/timeline")).json()
+    assert t["to"].startswith("2024-03-12T14:00:00") and t["from"].startswith("2024-03-05T14:00:00")
+
+
+async def test_bad_intervals_and_unknown_store(db, settings):
+    """from >= to and intervals over 92 days are 422 naming the problem; a store with no
+    poll is 404; never a 500."""
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        rev = await http.get(f"/stores/{DST_STORE}/uptime",
+                             params={"from": T.isoformat(), "to": W.isoformat()})
+        long = await http.get(f"/stores/{DST_STORE}/uptime",
+                              params={"from": (T - timedelta(days=93)).isoformat(),
+                                      "to": T.isoformat()})
+        bad = await http.get(f"/stores/{DST_STORE}/timeline", params={"from": "soon"})
+        missing = await http.get("/stores/nope/timeline")
+    assert rev.status_code == 422 and "must be before" in rev.json()["detail"]
+    assert long.status_code == 422 and "92 days" in long.json()["detail"]
+    assert bad.status_code == 422
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+async def test_summary_histogram_and_worst(db, settings):
+    """/reports/{id}/summary aggregates the stored rows: 8 stores, the hand-computed
+    histogram, the most downtime first (zero-1: 168 h, half-1: 76 h, dst-ny: 28 h)."""
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        report_id, rows = await _report(http)
+        s = (await http.get(f"/reports/{report_id}/summary", params={"worst": 3})).json()
+        row = (await http.get(f"/reports/{report_id}/rows/{DST_STORE}")).json()
+        unknown = await http.get(f"/reports/{'x' * 32}/summary")
+    assert s["stores"] == 8 and s["timezone_fallbacks"] == 0 and s["pipeline"] == "store_uptime@v1"
+    assert {b["from"]: b["stores"] for b in s["histogram"]} == EXPECTED_HISTOGRAM
+    assert [w["store_id"] for w in s["worst"]] == ["zero-1", "half-1", DST_STORE]
+    assert s["worst"][0]["downtime_last_week"] == 168.0
+    assert s["stores_with_downtime"] == 5
+    assert {k: row[k] for k in DST_ROW} == DST_ROW
+    assert all(f"{row[k]:.2f}" == rows[DST_STORE][k] for k in DST_ROW)
+    assert unknown.status_code == 404
+
+
+async def test_report_rows_deleted_with_report(db, settings):
+    """report_rows holds one document per CSV row and retention deletes them with the report."""
+    from uptime.report import reports
+
+    await insert_dashboard_stores(db)
+    async with running_app(settings) as http:
+        report_id, _rows = await _report(http)
+    assert await db.report_rows.count_documents({"report_id": report_id}) == 8
+    await db.reports.update_one({"_id": report_id},
+                                {"$set": {"created_at": T - timedelta(days=30)}})
+    assert await reports.delete_expired(db, 7) == 1
+    assert await db.report_rows.count_documents({}) == 0
+
+
+async def test_summary_of_running_report_is_409(db, settings):
+    """The summary needs a Complete report: Running is 409."""
+    from uptime.report import reports
+
+    await db.reports.insert_one({"_id": "r" * 32, "status": reports.RUNNING})
+    async with running_app(settings) as http:
+        r = await http.get(f"/reports/{'r' * 32}/summary")
+    assert r.status_code == 409 and "Running" in r.json()["detail"]
