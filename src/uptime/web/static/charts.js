@@ -56,8 +56,8 @@ const Charts = (() => {
         class: "bh", "data-start": o.start, "data-end": o.end }), `open ${o.start_local} – ${o.end_local}`));
     }
     for (const r of t.runs) {
-      root.append(titled(svg("rect", { x: x(r.start_ms), y: laneTop + 26, width: Math.max(0.5, x(r.end_ms) - x(r.start_ms)),
-        height: 28, class: "run " + r.status, "data-status": r.status, "data-start-ms": r.start_ms, "data-end-ms": r.end_ms }),
+      root.append(titled(svg("rect", { x: x(r.start_ms), y: laneTop + 28, width: Math.max(0.5, x(r.end_ms) - x(r.start_ms)),
+        height: 24, class: "run " + r.status, "data-status": r.status, "data-start-ms": r.start_ms, "data-end-ms": r.end_ms }),
         `${r.status} ${local(r.start_ms, t.timezone)} – ${local(r.end_ms, t.timezone)} (${r.polls} polls)`));
     }
     const ticks = svg("g", { class: "ticks" });

@@ -23,7 +23,7 @@
       ["Downtime (h)", fmt2(t.downtime_hours)], ["Uptime %", t.uptime_pct === null ? "–" : fmt2(t.uptime_pct)],
       ["Time zone", t.timezone + (t.timezone_source === "store" ? "" : ` (${t.timezone_source})`)]];
     document.getElementById("interval").replaceChildren(...items.map(([k, v]) =>
-      el("div", { class: "num" }, el("dt", { text: k }), el("dd", { text: v, "data-key": k }))));
+      el("div", { class: "num" }, el("dt", { text: k }), el("dd", { text: v, "data-key": k, class: k === "Time zone" ? "small" : "" }))));
   }
 
   function showRuns(t) {
