@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +22,14 @@ def _env(mongo_uri: str, db_name: str, tmp_path: Path) -> dict[str, str]:
 async def test_demo_csv_equals_uptime_report(db, db_name, mongo_uri, tmp_path):
     """The demo (generate → uptime import → uptime serve → HTTP trigger/poll/download) saves
     a CSV whose bytes equal `uptime report --as-of <the demo's as_of>`, prints where it is
-    and the median uptime last week, and works in the database it is told to use."""
+    and the median uptime last week, ends with the dashboard's address (--no-wait: then
+    stops), and works in the database it is told to use."""
     out = tmp_path / "demo"
     env = _env(mongo_uri, db_name, tmp_path)
     demo = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "uptime.tools.demo", "--stores", "150", "--days", "8",
-         "--out", str(out), "--database", db_name],
+         "--out", str(out), "--database", db_name, "--no-wait"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -41,6 +43,10 @@ async def test_demo_csv_equals_uptime_report(db, db_name, mongo_uri, tmp_path):
     assert f"median uptime last week {numbers['median_uptime_last_week']:.2f} h" in " ".join(
         demo.stdout.split()
     )
+
+    flat = " ".join(demo.stdout.split())
+    assert re.search(rf"Dashboard: http://127\.0\.0\.1:\d+/ \(this report: "
+                     rf"http://127\.0\.0\.1:\d+/ui/reports/{report_id}\)", flat), flat[-600:]
 
     cli_csv = tmp_path / "cli.csv"
     cli = await asyncio.to_thread(

@@ -11,8 +11,9 @@ What it does, end to end, as a user would:
 4. starts the API with ``uptime serve`` on a free port of 127.0.0.1;
 5. triggers a report over HTTP (``POST /trigger_report``), shows its progress while polling
    ``GET /get_report``, streams the CSV into ``demo-output/report-<id>.csv``;
-6. prints where the CSV is and a summary (stores, as_of, median uptime last week), then
-   stops the API and the embedded mongod.
+6. prints where the CSV is, a summary (stores, as_of, median uptime last week) and the
+   dashboard's address (``http://127.0.0.1:PORT/``), and keeps serving it until Ctrl-C
+   (``--no-wait``: stops at once); then stops the API and the embedded mongod.
 
 Defaults (5,000 stores x 9 days of hourly polls, ~1M polls) finish in about a minute
 on a 2-core machine (limit: 3 minutes). ``python -m uptime.tools.demo --help`` lists the options.
@@ -158,8 +159,10 @@ def summarize(csv_path: Path) -> dict[str, float | int]:
     }
 
 
-def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str) -> dict:
-    """Run every step; return a summary dict (paths, timings, numbers)."""
+def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str,
+             wait: bool = False) -> dict:
+    """Run every step; return a summary dict (paths, timings, numbers). Ends by printing the
+    dashboard's address; with ``wait`` it keeps serving it until Ctrl-C."""
     started = time.monotonic()
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -229,21 +232,30 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str) -> 
                 timings["report"] = time.monotonic() - t
                 meta = next(x for x in http.get("/reports").json() if x["report_id"] == report_id)
 
-        step("4/4 result")
-        numbers = summarize(csv_path)
-        timings["total"] = time.monotonic() - started
-        console.print(f"CSV: [bold]{csv_path}[/bold]")
-        console.print(
-            f"{numbers['stores']:,} stores as of {meta['as_of']} ({meta['pipeline']}); "
-            f"median uptime last week {numbers['median_uptime_last_week']:.2f} h "
-            f"(mean {numbers['mean_uptime_last_week']:.2f} h); "
-            f"{meta['timezone_fallbacks']} stores fell back to America/Chicago"
-        )
-        console.print(
-            "timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-        )
-        return {"csv": csv_path, "report_id": report_id, "as_of": meta["as_of"],
-                "timings": timings, **numbers}
+            step("4/4 result")
+            numbers = summarize(csv_path)
+            timings["total"] = time.monotonic() - started
+            console.print(f"CSV: [bold]{csv_path}[/bold]")
+            console.print(
+                f"{numbers['stores']:,} stores as of {meta['as_of']} ({meta['pipeline']}); "
+                f"median uptime last week {numbers['median_uptime_last_week']:.2f} h "
+                f"(mean {numbers['mean_uptime_last_week']:.2f} h); "
+                f"{meta['timezone_fallbacks']} stores fell back to America/Chicago"
+            )
+            console.print(
+                "timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+            )
+            dashboard = f"{base}/ui/reports/{report_id}"
+            console.print(f"Dashboard: [bold]{base}/[/bold] (this report: {dashboard})")
+            if wait:
+                console.print("Serving until Ctrl-C ...")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+            else:
+                console.print("--no-wait: stopping the dashboard now")
+            return {"csv": csv_path, "report_id": report_id, "as_of": meta["as_of"],
+                    "dashboard": dashboard, "timings": timings, **numbers}
 
 
 def main(
@@ -252,11 +264,14 @@ def main(
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
     out: Annotated[Path, typer.Option(help="Folder for the dataset, mongod data and CSV.")] = DEFAULT_OUT,
     database: Annotated[str, typer.Option(help="Database name (dropped first!).")] = DEMO_DATABASE,
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait", help="Keep serving the dashboard until Ctrl-C (default), or stop.")
+    ] = True,
 ) -> None:
     """Generate a sample dataset, import it, start the API, trigger a report over HTTP,
     save the CSV and summarize it."""
     try:
-        run_demo(stores=stores, days=days, seed=seed, out=out, database=database)
+        run_demo(stores=stores, days=days, seed=seed, out=out, database=database, wait=wait)
     except Exception as exc:
         from uptime.platform.embedded import EmbeddedServerError
 
