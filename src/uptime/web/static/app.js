@@ -63,5 +63,10 @@ const UI = (() => {
     node.append(...children);
     return node;
   }
-  return { api, download, showError, fmt2, utc, el, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
+  // The page has drawn its data: tests wait for body[data-ready]; page_bench reads readyAt.
+  function ready() {
+    if (!window.readyAt) window.readyAt = performance.now();
+    document.body.dataset.ready = "1";
+  }
+  return { api, download, showError, fmt2, utc, el, ready, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
 })();

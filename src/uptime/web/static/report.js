@@ -63,7 +63,7 @@
       Charts.histogram(document.getElementById("histogram"), s.histogram, s.stores);
       rows = s.worst;
       render();
-      document.body.dataset.ready = "1";
+      UI.ready();
     } catch (e) { showError(e.message); }
   }
   load();

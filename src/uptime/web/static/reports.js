@@ -62,7 +62,7 @@
       const mine = watching && list.find((r) => r.report_id === watching);
       if (mine) setLive(mine);
       if (list.some((r) => r.status === "Running")) timer = setTimeout(refresh, 400);
-      document.body.dataset.ready = "1";
+      UI.ready();
     } catch (e) { showError(e.message); }
   }
 

@@ -56,7 +56,7 @@
       Charts.timeline(document.getElementById("timeline"), t);
       showInterval(t);
       showRuns(t);
-      document.body.dataset.ready = "1";
+      UI.ready();
     } catch (e) { showError(e.message); }
   }
   load();
