@@ -167,3 +167,20 @@ async def test_summary_of_running_report_is_409(db, settings):
     async with running_app(settings) as http:
         r = await http.get(f"/reports/{'r' * 32}/summary")
     assert r.status_code == 409 and "Running" in r.json()["detail"]
+
+
+async def test_interval_pipeline_reads_one_store_through_the_index(db):
+    """The interval pipeline's store range is an index range on store_status (IXSCAN: only
+    that store's 5 polls are examined, of 19), not a scan of every poll like the report."""
+    await db.store_status.create_index([("store_id", 1), ("timestamp_utc", 1), ("status", 1)])
+    await insert_dashboard_stores(db)
+    let = pipeline.report_let(T, ["America/New_York"], (DST_STORE, interval.next_store_id(DST_STORE)))
+    let["from"] = W
+    plan = await db.command("explain", {"aggregate": "store_status",
+                                        "pipeline": interval.load_interval_pipeline(),
+                                        "cursor": {}, "let": let}, verbosity="executionStats")
+    text = json_util.dumps(plan)
+    assert "IXSCAN" in text and "COLLSCAN" not in text.split('"$unionWith"')[0]
+    stats = plan["stages"][0]["$cursor"]["executionStats"]
+    # its 5 polls (of 19): the $expr on the store range fetches them, but only them
+    assert stats["totalDocsExamined"] == 5 and stats["totalKeysExamined"] <= 6
