@@ -184,3 +184,53 @@ async def test_interval_pipeline_reads_one_store_through_the_index(db):
     stats = plan["stages"][0]["$cursor"]["executionStats"]
     # its 5 polls (of 19): the $expr on the store range fetches them, but only them
     assert stats["totalDocsExamined"] == 5 and stats["totalKeysExamined"] <= 6
+
+
+async def test_store_runs_follow_the_contract(db):
+    """store_runs gives the status_runs contract's documents: polls at one instant count once
+    with inactive winning, start2/end2 = sums of neighbouring poll ms (exact half ms kept),
+    runs tile the line, and the last run holds up to as_of; polls after as_of are ignored."""
+    from uptime.web.runs import clip_runs, store_runs
+
+    t = [_z("2024-03-01T00:00"), _z("2024-03-01T00:00:00.001"), _z("2024-03-01T01:00")]
+    ms = [int(x.timestamp() * 1000) for x in t]
+    await db.store_status.insert_many([
+        {"store_id": "c", "timestamp_utc": t[0], "status": "active"},
+        {"store_id": "c", "timestamp_utc": t[1], "status": "active"},
+        {"store_id": "c", "timestamp_utc": t[1], "status": "inactive"},  # same instant: inactive
+        {"store_id": "c", "timestamp_utc": t[2], "status": "inactive"},
+        {"store_id": "c", "timestamp_utc": t[2] + timedelta(hours=5), "status": "active"},
+        {"store_id": "c", "timestamp_utc": t[0], "status": "unknown"},
+    ])
+    as_of = t[2] + timedelta(hours=1)
+    runs = await store_runs(db, "c", as_of)
+    assert [(r["_id"], r["status"], r["polls"], r["start2"], r["end2"]) for r in runs] == [
+        ("c|2024-03-01T00:00:00.000Z", "active", 1, None, ms[0] + ms[1]),
+        ("c|2024-03-01T00:00:00.001Z", "inactive", 2, ms[0] + ms[1],
+         2 * int(as_of.timestamp() * 1000)),
+    ]
+    clipped = clip_runs(runs, ms[0] - 10, ms[2])
+    assert [(r["start_ms"], r["end_ms"]) for r in clipped] == [
+        (ms[0] - 10, ms[0] + 0.5), (ms[0] + 0.5, ms[2])]
+
+
+async def test_dashboard_needs_the_token_but_pages_load(db, settings):
+    """With UPTIME_API_TOKEN set the dashboard's JSON routes are 401 without it and 200 with
+    it; the HTML pages and static files load without it (their data comes from the API);
+    the new routes are in the OpenAPI document, the pages are not."""
+    await insert_dashboard_stores(db)
+    secured = settings.model_copy(update={"api_token": "s3cret"})
+    async with running_app(secured) as http:
+        no = await http.get(f"/stores/{DST_STORE}/uptime")
+        yes = await http.get(f"/stores/{DST_STORE}/uptime",
+                             headers={"Authorization": "Bearer s3cret"})
+        pages = [await http.get(p) for p in ("/", f"/ui/reports/{'a' * 32}",
+                                             f"/ui/stores/{DST_STORE}?report=x",
+                                             "/static/app.js", "/static/charts.js")]
+        spec = (await http.get("/openapi.json", headers={"Authorization": "Bearer s3cret"})).json()
+    assert no.status_code == 401 and yes.status_code == 200
+    assert [p.status_code for p in pages] == [200] * 5
+    assert 'data-store-id="dst-ny"' in pages[2].text and "<script" in pages[0].text
+    assert {"/stores/{store_id}/uptime", "/stores/{store_id}/timeline",
+            "/reports/{report_id}/summary", "/reports/{report_id}/rows/{store_id}"} <= set(spec["paths"])
+    assert "/" not in spec["paths"]
