@@ -128,12 +128,15 @@ async def test_bad_intervals_and_unknown_store(db, settings):
 
 async def test_summary_histogram_and_worst(db, settings):
     """/reports/{id}/summary aggregates the stored rows: 8 stores, the hand-computed
-    histogram, the most downtime first (zero-1: 168 h, half-1: 76 h, dst-ny: 28 h)."""
+    histogram, the most downtime first (zero-1: 168 h, half-1: 76 h, dst-ny: 28 h); the rows
+    search finds stores by id prefix."""
     await insert_dashboard_stores(db)
     async with running_app(settings) as http:
         report_id, rows = await _report(http)
         s = (await http.get(f"/reports/{report_id}/summary", params={"worst": 3})).json()
         row = (await http.get(f"/reports/{report_id}/rows/{DST_STORE}")).json()
+        found = (await http.get(f"/reports/{report_id}/rows", params={"prefix": "m"})).json()
+        none = (await http.get(f"/reports/{report_id}/rows", params={"prefix": "."})).json()
         unknown = await http.get(f"/reports/{'x' * 32}/summary")
     assert s["stores"] == 8 and s["timezone_fallbacks"] == 0 and s["pipeline"] == "store_uptime@v1"
     assert {b["from"]: b["stores"] for b in s["histogram"]} == EXPECTED_HISTOGRAM
@@ -143,6 +146,9 @@ async def test_summary_histogram_and_worst(db, settings):
     assert {k: row[k] for k in DST_ROW} == DST_ROW
     assert all(f"{row[k]:.2f}" == rows[DST_STORE][k] for k in DST_ROW)
     assert unknown.status_code == 404
+    assert [(r["store_id"], r["uptime_pct_last_week"]) for r in found] == [
+        ("most-1", 95.24), ("most-2", 95.24)]
+    assert none == []  # the prefix is text, not a regular expression
 
 
 async def test_report_rows_deleted_with_report(db, settings):

@@ -39,9 +39,11 @@ def _flow(base: str) -> dict:
         box.send_keys(AS_OF, Keys.ENTER)
         samples, deadline = [], time.monotonic() + 60
         while time.monotonic() < deadline:
-            bar = d.find_element(By.ID, "live-bar")
-            samples.append(int(bar.get_attribute("aria-valuenow")))
-            if d.find_element(By.ID, "live").get_attribute("data-status") == "Complete":
+            # status first: the page sets the bar before the status, so a Complete status
+            # read here guarantees the value read next is the final one
+            done = d.find_element(By.ID, "live").get_attribute("data-status") == "Complete"
+            samples.append(int(d.find_element(By.ID, "live-bar").get_attribute("aria-valuenow")))
+            if done:
                 break
             time.sleep(0.02)
         seen["progress"] = samples

@@ -18,6 +18,7 @@ fallbacks, histogram of last-week uptime %, the stores with most downtime); ``ro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +98,28 @@ async def summary(db: Any, report_id: str, worst: int = 20) -> dict[str, Any] | 
     async with cursor:
         docs = await cursor.to_list()
     return docs[0] if docs else None
+
+
+_PCT_LAST_WEEK = {  # as report_summary.v1's `pct`: uptime % of the week's business hours
+    "$let": {
+        "vars": {"b": {"$add": ["$uptime_last_week", "$downtime_last_week"]}},
+        "in": {"$cond": [{"$gt": ["$$b", 0]}, {"$round": [
+            {"$multiply": [100, {"$divide": ["$uptime_last_week", "$$b"]}]}, 2]}, None]},
+    }
+}
+
+
+async def find_rows(db: Any, report_id: str, prefix: str, limit: int = 100) -> list[dict[str, Any]]:
+    """A report's rows whose ``store_id`` starts with ``prefix`` (exact characters, case
+    sensitive), most downtime last week first, at most ``limit``; each with
+    ``uptime_pct_last_week``."""
+    cursor = db[COLLECTION].find(
+        {"report_id": report_id, "store_id": {"$regex": "^" + re.escape(prefix)}},
+        {"_id": 0, **{c: 1 for c in REPORT_COLUMNS}, "timezone_fallback": 1,
+         "uptime_pct_last_week": _PCT_LAST_WEEK},
+        sort=[("downtime_last_week", -1), ("store_id", 1)], limit=limit,
+    )
+    return await cursor.to_list()
 
 
 async def row(db: Any, report_id: str, store_id: str) -> dict[str, Any] | None:

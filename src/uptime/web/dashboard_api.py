@@ -6,6 +6,7 @@
   ``[from, to)`` by the report's rules (``pipelines/store_interval.v1.json``).
 * ``GET /reports/{report_id}/summary?worst=`` — a complete report's headline numbers, uptime
   histogram and most-downtime stores (``pipelines/report_summary.v1.json`` over ``report_rows``).
+* ``GET /reports/{report_id}/rows?prefix=`` — rows whose store id starts with ``prefix``.
 * ``GET /reports/{report_id}/rows/{store_id}`` — one store's row of a report (the CSV's numbers).
 
 Intervals are half-open ``[from, to)`` in UTC (ISO 8601; no offset = UTC). Default ``to``: the
@@ -295,6 +296,19 @@ async def report_summary(
                       "histogram": [], "worst": []}
     return {"report_id": report_id, "as_of": doc["as_of"], "pipeline": doc["pipeline"],
             "created_at": doc["created_at"], "finished_at": doc.get("finished_at"), **found}
+
+
+@router.get("/reports/{report_id}/rows", response_model=list[StoreRow],
+            summary="A complete report's rows whose store_id starts with a prefix")
+async def report_rows_search(
+    request: Request, report_id: str,
+    prefix: Annotated[str, Query(min_length=1, max_length=200, description="store_id prefix")],
+    limit: Annotated[int, Query(ge=1, le=stored_rows.MAX_WORST)] = 100,
+) -> list[dict[str, Any]]:
+    """Most downtime last week first (the report page's search). 404/409 as the summary."""
+    db = _db(request)
+    await _complete_report(db, report_id)
+    return await stored_rows.find_rows(db, report_id, prefix, limit)
 
 
 @router.get("/reports/{report_id}/rows/{store_id}", response_model=StoreRow,

@@ -23,7 +23,7 @@
 
   function render() {
     const q = document.getElementById("search").value.trim().toLowerCase();
-    const shown = rows.filter((r) => r.store_id.toLowerCase().includes(q)).sort((a, b) => {
+    const shown = rows.filter((r) => r.store_id.toLowerCase().startsWith(q)).sort((a, b) => {
       const va = a[sortKey], vb = b[sortKey];
       if (va === vb) return a.store_id < b.store_id ? -1 : 1;
       if (va === null) return 1;
@@ -49,7 +49,20 @@
       render();
     });
   }
-  document.getElementById("search").addEventListener("input", render);
+  // Typing filters the table at once; after a pause the report's rows whose store id starts
+  // with the text are fetched from the API (any store, not only the worst 100).
+  let worstRows = [], searchTimer = null;
+  document.getElementById("search").addEventListener("input", () => {
+    render();
+    clearTimeout(searchTimer);
+    const q = document.getElementById("search").value.trim();
+    searchTimer = setTimeout(async () => {
+      try {
+        rows = q ? await api(`/reports/${reportId}/rows?prefix=${encodeURIComponent(q)}&limit=100`) : worstRows;
+        render();
+      } catch (e) { showError(e.message); }
+    }, 250);
+  });
   document.getElementById("store-search").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = document.getElementById("search").value.trim();
@@ -61,7 +74,7 @@
       const s = await api(`/reports/${reportId}/summary?worst=100`, {}, load);
       headline(s);
       Charts.histogram(document.getElementById("histogram"), s.histogram, s.stores);
-      rows = s.worst;
+      rows = worstRows = s.worst;
       render();
       UI.ready();
     } catch (e) { showError(e.message); }
