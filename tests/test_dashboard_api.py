@@ -101,8 +101,12 @@ async def test_timeline_of_dst_week(db, settings):
 
 
 async def test_timeline_default_is_week_before_latest_poll(db, settings):
-    """Without from/to the time line covers the week before the latest poll (03-12 14:00Z)."""
+    """Without from/to the time line covers the week before the store's latest valid poll
+    (03-12 14:00Z), not another store's later poll nor its own later invalid one."""
     await insert_dashboard_stores(db)
+    await db.store_status.insert_many([
+        {"store_id": "other", "timestamp_utc": T + timedelta(days=1), "status": "active"},
+        {"store_id": DST_STORE, "timestamp_utc": T + timedelta(days=1), "status": "closed"}])
     async with running_app(settings) as http:
         t = (await http.get(f"/stores/{DST_STORE}/timeline")).json()
     assert t["to"].startswith("2024-03-12T14:00:00") and t["from"].startswith("2024-03-05T14:00:00")
