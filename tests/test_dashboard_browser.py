@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -48,6 +49,7 @@ def _flow(base: str) -> dict:
             time.sleep(0.02)
         seen["progress"] = samples
         d.find_element(By.CSS_SELECTOR, "#reports tr[data-status=Complete] a.download")
+        seen["reason"] = d.find_element(By.CSS_SELECTOR, "#reports tr[data-status=Failed] .reason").text
         screenshot(d, "reports")
         link = d.find_element(By.CSS_SELECTOR, "#reports tr[data-status=Complete] td a")
         report_id = link.text
@@ -100,19 +102,24 @@ def _flow(base: str) -> dict:
 
 async def test_dashboard_end_to_end_in_chromium(db, settings):
     """In headless Chromium: a report triggered from the page (keyboard only) shows a
-    progress bar that never goes back and ends at 100 %; the report page's histogram has the
+    progress bar that never goes back and ends at 100 %, a failed report shows its reason; the report page's histogram has the
     hand-computed bars (0–10: 1, 50–60: 2, 90–100: 2, 100: 3) with heights proportional to
     them; the worst table sorts and filters; the DST store's time line has the three runs at
     the hand-computed boundaries, 8 business-hours intervals, a tick per poll in the week and
     local midnights labelled in America/New_York; its report row equals the CSV's cells."""
     require_browser()
     await insert_dashboard_stores(db)
+    # (created a minute ago: retention would delete an older one at start)
+    await db.reports.insert_one({"_id": "f" * 32, "status": "Failed", "progress": 0.0,
+                                 "pipeline": "store_uptime@v1", "created_at": datetime.now(UTC) - timedelta(minutes=1),
+                                 "error": "lost the connection to MongoDB; trigger a new report"})
     with serve(settings) as base:
         seen = await asyncio.to_thread(_flow, base)
         csv_text = (await asyncio.to_thread(
             httpx.get, f"{base}/get_report", params={"report_id": seen["report_id"]})).text
     progress = seen["progress"]
     assert progress[-1] == 100 and progress == sorted(progress)
+    assert seen["reason"] == "lost the connection to MongoDB; trigger a new report"
     assert seen["bars"] == EXPECTED_HISTOGRAM
     h = seen["heights"]
     assert h[10] == 0 and h[100] == pytest.approx(3 * h[0]) and h[50] == pytest.approx(2 * h[0])
