@@ -48,6 +48,7 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator:
     options.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, for the tests
     driver = webdriver.Chrome(options=options,
                               service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     try:

@@ -23,6 +23,7 @@ AS_OF = "2024-03-12T15:00:00Z"
 def _flow(base: str) -> dict:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     seen: dict = {}
     with chromium() as d:
@@ -90,9 +91,21 @@ def _flow(base: str) -> dict:
         seen["run_rows"] = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                             for tr in d.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
         seen["labels_ok"] = d.execute_script(
-            "return [...document.querySelectorAll('input')].every(i => "
+            "return [...document.querySelectorAll('input:not([type=hidden])')].every(i => "
             "document.querySelector(`label[for='${i.id}']`))")
         screenshot(d, "store")
+        # any interval: the DST Sunday (UTC day), open 09:00-17:00 EDT = 13:00-21:00Z, all active
+        d.find_element(By.ID, "from").clear()
+        d.find_element(By.ID, "from").send_keys("2024-03-10T00:00:00Z")
+        d.find_element(By.ID, "to").clear()
+        d.find_element(By.ID, "to").send_keys("2024-03-11T00:00:00Z", Keys.ENTER)
+        WebDriverWait(d, 30).until(lambda drv: "from=2024-03-10" in drv.current_url)
+        wait_ready(d)
+        seen["day"] = {dd.get_attribute("data-key"): dd.text
+                       for dd in d.find_elements(By.CSS_SELECTOR, "#interval dd")}
+        seen["day_runs"] = len(d.find_elements(By.CSS_SELECTOR, "#timeline rect.run"))
+        seen["day_url"] = d.current_url
+        seen["console"] = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
         d.set_window_size(390, 900)  # a phone
         seen["phone_overflow"] = d.execute_script(
             "return document.documentElement.scrollWidth - window.innerWidth")
@@ -106,7 +119,8 @@ async def test_dashboard_end_to_end_in_chromium(db, settings):
     hand-computed bars (0–10: 1, 50–60: 2, 90–100: 2, 100: 3) with heights proportional to
     them; the worst table sorts and filters; the DST store's time line has the three runs at
     the hand-computed boundaries, 8 business-hours intervals, a tick per poll in the week and
-    local midnights labelled in America/New_York; its report row equals the CSV's cells."""
+    local midnights labelled in America/New_York; its report row equals the CSV's cells; the
+    interval form shows the DST Sunday alone (8 business hours, one run); no console errors."""
     require_browser()
     await insert_dashboard_stores(db)
     # (created a minute ago: retention would delete an older one at start)
@@ -141,3 +155,6 @@ async def test_dashboard_end_to_end_in_chromium(db, settings):
     assert seen["row"]["uptime_last_week"] == "29.00"
     assert seen["labels_ok"] is True
     assert seen["phone_overflow"] <= 0
+    assert seen["day"]["Business hours (h)"] == "8.00" and seen["day"]["Uptime (h)"] == "8.00"
+    assert seen["day_runs"] == 1 and "from=2024-03-10" in seen["day_url"]
+    assert seen["console"] == []  # no JavaScript errors, no failed requests

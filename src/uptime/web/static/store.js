@@ -33,6 +33,11 @@
       el("td", { text: utc(r.start) }), el("td", { text: utc(r.end) }), el("td", { text: r.polls }))));
   }
 
+  // The interval form keeps only the fields that are set (an empty report/from/to = default).
+  document.getElementById("interval-form").addEventListener("submit", (event) => {
+    for (const input of event.target.querySelectorAll("input")) input.disabled = !input.value.trim();
+  });
+
   async function load() {
     try {
       let from = root.dataset.from, to = root.dataset.to;
@@ -41,8 +46,9 @@
         showRow(row);
         to = to || row.as_of;
         from = from || new Date(Date.parse(row.as_of) - 7 * 864e5).toISOString();
-        document.getElementById("store-context").replaceChildren("Week before the as_of of report ",
-          el("a", { href: `/ui/reports/${reportId}` }, el("code", { text: reportId })), ".");
+        document.getElementById("store-context").replaceChildren("Row of report ",
+          el("a", { href: `/ui/reports/${reportId}` }, el("code", { text: reportId })),
+          root.dataset.from || root.dataset.to ? "; the interval below is yours." : "; the time line is the week before its as_of.");
       } else {
         document.getElementById("row").replaceChildren(el("tbody", {}, el("tr", {},
           el("td", { text: "Open this page from a report to see its row." }))));
@@ -51,6 +57,8 @@
       if (from) query.set("from", from);
       if (to) query.set("to", to);
       const t = await api(`/stores/${enc(storeId)}/timeline?${query}`, {}, load);
+      document.getElementById("from").value ||= t.from;
+      document.getElementById("to").value ||= t.to;
       document.getElementById("tl-caption").textContent =
         `${utc(t.from)} – ${utc(t.to)} UTC; ${t.polls_total} polls` + (t.polls_truncated ? ` (first ${t.polls.length} drawn)` : "");
       Charts.timeline(document.getElementById("timeline"), t);
