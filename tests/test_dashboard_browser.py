@@ -68,11 +68,15 @@ def _flow(base: str) -> dict:
         seen["worst_first"] = first()
         d.find_element(By.CSS_SELECTOR, "#worst th[data-key=store_id] button").click()
         seen["by_id_first"] = first()
+        searched = lambda q: WebDriverWait(d, 30).until(  # the API's search results are drawn
+            lambda drv: drv.find_element(By.ID, "worst").get_attribute("data-searched") == q)
         d.find_element(By.ID, "search").send_keys("dst")
+        searched("dst")
         seen["filtered"] = [r.get_attribute("data-store-id")
                             for r in d.find_elements(By.CSS_SELECTOR, "#worst tbody tr")]
         d.find_element(By.ID, "search").clear()
         d.execute_script("document.getElementById('search').dispatchEvent(new Event('input'))")
+        searched("")
         screenshot(d, "report")
         d.find_element(By.CSS_SELECTOR, f"#worst tr[data-store-id='{DST_STORE}'] a").click()
         wait_ready(d)

@@ -60,6 +60,7 @@
       try {
         rows = q ? await api(`/reports/${reportId}/rows?prefix=${encodeURIComponent(q)}&limit=100`) : worstRows;
         render();
+        document.getElementById("worst").dataset.searched = q;  // tests wait for this
       } catch (e) { showError(e.message); }
     }, 250);
   });
