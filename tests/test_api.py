@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
-from uptime.report import reports
+from uptime.report import queue, reports
 from uptime.web import api
 from uptime.platform.settings import Settings
 
@@ -124,7 +124,11 @@ async def test_reports_list(db, settings):
     """GET /reports lists recent reports newest first with status, as_of, pipeline and rows."""
     await insert_stores(db, 3)
     async with running_app(settings) as http:
-        ids = [(await http.post("/trigger_report")).json()["report_id"] for _ in range(3)]
+        ids = [
+            (await http.post("/trigger_report", params={"as_of": f"2024-03-12T1{h}:00:00Z"}))
+            .json()["report_id"]
+            for h in (5, 6, 7)
+        ]
         for rid in ids:
             await poll_until_done(http, rid)
         listed = (await http.get("/reports", params={"limit": 2})).json()
@@ -159,8 +163,14 @@ async def test_database_down_is_503(settings):
 @pytest.mark.parametrize("n_triggers", [20])
 async def test_concurrent_triggers_identical_and_limited(db, settings, monkeypatch, n_triggers):
     """20 concurrent triggers all complete with byte-identical CSVs, and at most
-    UPTIME_MAX_CONCURRENT_REPORTS (2) generate at the same time."""
+    UPTIME_MAX_CONCURRENT_REPORTS (2) generate at the same time. (Admission is switched off
+    here: it would hand the later identical triggers the first report's id.)"""
     await insert_stores(db, 30)
+
+    async def admit_all(*_args, **_kwargs):
+        return None
+
+    monkeypatch.setattr(queue, "admit", admit_all)
     running = peak = 0
     original_run = reports._Generation.run
 

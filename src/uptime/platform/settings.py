@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30, gt=0)
     polls_max_items: int = Field(default=10_000, ge=1)
     polls_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # issue 9 item 10: Running reports (queued or generating) before POST /trigger_report
+    # answers 429; and the largest request body any other endpoint accepts (bytes; more -> 413;
+    # POST /polls has polls_max_bytes).
+    max_queued_reports: int = Field(default=20, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024, ge=256)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

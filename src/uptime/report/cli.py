@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from uptime.platform import asof
 from uptime.platform.embedded import EmbeddedServerError
 from uptime.platform.migrations import MigrationError
 
@@ -31,26 +32,18 @@ err = Console(stderr=True)
 
 
 def parse_as_of(value: str | None) -> datetime | None:
-    """Parse ``--as-of`` (ISO 8601; ``Z`` or an offset; no offset = UTC) to aware UTC.
+    """Parse ``--as-of`` with ``uptime.platform.asof.parse_as_of`` (ISO 8601 only; no offset =
+    UTC; numbers are refused, issue 9 item 9) to aware UTC, ms precision.
 
     Raises:
-        typer.BadParameter: not an ISO 8601 date-time.
+        typer.BadParameter: not an accepted ISO 8601 date-time (exit 2, the expected form shown).
     """
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 date-time (e.g. 2024-03-12T15:00:00Z)",
-            param_hint="--as-of",
-        ) from exc
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise typer.BadParameter(f"{value!r} is out of range", param_hint="--as-of") from None
+        return asof.parse_as_of(value)
+    except asof.AsOfError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--as-of") from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

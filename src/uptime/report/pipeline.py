@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson import json_util
@@ -43,6 +43,16 @@ REPORT_COLUMNS: tuple[str, ...] = (
 )
 VALID_STATUSES = ("active", "inactive")
 FALLBACK_TIMEZONE = "America/Chicago"
+
+#: Allowance for clock skew between the pollers and the MongoDB server: a poll later than the
+#: server's time plus this is a *future poll* (issue 9 item 2), never the default as_of.
+CLOCK_SKEW = timedelta(minutes=5)
+#: Polls before this instant are out of range (ignored, counted): year 1 is the first Python
+#: can represent. Dates from year 10000 on are out of range too; they are always after T.
+EARLIEST_POLL = datetime(1, 1, 1, tzinfo=timezone.utc)
+#: Store ids containing one of these (C0 controls and DEL: NUL, tab, LF, CR, ...) are
+#: ignored and counted (issue 9 item 8); the pipeline and the check file use the same class.
+_CONTROL_RE = re.compile("[\\x00-\\x1f\\x7f]")
 
 _VERSION_RE = re.compile(r"^v[0-9]+$")
 _PROBE_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -97,16 +107,29 @@ def to_utc(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+async def server_now(db: AsyncDb) -> datetime:
+    """The MongoDB server's current time (``hello.localTime``), aware UTC."""
+    return to_utc((await db.command("hello"))["localTime"])
+
+
+async def future_after(db: AsyncDb) -> datetime:
+    """Polls later than this are future polls: the server's time plus ``CLOCK_SKEW``."""
+    return await server_now(db) + CLOCK_SKEW
+
+
 async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
     """Return the report instant as tz-aware UTC (ms precision).
 
     ``as_of`` given -> that instant (naive = UTC). ``None`` -> the latest ``timestamp_utc`` in
-    ``store_status`` (rule: "Default T = the latest timestamp_utc"), or ``None`` when there
-    are no polls. Uses an index led by ``timestamp_utc`` if one exists, else one indexed
-    lookup per store on ``store_id_1_timestamp_utc_1_status_1`` (its prefix).
+    ``store_status`` (string store_id, a Date) that is not after the server's time plus
+    ``CLOCK_SKEW`` nor before year 1 (issue 9 item 2: later polls are future polls; the
+    bounds are in the query, so no Date Python cannot hold is ever decoded), or ``None`` when
+    there is no such poll. Uses an index led by ``timestamp_utc`` if one exists, else one
+    indexed lookup per store on ``store_id_1_timestamp_utc_1_status_1`` (its prefix).
     """
     if as_of is not None:
         return to_utc(as_of)
+    bounded = {"$type": "date", "$gte": EARLIEST_POLL, "$lte": await future_after(db)}
     coll = db["store_status"]
     has_ts_index = False
     async for index in await coll.list_indexes():
@@ -116,23 +139,24 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
     latest: datetime | None = None
     if has_ts_index:
         doc = await coll.find_one(
-            {"timestamp_utc": {"$type": "date"}},
+            {"store_id": {"$type": "string"}, "timestamp_utc": bounded},
             {"timestamp_utc": 1},
             sort=[("timestamp_utc", -1)],
         )
         latest = doc["timestamp_utc"] if doc else None
     else:
         async for _store, t in _latest_poll_per_store(
-            db, {"timestamp_utc": {"$type": "date"}}, comment=f"{pipeline_tag()}:as_of"
+            db, {"timestamp_utc": bounded}, comment=f"{pipeline_tag()}:as_of"
         ):
             latest = t if latest is None or t > latest else latest
     return to_utc(latest) if latest is not None else None
 
 
 async def _all_store_ids(db: AsyncDb) -> list[str]:
-    """Distinct string store ids in store_status, sorted (a DISTINCT_SCAN of the poll index)."""
+    """Distinct string store ids in store_status without control characters (those stores
+    are ignored, issue 9 item 8), sorted (a DISTINCT_SCAN of the poll index)."""
     ids = await db["store_status"].distinct("store_id")
-    return sorted(i for i in ids if isinstance(i, str))
+    return sorted(i for i in ids if isinstance(i, str) and not _CONTROL_RE.search(i))
 
 
 async def _latest_poll_per_store(
@@ -225,11 +249,12 @@ async def known_timezones(db: AsyncDb) -> list[str]:
 async def report_store_ids(db: AsyncDb, as_of: datetime) -> list[str]:
     """Return the sorted store ids that the report for ``as_of`` has rows for.
 
-    Exactly the stores with at least one poll at or before ``as_of`` whose status is active
-    or inactive (rule 1). One indexed lookup per store (``_latest_poll_per_store``).
+    Exactly the stores with at least one poll at or before ``as_of`` (and not before year 1)
+    whose status is active or inactive, and whose id has no control character (rule 1).
+    One indexed lookup per store (``_latest_poll_per_store``).
     """
     match = {
-        "timestamp_utc": {"$type": "date", "$lte": to_utc(as_of)},
+        "timestamp_utc": {"$type": "date", "$gte": EARLIEST_POLL, "$lte": to_utc(as_of)},
         "status": {"$in": list(VALID_STATUSES)},
     }
     out = [

@@ -11,6 +11,7 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      created_at, started_at, finished_at: Date | null (UTC),
      progress: float 0.0-1.0,        # rows written / stores in the report
      total_stores, rows, timezone_fallbacks: int | null,
+     ignored: [{collection, reason, count}] | null,  # input documents ignored (issue 9 item 5)
      file_id: ObjectId | null,       # the GridFS file (set before the upload starts)
      error: str | null,              # Failed only: a reason the user can act on
      attempt: int,                   # how many times generation was started (crash recovery)
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import io
 import logging
 import re
@@ -60,7 +60,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from uptime.report import pipeline, rows as stored_rows
+from uptime.report import csvout, pipeline, quality, rows as stored_rows
 from uptime.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,9 @@ def format_value(value: Any) -> str:
 
 
 def csv_line_values(row: Mapping[str, Any]) -> list[str]:
-    """The cells of one report row in ``REPORT_COLUMNS`` order (``store_id`` verbatim)."""
-    cells = [str(row["store_id"])]
+    """The cells of one report row in ``REPORT_COLUMNS`` order (``store_id`` protected from
+    spreadsheet formulas by ``csvout.protect``; exact id = ``csvout.unprotect(cell)``)."""
+    cells = [csvout.protect(str(row["store_id"]))]
     cells.extend(format_value(row[column]) for column in pipeline.REPORT_COLUMNS[1:])
     return cells
 
@@ -254,6 +255,7 @@ class _Generation:
     async def run(self, as_of_requested: datetime | None) -> None:
         """Generate the report; on return its document is Complete, Failed, or not ours."""
         upload = None
+        ignored: asyncio.Task[None] | None = None
         try:
             as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
             if as_of is None:
@@ -282,7 +284,9 @@ class _Generation:
                     "contentType": "text/csv",
                 },
             )
-            # The store count (for progress) is listed while MongoDB runs the pipeline.
+            # The store count (for progress) and the ignored-input counts are computed while
+            # MongoDB runs the pipeline.
+            ignored = asyncio.create_task(self._record_ignored(as_of))
             total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
@@ -290,6 +294,7 @@ class _Generation:
                 total.cancel()
                 total.add_done_callback(lambda t: t.cancelled() or t.exception())
             await upload.close()
+            await ignored
             try:
                 await self._update(
                     {
@@ -311,6 +316,8 @@ class _Generation:
         except LeaseLostError:
             log.warning("report %s: lease lost; another process generates it", self.report_id)
             await self._abort(upload)
+            if ignored is not None:
+                ignored.cancel()
         except asyncio.CancelledError:
             # Service shutdown: leave the report Running; its lease is released by the
             # service (or expires), and the next start generates it again.
@@ -335,6 +342,16 @@ class _Generation:
                     }
                 )
 
+    async def _record_ignored(self, as_of: datetime) -> None:
+        """Store what the report ignores (``quality.ignored_counts``, one aggregation) in
+        ``ignored``; a failure to count is logged and leaves it null (the report goes on)."""
+        try:
+            counts = await quality.ignored_counts(self.db, as_of=as_of)
+        except PyMongoError:
+            log.warning("report %s: could not count the ignored input", self.report_id)
+            return
+        await self._update({"$set": {"ignored": counts}})
+
     async def _abort(self, upload: Any) -> None:
         """Delete everything this attempt uploaded: buffered and written chunks, and the files
         document if ``close`` already wrote it."""
@@ -354,8 +371,7 @@ class _Generation:
         fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
         is rows / total once it is known."""
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(pipeline.REPORT_COLUMNS)
+        text.write(csvout.line(pipeline.REPORT_COLUMNS))
         rows = fallbacks = 0
         row_store = stored_rows.RowWriter(self.db, self.report_id)  # queryable copy (issue 11)
         await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
@@ -366,7 +382,7 @@ class _Generation:
         )
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
-                writer.writerow(csv_line_values(row))
+                text.write(csvout.line(csv_line_values(row)))
                 await row_store.add(row)
                 rows += 1
                 fallbacks += bool(row.get("timezone_fallback"))
@@ -478,6 +494,7 @@ class ReportService:
                 "total_stores": None,
                 "rows": None,
                 "timezone_fallbacks": None,
+                "ignored": None,
                 "file_id": None,
                 "error": None,
                 "attempt": 1,

@@ -36,7 +36,6 @@ kept), so the process holds about 30 bytes per poll plus the store id strings.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -50,6 +49,7 @@ import polars as pl
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
+from uptime.report import csvout
 from uptime.report.pipeline import REPORT_COLUMNS
 
 DEFAULT_ZONE = "America/Chicago"
@@ -347,8 +347,9 @@ def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     The same format as the stored reports (``uptime.report.reports.csv_line_values``).
     """
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(REPORT_COLUMNS)
+    text.write(csvout.line(REPORT_COLUMNS))
     for row in rows:
-        writer.writerow([row["store_id"], *(f"{row[c]:.2f}" for c in REPORT_COLUMNS[1:])])
+        text.write(csvout.line(
+            [csvout.protect(str(row["store_id"])), *(f"{row[c]:.2f}" for c in REPORT_COLUMNS[1:])]
+        ))
     return text.getvalue()

@@ -39,7 +39,17 @@ from pydantic import BaseModel, Field, field_validator
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from uptime.report import reports
+from uptime.platform import asof
+from uptime.report import queue, reports
+from uptime.report.quality import IgnoredCount
+from uptime.report.queue import QueueFullError
+from uptime.web.errors import (
+    BodyLimitMiddleware,
+    error_responses,
+    install_openapi,
+    invalid_input,
+    queue_full,
+)
 from uptime.platform.db import open_database
 from uptime.platform.settings import Settings, get_settings
 
@@ -59,10 +69,11 @@ class TriggerRequest(BaseModel):
     @field_validator("as_of", mode="before")
     @classmethod
     def _iso_text_only(cls, value: Any) -> Any:
-        """Reject numbers: pydantic would read ``12`` as seconds since 1970."""
-        if value is not None and not isinstance(value, str):
-            raise ValueError("as_of must be an ISO 8601 string, e.g. 2024-03-12T15:00:00Z")
-        return value
+        """ISO 8601 text only (``uptime.platform.asof``): pydantic alone would read ``12`` or
+        ``"1700000000"`` as seconds since 1970 (issue 9 item 9)."""
+        if value is None:
+            return None
+        return asof.parse_as_of(value)  # AsOfError is a ValueError: a 422 naming the form
 
 
 class TriggerResponse(BaseModel):
@@ -71,6 +82,8 @@ class TriggerResponse(BaseModel):
 
 class ReportStatus(BaseModel):
     """A report that is not (yet) a CSV: Running or Failed."""
+
+    model_config = {"extra": "ignore"}
 
     report_id: str
     status: Literal["Running", "Complete", "Failed"]
@@ -82,6 +95,9 @@ class ReportStatus(BaseModel):
     finished_at: datetime | None = None
     rows: int | None = None
     error: str | None = None
+    ignored: list[IgnoredCount] | None = Field(
+        default=None, description="Input documents the report ignored (null until counted)"
+    )
 
 
 class ReportSummary(BaseModel):
@@ -95,6 +111,7 @@ class ReportSummary(BaseModel):
     rows: int | None = None
     timezone_fallbacks: int | None = None
     error: str | None = None
+    ignored: list[IgnoredCount] | None = None
 
 
 class Health(BaseModel):
@@ -160,25 +177,36 @@ open_router = APIRouter()
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TriggerResponse,
     summary="Start generating a report in the background",
+    responses=error_responses(429, 503),
 )
 async def trigger_report(
     service: ServiceDep,
-    as_of: Annotated[datetime | None, Query(description="ISO 8601; default latest poll")] = None,
+    settings: SettingsDep,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="ISO 8601 date-time (no offset = UTC; encode + as %2B); default: the "
+            "latest poll. A space before an offset (an unencoded +) is read as +.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
 ) -> TriggerResponse:
-    """Create a report for ``as_of`` (query or body; default the latest poll) and return its id."""
-    try:  # an instant near year 1 or 9999 with an offset has no UTC datetime
-        as_of = reports.as_utc(as_of)
-        body_as_of = reports.as_utc(body.as_of) if body is not None else None
-    except OverflowError:
-        raise HTTPException(422, detail="as_of is out of range") from None
-    if body_as_of is not None:
-        if as_of is not None and as_of != body_as_of:
-            raise HTTPException(
-                422, detail="as_of given twice (query and body) with different values"
-            )
-        as_of = body_as_of
-    return TriggerResponse(report_id=await service.trigger(as_of))
+    """Create a report for ``as_of`` (query or body; default the latest poll) and return its
+    id; while a report for the same ``as_of`` is still Running, return that report's id."""
+    try:
+        query_as_of = asof.parse_as_of(as_of, repair_plus=True) if as_of is not None else None
+    except asof.AsOfError as exc:
+        raise invalid_input(("query", "as_of"), str(exc), as_of[:200]) from None
+    body_as_of = body.as_of if body is not None else None
+    if query_as_of is not None and body_as_of is not None and query_as_of != body_as_of:
+        raise invalid_input(
+            ("body", "as_of"), "as_of given twice (query and body) with different values",
+            body_as_of.isoformat(),
+        )
+    chosen = reports.as_utc(query_as_of or body_as_of)
+    existing = await queue.admit(service.db, chosen, limit=settings.max_queued_reports)
+    return TriggerResponse(report_id=existing or await service.trigger(chosen))
 
 
 @router.get(
@@ -189,7 +217,7 @@ async def trigger_report(
             "description": "Running/Failed: JSON status. Complete: the CSV (text/csv).",
             "content": {"text/csv": {}, "application/json": {}},
         },
-        404: {"description": "Unknown report id"},
+        **error_responses(404, 410, 503),
     },
     response_model=ReportStatus,
 )
@@ -218,7 +246,12 @@ async def get_report(db: DbDep, report_id: ReportId) -> Any:
     )
 
 
-@router.get("/reports", response_model=list[ReportSummary], summary="Recent reports")
+@router.get(
+    "/reports",
+    response_model=list[ReportSummary],
+    summary="Recent reports",
+    responses=error_responses(503),
+)
 async def list_reports(
     db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[ReportSummary]:
@@ -232,7 +265,7 @@ async def list_reports(
     "/healthz",
     response_model=Health,
     summary="Database ping (no token needed)",
-    responses={503: {"description": "MongoDB does not answer"}},
+    responses=error_responses(503),
 )
 async def healthz(db: DbDep) -> Health:
     """200 if MongoDB answers ``ping``, else 503."""
@@ -311,6 +344,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_openapi(app, token_configured=settings.api_token is not None)
     app.include_router(router)
     app.include_router(open_router)
     from uptime.web import polls  # POST /polls (issue 8 item 1); imports this module
@@ -321,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
     pages.mount(app)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(QueueFullError, queue_full)
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
     app.add_exception_handler(PyMongoError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,64 @@
+"""Admission to the report queue: a bound on queued work, and one report per identical request.
+
+Spec: issue 9 item 10 ("no limit on queued work").
+
+* **Same request, same report.** A trigger for the same requested ``as_of`` (``None`` = the
+  latest poll) and the same pipeline version as a report that is still Running (queued or
+  generating) gets that report's id instead of a new report. Two triggers that arrive at the
+  same instant may still create two reports (the check and the insert are not one atomic
+  step); both are correct, the bound below still holds up to that race.
+* **Bound.** When ``UPTIME_MAX_QUEUED_REPORTS`` reports are Running (in the whole database,
+  every service process counted), a new trigger is refused with :class:`QueueFullError`; the
+  API answers 429 with ``Retry-After``.
+
+Both look-ups use the ``reports_status_lease`` index (``status`` first).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from uptime.report import pipeline
+from uptime.report.reports import REPORTS_COLLECTION, RUNNING, as_utc
+
+#: Seconds a refused client is told to wait (``Retry-After``): about one report at 14k stores.
+RETRY_AFTER_S = 30
+
+
+class QueueFullError(RuntimeError):
+    """Too many reports are Running; try again after ``retry_after`` seconds."""
+
+    def __init__(self, running: int, limit: int) -> None:
+        super().__init__(
+            f"{running} reports are already queued or generating (limit "
+            f"UPTIME_MAX_QUEUED_REPORTS={limit}); try again in {RETRY_AFTER_S} s"
+        )
+        self.retry_after = RETRY_AFTER_S
+
+
+async def admit(
+    db: Any, as_of: datetime | None, *, limit: int, version: str = pipeline.DEFAULT_VERSION
+) -> str | None:
+    """Decide whether a trigger for ``as_of`` (UTC; ``None`` = latest poll) may queue a report.
+
+    Returns:
+        the id of a Running report for the same ``as_of`` and pipeline (reuse it), or
+        ``None`` (create a new report).
+
+    Raises:
+        QueueFullError: ``limit`` or more reports are Running.
+    """
+    reports = db[REPORTS_COLLECTION]
+    same = await reports.find_one(
+        {"status": RUNNING, "as_of_requested": as_utc(as_of),
+         "pipeline": pipeline.pipeline_tag(version)},
+        {"_id": 1},
+        sort=[("created_at", 1)],
+    )
+    if same is not None:
+        return same["_id"]
+    running = await reports.count_documents({"status": RUNNING}, limit=limit)
+    if running >= limit:
+        raise QueueFullError(running, limit)
+    return None

@@ -1,0 +1,180 @@
+"""One shape for every API error, the request-size limit, and an OpenAPI document that says so.
+
+Spec: issue 9 items 10 (413, 429) and 11 ("the OpenAPI document says what the service does").
+
+Error bodies (every status):
+
+* 422 — ``{"detail": [{"loc": [...], "msg": "...", "type": "...", "input": ...}]}``, a list
+  as FastAPI documents it (``HTTPValidationError``), for every rejected input including
+  ``as_of`` (no 422 carries a string ``detail``);
+* every other error (400, 401, 404, 410, 413, 429, 500, 503) — ``{"detail": "<reason>"}``
+  (:class:`ErrorMessage`).
+
+The limit: a request body larger than ``UPTIME_MAX_BODY_BYTES`` is refused with 413 before
+any route runs, on every endpoint (``Content-Length`` checked first; a body sent without one,
+chunked, is counted while it is read).
+
+The bearer security scheme is in the OpenAPI document only when ``UPTIME_API_TOKEN`` is set;
+``/docs``, ``/redoc`` and ``/openapi.json`` never need the token (they describe the API and
+hold no data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from uptime.report.queue import QueueFullError
+
+
+class ErrorMessage(BaseModel):
+    """Body of every error but 422: a reason the client can act on."""
+
+    detail: str
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (e.g. a body that is not valid JSON)",
+    401: "Missing or wrong bearer token (only when UPTIME_API_TOKEN is set)",
+    404: "No such report",
+    410: "The report's CSV was removed (retention); trigger a new report",
+    413: "Request body larger than UPTIME_MAX_BODY_BYTES",
+    429: "Too many reports queued (UPTIME_MAX_QUEUED_REPORTS); retry after Retry-After seconds",
+    503: "MongoDB is unavailable or failed; try again shortly",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries (model :class:`ErrorMessage`) for the given statuses."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"model": ErrorMessage, "description": _DESCRIPTIONS[code]}
+        if code == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+            }
+        out[code] = entry
+    return out
+
+
+def invalid_input(loc: Iterable[str | int], message: str, value: Any) -> RequestValidationError:
+    """A 422 in FastAPI's list shape for one input rejected by a route's own check."""
+    return RequestValidationError(
+        [{"loc": tuple(loc), "msg": message, "type": "value_error", "input": value}]
+    )
+
+
+async def queue_full(_request: Request, exc: Exception) -> JSONResponse:
+    """429 with ``Retry-After`` (item 10)."""
+    assert isinstance(exc, QueueFullError)
+    return JSONResponse(
+        status_code=429,
+        content={"detail": str(exc)},
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 ``{"detail": ...}`` (pure ASGI, so it
+    covers every route and streams nothing past the limit into the app)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=413,
+            content={"detail": f"request body larger than {self.max_bytes} bytes"},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes or declared < 0:
+                    if declared < 0:
+                        response: JSONResponse = JSONResponse(
+                            status_code=400, content={"detail": "malformed Content-Length"}
+                        )
+                    else:
+                        response = self._too_large()
+                    await response(scope, receive, send)
+                    return
+        seen = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large()(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised inside the app's ``receive`` when a body without Content-Length grows too big."""
+
+
+def install_openapi(app: FastAPI, *, token_configured: bool) -> None:
+    """Make ``app.openapi()`` document what the service does: no bearer scheme (and no 401)
+    when no token is configured; 400 and 413 on every operation that takes a body; 422 in
+    FastAPI's list shape everywhere."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base()
+        schema = json.loads(json.dumps(schema))  # a private copy to edit
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["ErrorMessage"] = ErrorMessage.model_json_schema()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if not token_configured:
+                    operation.pop("security", None)
+                    responses.pop("401", None)
+                for code in (400, 413):
+                    responses.setdefault(str(code), _ref_response(code))
+        if not token_configured:
+            components.pop("securitySchemes", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _ref_response(code: int) -> dict[str, Any]:
+    return {
+        "description": _DESCRIPTIONS[code],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}},
+    }
