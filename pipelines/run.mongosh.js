@@ -6,6 +6,7 @@
 //     pipelines/run.mongosh.js
 //
 //   asOf      ISO-8601 instant (UTC if no offset); default: the latest store_status.timestamp_utc
+//             not after the server's time + 5 minutes
 //   pipelineVersion  pipeline version, file pipelines/store_uptime.<version>.json; default "v1"
 //   out       collection to write the rows to ($out, replaces it); default: print one JSON row per line
 //   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
@@ -39,9 +40,13 @@
 
   let when = get('asOf', 'UPTIME_AS_OF', null);
   if (when === null) {
-    // The latest poll: a covered scan of the poll index (no index leads with timestamp_utc).
+    // The latest poll not after the server's time + 5 min (clock skew; later polls are future
+    // polls) nor before year 1, as uptime.report.pipeline.resolve_as_of: a covered scan of the
+    // poll index (no index leads with timestamp_utc).
+    const bound = new Date(db.hello().localTime.getTime() + 5 * 60 * 1000);
     const latest = db.store_status.aggregate([
-      { $match: { store_id: { $type: 'string' }, timestamp_utc: { $type: 'date' } } },
+      { $match: { store_id: { $type: 'string' },
+        timestamp_utc: { $type: 'date', $gte: new Date(-62135596800000), $lte: bound } } },
       { $group: { _id: null, t: { $max: '$timestamp_utc' } } },
     ], { comment: `${tag}:as_of` }).toArray();
     if (latest.length === 0) { print('no polls in store_status: nothing to report'); return; }

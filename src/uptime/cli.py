@@ -2,7 +2,7 @@
 
 Subcommands live beside the code they drive; this module only assembles them:
 ``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
-``reports`` and ``serve`` (uptime.report.cli), ``generate`` (uptime.tools.generate) and
+``reports`` and ``serve`` (uptime.report.cli), ``check`` (uptime.report.check), ``generate`` (uptime.tools.generate) and
 ``bench`` (uptime.tools.bench).
 """
 
@@ -12,6 +12,7 @@ import typer
 
 from uptime.ingest import importer
 from uptime.platform import migrations
+from uptime.report import check as cli_check
 from uptime.report import cli as cli_reports
 from uptime.tools import bench, generate
 
@@ -27,6 +28,7 @@ app.command("import")(importer.import_command)
 app.add_typer(migrations.migrate_app, name="migrate")
 app.command("report")(cli_reports.report_command)
 app.command("reports")(cli_reports.reports_command)
+app.command("check")(cli_check.check_command)
 app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
 app.command("bench")(bench.bench_command)

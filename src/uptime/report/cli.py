@@ -164,6 +164,10 @@ def report_command(
         highlight=False,
         soft_wrap=True,
     )
+    from uptime.report.check import format_ignored
+
+    err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
+              soft_wrap=True)
 
 
 async def _list(limit: int) -> list[dict[str, Any]]:

@@ -255,7 +255,9 @@ class _Generation:
     async def run(self, as_of_requested: datetime | None) -> None:
         """Generate the report; on return its document is Complete, Failed, or not ours."""
         upload = None
-        ignored: asyncio.Task[None] | None = None
+        # What the report ignores is counted beside everything else (future polls: after
+        # max(as_of, server time + 5 min); a default as_of is never after the latter).
+        ignored = asyncio.create_task(self._record_ignored(as_of_requested))
         try:
             as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
             if as_of is None:
@@ -284,9 +286,7 @@ class _Generation:
                     "contentType": "text/csv",
                 },
             )
-            # The store count (for progress) and the ignored-input counts are computed while
-            # MongoDB runs the pipeline.
-            ignored = asyncio.create_task(self._record_ignored(as_of))
+            # The store count (for progress) is listed while MongoDB runs the pipeline.
             total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
@@ -316,11 +316,11 @@ class _Generation:
         except LeaseLostError:
             log.warning("report %s: lease lost; another process generates it", self.report_id)
             await self._abort(upload)
-            if ignored is not None:
-                ignored.cancel()
+            ignored.cancel()
         except asyncio.CancelledError:
             # Service shutdown: leave the report Running; its lease is released by the
             # service (or expires), and the next start generates it again.
+            ignored.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._abort(upload))
             raise
@@ -330,6 +330,8 @@ class _Generation:
             else:
                 log.exception("report %s failed", self.report_id)
             await self._abort(upload)
+            with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
+                await ignored
             with contextlib.suppress(LeaseLostError):
                 await self._update(
                     {
@@ -342,7 +344,7 @@ class _Generation:
                     }
                 )
 
-    async def _record_ignored(self, as_of: datetime) -> None:
+    async def _record_ignored(self, as_of: datetime | None) -> None:
         """Store what the report ignores (``quality.ignored_counts``, one aggregation) in
         ``ignored``; a failure to count is logged and leaves it null (the report goes on)."""
         try:

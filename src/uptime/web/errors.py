@@ -116,32 +116,28 @@ class BodyLimitMiddleware:
                     await response(scope, receive, send)
                     return
         seen = 0
-        started = False
+        refused = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            # A body without Content-Length (chunked) is counted as it arrives: past the limit
+            # the 413 goes out at once and the app sees a disconnect (its own answer is dropped).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    refused = True
+                    await self._too_large()(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._too_large()(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    """Raised inside the app's ``receive`` when a body without Content-Length grows too big."""
+        await self.app(scope, counted_receive, guarded_send)
 
 
 def install_openapi(app: FastAPI, *, token_configured: bool) -> None:
@@ -163,6 +159,8 @@ def install_openapi(app: FastAPI, *, token_configured: bool) -> None:
                 if not token_configured:
                     operation.pop("security", None)
                     responses.pop("401", None)
+                elif operation.get("security"):
+                    responses.setdefault("401", _ref_response(401))
                 for code in (400, 413):
                     responses.setdefault(str(code), _ref_response(code))
         if not token_configured:
