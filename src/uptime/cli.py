@@ -8,6 +8,8 @@ Subcommands live beside the code they drive; this module only assembles them:
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 from uptime.ingest import importer
@@ -32,6 +34,22 @@ app.command("check")(cli_check.check_command)
 app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
 app.command("bench")(bench.bench_command)
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Help texts come from docstrings wrapped at 100 columns; typer keeps those line breaks,
+    so at 80 columns a sentence broke mid-line. Join the lines of each paragraph (blank
+    lines stay paragraph breaks) and let the terminal wrap them (issue 9, "Also")."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            doc = inspect.cleandoc(info.callback.__doc__)
+            info.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
