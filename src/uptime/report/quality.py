@@ -4,9 +4,12 @@ Spec: issue 9 items 5 ("every report records what it ignored") and 6 (``uptime c
 
 Each rule is one **check**, kept as data next to the pipelines:
 ``pipelines/checks/<collection>.<reason>.json`` =
-``{"collection", "reason", "field", "rule", "filter"}``, where ``filter`` is a ``$match``
-document (Extended JSON) that selects exactly the documents violating the rule (dbt style: a
-query returning the bad rows). Filters may use two ``let`` variables:
+``{"collection", "reason", "field", "rule", "filter"[, "count"]}``, where ``filter`` is a
+``$match`` document (Extended JSON) that selects exactly the documents violating the rule (dbt
+style: a query returning the bad rows), and the optional ``count`` is a pipeline on the same
+collection returning ``{n}`` = the number of documents ``filter`` selects, by a cheaper plan
+(control characters: a DISTINCT_SCAN of the store ids, then an indexed count per bad id,
+instead of a regex over every poll key). Filters may use two ``let`` variables:
 
 * ``$$future_after`` (Date): polls after it are *future polls* — the server's current time
   plus :data:`uptime.report.pipeline.CLOCK_SKEW` (5 minutes), or the report's ``as_of`` if
@@ -67,6 +70,7 @@ class Check:
     field: str
     rule: str
     filter: dict[str, Any]
+    count: list[dict[str, Any]] | None = None
 
 
 @lru_cache
@@ -81,7 +85,7 @@ def load_checks() -> tuple[Check, ...]:
         doc = json_util.loads(path.read_text(encoding="utf-8"), json_options=_JSON)
         try:
             check = Check(path.stem, doc["collection"], doc["reason"], doc["field"],
-                          doc["rule"], doc["filter"])
+                          doc["rule"], doc["filter"], doc.get("count"))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a check file ({exc})") from None
         if check.collection not in COLLECTIONS or path.stem != f"{check.collection}.{check.reason}":
@@ -117,9 +121,9 @@ async def ignored_counts(
     checks = load_checks()
     stages: list[dict[str, Any]] = [{"$documents": []}]
     for check in checks:
+        counting = check.count or [{"$match": check.filter}, {"$count": "n"}]
         stages.append({"$unionWith": {"coll": check.collection, "pipeline": [
-            {"$match": check.filter},
-            {"$count": "n"},
+            *counting,
             {"$project": {"_id": 0, "c": {"$literal": check.name}, "n": 1}},
         ]}})
     let = await check_let(db, as_of=as_of, timezones=timezones)
