@@ -11,7 +11,6 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from bson import DatetimeMS
 from pymongo import MongoClient

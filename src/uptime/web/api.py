@@ -13,8 +13,10 @@ when that setting is set):
 * ``POST /polls`` (``uptime.web.polls``) → push polls as a JSON array or NDJSON.
 * ``GET /healthz`` → 200 ``{"status": "ok"}`` if MongoDB answers ``ping``, else 503.
 
-Errors are always JSON ``{"detail": ...}``: client mistakes are 4xx, an unreachable database
-is 503, and anything else is a 500 without a stack trace (logged server-side).
+Errors are always JSON ``{"detail": ...}`` (a list for 422, a string otherwise:
+``uptime.web.errors``): client mistakes are 4xx (413 for a body over UPTIME_MAX_BODY_BYTES,
+429 with Retry-After past UPTIME_MAX_QUEUED_REPORTS), an unreachable database is 503, and
+anything else is a 500 without a stack trace (logged server-side).
 
 The ``AsyncMongoClient`` is created in the app's lifespan (with the embedded mongod when
 ``MONGODB_URI`` is unset), closed at shutdown, and reaches routes through dependencies.
@@ -82,8 +84,6 @@ class TriggerResponse(BaseModel):
 
 class ReportStatus(BaseModel):
     """A report that is not (yet) a CSV: Running or Failed."""
-
-    model_config = {"extra": "ignore"}
 
     report_id: str
     status: Literal["Running", "Complete", "Failed"]
