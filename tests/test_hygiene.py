@@ -145,6 +145,23 @@ async def test_default_as_of_skips_future_polls(db):
     assert await pipeline.resolve_as_of(db, None) == skewed
 
 
+async def test_dates_in_id_and_zone_fields_are_never_decoded(db):
+    """Item 2: a year-10000 Date written as a store_id or as a timezone_str does not fail the
+    report (the distinct look-ups select strings on the server) and is counted."""
+    await db.store_status.insert_many([
+        {"store_id": YEAR_10000, "timestamp_utc": T0, "status": "active"},
+        {"store_id": "g", "timestamp_utc": T0, "status": "active"},
+    ])
+    await db.store_timezones.insert_one({"store_id": "g", "timezone_str": YEAR_10000})
+    rows = [r async for r in pipeline.iter_report_rows(db, as_of=T0)]
+    assert [(r["store_id"], r["timezone_fallback"]) for r in rows] == [("g", True)]
+    assert await pipeline.report_store_ids(db, T0) == ["g"]
+    counts = ignored_map(await quality.ignored_counts(db, as_of=T0))
+    assert counts[("store_status", "store_id_not_string")] == 1
+    assert counts[("store_timezones", "timezone_unknown")] == 1
+    assert sum(counts.values()) == 2
+
+
 # ------------------------------------------------------------------ item 6: uptime check
 
 

@@ -155,7 +155,9 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
 async def _all_store_ids(db: AsyncDb) -> list[str]:
     """Distinct string store ids in store_status without control characters (those stores
     are ignored, issue 9 item 8), sorted (a DISTINCT_SCAN of the poll index)."""
-    ids = await db["store_status"].distinct("store_id")
+    # Strings only, selected by the server: a non-string id (say a Date in year 10000) is
+    # never decoded here.
+    ids = await db["store_status"].distinct("store_id", {"store_id": {"$type": "string"}})
     return sorted(i for i in ids if isinstance(i, str) and not _CONTROL_RE.search(i))
 
 
@@ -241,7 +243,9 @@ async def known_timezones(db: AsyncDb) -> list[str]:
     are dropped. The result is the pipeline's ``timezones`` let variable (an allowlist: any
     other value falls back to America/Chicago, rule 5).
     """
-    names = [n for n in await db["store_timezones"].distinct("timezone_str") if isinstance(n, str)]
+    names = await db["store_timezones"].distinct(
+        "timezone_str", {"timezone_str": {"$type": "string"}}  # other types never decoded
+    )
     ok = await asyncio.gather(*(zone_known(db, n) for n in names))
     return sorted(n for n, good in zip(names, ok) if good)
 
