@@ -162,6 +162,27 @@ async def test_dates_in_id_and_zone_fields_are_never_decoded(db):
     assert sum(counts.values()) == 2
 
 
+async def test_mongosh_runner_default_as_of_skips_future_polls(db, mongo_uri, mongosh):
+    """Item 2: pipelines/run.mongosh.js's default asOf follows the same rule (the latest poll
+    not after the server's time + 5 min): with a poll one day ahead and one in year 10000 it
+    prints the rows of the report at T0."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    await seed(db)
+    expected = [r async for r in pipeline.iter_report_rows(db, as_of=T0)]
+    script = Path(__file__).resolve().parent.parent / "pipelines" / "run.mongosh.js"
+    eval_text = f'db = db.getSiblingDB("{db.name}"); undefined'
+    out = await asyncio.to_thread(
+        subprocess.run, [mongosh, mongo_uri, "--quiet", "--eval", eval_text, str(script)],
+        capture_output=True, text=True, timeout=120, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    assert [r["store_id"] for r in rows] == [r["store_id"] for r in expected] == ["g"]
+    assert float(rows[0]["uptime_last_hour"]) == expected[0]["uptime_last_hour"]
+    assert await pipeline.resolve_as_of(db, None) == T0
+
+
 # ------------------------------------------------------------------ item 6: uptime check
 
 

@@ -146,23 +146,27 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
         latest = doc["timestamp_utc"] if doc else None
     else:
         async for _store, t in _latest_poll_per_store(
-            db, {"timestamp_utc": bounded}, comment=f"{pipeline_tag()}:as_of"
+            db, {"timestamp_utc": bounded}, comment=f"{pipeline_tag()}:as_of",
+            reported_only=False,  # any string id, as the covered scan of run.mongosh.js
         ):
             latest = t if latest is None or t > latest else latest
     return to_utc(latest) if latest is not None else None
 
 
-async def _all_store_ids(db: AsyncDb) -> list[str]:
-    """Distinct string store ids in store_status without control characters (those stores
-    are ignored, issue 9 item 8), sorted (a DISTINCT_SCAN of the poll index)."""
+async def _all_store_ids(db: AsyncDb, *, reported_only: bool = True) -> list[str]:
+    """Distinct string store ids in store_status, sorted (a DISTINCT_SCAN of the poll index);
+    with ``reported_only`` without the ids holding control characters (those stores are
+    ignored, issue 9 item 8)."""
     # Strings only, selected by the server: a non-string id (say a Date in year 10000) is
     # never decoded here.
     ids = await db["store_status"].distinct("store_id", {"store_id": {"$type": "string"}})
-    return sorted(i for i in ids if isinstance(i, str) and not _CONTROL_RE.search(i))
+    return sorted(
+        i for i in ids if isinstance(i, str) and not (reported_only and _CONTROL_RE.search(i))
+    )
 
 
 async def _latest_poll_per_store(
-    db: AsyncDb, match: dict[str, Any], *, comment: str
+    db: AsyncDb, match: dict[str, Any], *, comment: str, reported_only: bool = True
 ) -> AsyncIterator[tuple[str, datetime]]:
     """Yield ``(store_id, timestamp_utc)`` of each store's latest poll matching ``match``,
     stores in id order, for stores that have one.
@@ -171,7 +175,7 @@ async def _latest_poll_per_store(
     equality on ``store_id``, newest first, limit 1): the store/time index answers each with a
     short backwards scan, where a ``$group`` over all polls would read every one.
     """
-    ids = await _all_store_ids(db)
+    ids = await _all_store_ids(db, reported_only=reported_only)
     for chunk in _chunks(ids, _LOOKUP_CHUNK):
         cursor = await db.aggregate(
             [
