@@ -140,8 +140,9 @@ def report_command(
         str | None,
         typer.Option(
             "--as-of",
-            help="The instant the report is for, ISO 8601 (e.g. 2024-03-12T15:00:00Z; no "
-            "offset = UTC). Default: the latest poll in store_status.",
+            help="The instant the report is for, an ISO 8601 date-time (e.g. "
+            "2024-03-12T15:00:00Z; no offset = UTC; numbers are refused). Default: the "
+            "latest poll not after the server's time + 5 min.",
         ),
     ] = None,
     output: Annotated[
