@@ -459,3 +459,26 @@ def _invoke(args, env):
         return CliRunner().invoke(cli_app, args, env=env)
     finally:
         get_settings.cache_clear()
+
+
+async def test_validator_migration_warns_and_never_refuses(db):
+    """Item 6 (optional part): migration 20261130040000-input-validators puts a $jsonSchema
+    validator with validationAction "warn" on the three input collections: a document of
+    each bad kind is still stored (other systems write there), a canonical one passes the
+    validator, and the revert removes it."""
+    from uptime.platform.migrations import migrate_down, migrate_up
+
+    await migrate_up(db)
+    infos = {c["name"]: c["options"] async for c in await db.list_collections()}
+    for name in ("store_status", "store_hours", "store_timezones"):
+        assert infos[name]["validationAction"] == "warn" and infos[name]["validator"], name
+    await seed(db)  # every bad kind inserts fine
+    assert await db.store_status.count_documents({}) == 3 + 6
+    validator = infos["store_status"]["validator"]
+    # The good store's three polls satisfy it, and so does the future poll (well-formed: only
+    # the report's time rule ignores it); none of the other bad kinds does.
+    assert await db.store_status.count_documents(validator) == 4
+    assert await db.store_hours.count_documents(infos["store_hours"]["validator"]) == 1
+    await migrate_down(db)
+    infos = {c["name"]: c["options"] async for c in await db.list_collections()}
+    assert not infos["store_status"].get("validator")
