@@ -482,3 +482,25 @@ async def test_validator_migration_warns_and_never_refuses(db):
     await migrate_down(db)
     infos = {c["name"]: c["options"] async for c in await db.list_collections()}
     assert not infos["store_status"].get("validator")
+
+
+async def test_alternative_report_ignores_the_same_documents(db, mongo_uri, settings):
+    """Items 5, 7, 8: the polars alternative (uptime bench's byte check) applies the same
+    rules: on the seeded bad documents plus store "=1+2" and a poll before year 1 its CSV
+    equals the service's, byte for byte."""
+    from uptime.tools.alt_report import alt_report, to_csv
+
+    await seed(db)
+    await db.store_status.insert_many([
+        {"store_id": "=1+2", "timestamp_utc": T0, "status": "inactive"},
+        {"store_id": "old", "timestamp_utc": BEFORE_YEAR_1, "status": "active"},
+    ])
+    service = ReportService(db, settings)
+    await service.start(recover=False, background=False)
+    try:
+        doc = await service.wait(await service.trigger(T0))
+    finally:
+        await service.stop()
+    rows, _timings = await asyncio.to_thread(alt_report, mongo_uri, db.name, T0)
+    assert to_csv(rows) == await _csv(db, doc)
+    assert [line.split(",")[0] for line in to_csv(rows).splitlines()[1:]] == ["'=1+2", "g"]

@@ -10,9 +10,9 @@ How it computes (times are integer milliseconds since the epoch, UTC; durations 
 a midpoint between two polls are kept exact in half-milliseconds, like the pipeline's
 ``$divide`` by 2, so every sum is exact):
 
-1. Polls (rule 1): ``store_status`` documents with a string ``store_id``, a Date
-   ``timestamp_utc <= as_of`` and status ``active``/``inactive``; polls of one store at one
-   instant are merged, inactive if any is.
+1. Polls (rule 1): ``store_status`` documents with a string ``store_id`` without control
+   characters, a Date ``timestamp_utc`` from year 1 up to ``as_of`` and status
+   ``active``/``inactive``; polls of one store at one instant are merged, inactive if any is.
 2. Status (rule 2): poll *i* of a store holds from the midpoint with its predecessor
    (inclusive; unbounded for the first poll) to the midpoint with its successor (exclusive;
    ``as_of`` for the last poll). Only the inactive stretches are kept: downtime is their
@@ -50,7 +50,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
 from uptime.report import csvout
-from uptime.report.pipeline import REPORT_COLUMNS
+from uptime.report.pipeline import EARLIEST_POLL, REPORT_COLUMNS
 
 DEFAULT_ZONE = "America/Chicago"
 HOUR_MS = 3_600_000
@@ -190,7 +190,7 @@ def fetch_polls(db: Any, as_of: datetime, batch: int = FETCH_BATCH) -> pl.DataFr
     cursor = coll.find(
         {
             "store_id": {"$type": "string"},
-            "timestamp_utc": {"$type": "date", "$lte": as_of},
+            "timestamp_utc": {"$type": "date", "$gte": EARLIEST_POLL, "$lte": as_of},
             "status": {"$in": ["active", "inactive"]},
         },
         {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1},
@@ -217,7 +217,8 @@ def fetch_polls(db: Any, as_of: datetime, batch: int = FETCH_BATCH) -> pl.DataFr
         if len(ids) >= batch:
             flush()
     flush()
-    return pl.concat(frames, rechunk=True)
+    polls = pl.concat(frames, rechunk=True)
+    return polls.filter(~polls["store_id"].str.contains(r"[\x00-\x1f\x7f]"))  # issue 9 item 8
 
 
 def compute_report(
