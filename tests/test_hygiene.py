@@ -451,6 +451,9 @@ async def test_cli_report_prints_ignored(mongo_uri, db_name, db):
     assert result.exit_code == 0, result.output
     assert "ignored input: store_status.timestamp_out_of_range 1" in result.output
     assert "Traceback" not in result.output
+    listed = await asyncio.to_thread(_invoke, ["reports"], env)
+    header, row = listed.output.splitlines()[1], listed.output.splitlines()[3]
+    assert "ignored" in header and row.rstrip("│ ").endswith("1")
 
 
 def _invoke(args, env):

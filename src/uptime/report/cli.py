@@ -187,11 +187,12 @@ def _fmt_time(value: datetime | None) -> str:
 def reports_command(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
 ) -> None:
-    """List recent reports (newest first): id, status, as_of, pipeline, rows."""
+    """List recent reports (newest first): id, status, as_of, pipeline, rows, ignored input
+    documents (details: GET /reports or uptime check)."""
     docs = _run_db(_list(limit))
     table = Table(show_header=True, header_style="bold")
     for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",
-                   "finished", "rows"):
+                   "finished", "rows", "ignored"):
         table.add_column(column, no_wrap=True)
     table.add_column("error", overflow="fold")
     for doc in docs:
@@ -204,6 +205,7 @@ def reports_command(
             _fmt_time(doc.get("created_at")),
             _fmt_time(doc.get("finished_at")),
             "" if doc.get("rows") is None else str(doc["rows"]),
+            "" if doc.get("ignored") is None else str(sum(c["count"] for c in doc["ignored"])),
             doc.get("error") or "",
         )
     console = Console()
