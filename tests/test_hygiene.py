@@ -56,13 +56,14 @@ def good_docs() -> dict[str, list[dict]]:
     }
 
 
-async def seed(db, *, bad: bool = True) -> None:
-    """The good store, plus (``bad``) one document of each bad kind."""
-    for name, docs in good_docs().items():
-        await db[name].insert_many(docs)
+async def seed(db, *, good: bool = True, bad: bool = True) -> None:
+    """The good store (``good``) and one document of each bad kind (``bad``)."""
+    if good:
+        for name, docs in good_docs().items():
+            await db[name].insert_many(docs)
     if bad:
         future = await pipeline.server_now(db) + timedelta(days=1)
-        for (name, reason), doc in BAD.items():
+        for (name, _reason), doc in BAD.items():
             if doc is None:
                 doc = {"store_id": "g", "timestamp_utc": future, "status": "active"}
             await db[name].insert_one(dict(doc))
@@ -86,15 +87,7 @@ async def test_bad_documents_are_ignored_counted_and_never_crash(db, settings):
     try:
         clean = await service.wait(await service.trigger(None))
         clean_csv = await _csv(db, clean)
-        await db.drop_collection("reports")
-        await seed(db, bad=True)
-        await db.store_status.delete_many({"store_id": "g", "timestamp_utc": {"$type": "date",
-                                           "$lte": T0}, "status": {"$in": ["active", "inactive"]}})
-        for name, docs in good_docs().items():  # the good rows once, after the reseed
-            if name == "store_status":
-                await db[name].insert_many(docs)
-        await db.store_hours.delete_many({"store_id": "g", "dayOfWeek": 1, "start_time_local": "09:00:00"})
-        await db.store_hours.insert_one(good_docs()["store_hours"][0])
+        await seed(db, good=False, bad=True)
         doc = await service.wait(await service.trigger(None))
     finally:
         await service.stop()
