@@ -344,7 +344,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(  # POST /polls takes batches and enforces UPTIME_POLLS_MAX_BYTES itself
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path={"/polls": None}
+    )
     install_openapi(app, token_configured=settings.api_token is not None)
     app.include_router(router)
     app.include_router(open_router)

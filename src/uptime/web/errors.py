@@ -12,7 +12,8 @@ Error bodies (every status):
 
 The limit: a request body larger than ``UPTIME_MAX_BODY_BYTES`` is refused with 413 before
 any route runs, on every endpoint (``Content-Length`` checked first; a body sent without one,
-chunked, is counted while it is read).
+chunked, is counted while it is read). ``POST /polls`` takes batches and enforces its own
+limit, ``UPTIME_POLLS_MAX_BYTES``, with its own messages (``per_path`` ``None``).
 
 The bearer security scheme is in the OpenAPI document only when ``UPTIME_API_TOKEN`` is set;
 ``/docs``, ``/redoc`` and ``/openapi.json`` never need the token (they describe the API and
@@ -86,18 +87,25 @@ class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413 ``{"detail": ...}`` (pure ASGI, so it
     covers every route and streams nothing past the limit into the app)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int | None] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.per_path = per_path or {}
 
-    def _too_large(self) -> JSONResponse:
+    def _too_large(self, limit: int) -> JSONResponse:
         return JSONResponse(
             status_code=413,
-            content={"detail": f"request body larger than {self.max_bytes} bytes"},
+            content={"detail": f"request body larger than {limit} bytes"},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.per_path.get(scope.get("path", ""), self.default_max)
+        if limit is None:  # the route limits its own body
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
@@ -106,13 +114,13 @@ class BodyLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_bytes or declared < 0:
+                if declared > limit or declared < 0:
                     if declared < 0:
                         response: JSONResponse = JSONResponse(
                             status_code=400, content={"detail": "malformed Content-Length"}
                         )
                     else:
-                        response = self._too_large()
+                        response = self._too_large(limit)
                     await response(scope, receive, send)
                     return
         seen = 0
@@ -127,9 +135,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     refused = True
-                    await self._too_large()(scope, receive, send)
+                    await self._too_large(limit)(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -137,7 +145,12 @@ class BodyLimitMiddleware:
             if not refused:
                 await send(message)
 
-        await self.app(scope, counted_receive, guarded_send)
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+            # The 413 is out; what the app raised on the cut-off body (ClientDisconnect) is moot.
 
 
 def install_openapi(app: FastAPI, *, token_configured: bool) -> None:

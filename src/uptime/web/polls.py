@@ -136,5 +136,7 @@ async def post_polls(request: Request, db: DbDep, settings: SettingsDep) -> Resp
     try:
         result = await store_polls(db, items, lines)
     except StoreError as exc:
-        raise HTTPException(422, detail=f"MongoDB refused the polls: {exc}") from None
+        raise RequestValidationError(  # 422s carry the list shape (issue 9 item 11)
+            [{"loc": ("body",), "msg": f"MongoDB refused the polls: {exc}", "type": "value_error"}]
+        ) from None
     return Response(orjson.dumps(result.as_json()), media_type=MEDIA_JSON)
