@@ -124,8 +124,8 @@ async def test_bad_intervals_and_unknown_store(db, settings):
                                       "to": T.isoformat()})
         bad = await http.get(f"/stores/{DST_STORE}/timeline", params={"from": "soon"})
         missing = await http.get("/stores/nope/timeline")
-    assert rev.status_code == 422 and "must be before" in rev.json()["detail"]
-    assert long.status_code == 422 and "92 days" in long.json()["detail"]
+    assert rev.status_code == 422 and "must be before" in rev.json()["detail"][0]["msg"]
+    assert long.status_code == 422 and "92 days" in long.json()["detail"][0]["msg"]
     assert bad.status_code == 422
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 

@@ -26,9 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
+from uptime.platform import asof
 from uptime.report import interval, pipeline, reports
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
+from uptime.web.errors import error_responses, invalid_input
 
 #: Polls returned by the time line by default / at most (the earliest ones of the interval).
 DEFAULT_POLL_LIMIT = 2_000
@@ -141,15 +143,35 @@ def _db(request: Request) -> Any:
 
 
 StoreId = Annotated[str, Path(min_length=1, max_length=200, description="a store_id, exact")]
-From = Annotated[datetime | None, Query(alias="from", description="ISO 8601; default to − 7 d")]
-To = Annotated[datetime | None, Query(alias="to",
-                                      description="ISO 8601; default the store's latest poll")]
+ReportIdPath = Annotated[str, Path(pattern=reports.REPORT_ID_PATTERN,
+                                   description="a report id (32 URL-safe characters)")]
+# ISO 8601 text, parsed by the same parser as as_of (issue 9 items 4, 9): numbers are refused.
+From = Annotated[str | None, Query(alias="from", description="ISO 8601; default to − 7 d",
+                                   json_schema_extra={"format": "date-time"})]
+To = Annotated[str | None, Query(alias="to", description="ISO 8601; default the store's latest "
+                                 "poll (not after the server's time + 5 min)",
+                                 json_schema_extra={"format": "date-time"})]
+#: Errors the store and report routes can answer (issue 9 item 11).
+_STORE_ERRORS = error_responses(404, 503)
+_REPORT_ERRORS = error_responses(404, 409, 410, 503)
+
+
+def _instant(name: str, text: str | None) -> datetime | None:
+    """``from``/``to`` as aware UTC; a 422 in the list shape naming the expected form."""
+    if text is None:
+        return None
+    try:
+        return asof.parse_as_of(text, repair_plus=True)
+    except asof.AsOfError as exc:
+        raise invalid_input(("query", name), str(exc), text[:200]) from None
 
 
 async def _latest_poll(db: Any, store_id: str) -> datetime:
     """The store's latest valid poll (one backwards step on the store/time index); 404 if none."""
+    bounded = {"$type": "date", "$gte": pipeline.EARLIEST_POLL,  # never decode year 10000
+               "$lte": await pipeline.future_after(db)}  # future polls are not the default
     doc = await db["store_status"].find_one(
-        {"store_id": store_id, "timestamp_utc": {"$type": "date"},
+        {"store_id": store_id, "timestamp_utc": bounded,
          "status": {"$in": list(pipeline.VALID_STATUSES)}},
         {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
     )
@@ -158,20 +180,21 @@ async def _latest_poll(db: Any, store_id: str) -> datetime:
     return doc["timestamp_utc"]
 
 
-async def _interval(db: Any, store_id: str, start: datetime | None, end: datetime | None
+async def _interval(db: Any, store_id: str, start_text: str | None, end_text: str | None
                     ) -> tuple[datetime, datetime]:
+    start, end = _instant("from", start_text), _instant("to", end_text)
     try:
-        end = reports.as_utc(end) or await _latest_poll(db, store_id)
-        start = reports.as_utc(start) or end - timedelta(days=7)
+        end = end or await _latest_poll(db, store_id)
+        start = start or end - timedelta(days=7)
         start, end = pipeline.to_utc(start), pipeline.to_utc(end)
     except OverflowError:
-        raise HTTPException(422, detail="from/to is out of range") from None
+        raise invalid_input(("query", "from"), "from is out of range", start_text) from None
     if start >= end:
-        raise HTTPException(422, detail=f"from ({start.isoformat()}) must be before to "
-                                        f"({end.isoformat()})")
+        raise invalid_input(("query", "from"), f"from ({start.isoformat()}) must be before to "
+                            f"({end.isoformat()})", start_text)
     if end - start > interval.MAX_INTERVAL:
-        raise HTTPException(422, detail=f"the interval is longer than "
-                                        f"{interval.MAX_INTERVAL.days} days")
+        raise invalid_input(("query", "from"), f"the interval is longer than "
+                            f"{interval.MAX_INTERVAL.days} days", start_text)
     return start, end
 
 
@@ -216,7 +239,8 @@ router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/stores/{store_id}/uptime", response_model=IntervalUptime, response_model_by_alias=True,
-            summary="Uptime/downtime of one store within business hours over [from, to)")
+            summary="Uptime/downtime of one store within business hours over [from, to)",
+            responses=_STORE_ERRORS)
 async def store_uptime(request: Request, store_id: StoreId, start: From = None, end: To = None
                        ) -> dict[str, Any]:
     """Same rules as the report (a report as of ``to``, with its week window starting at
@@ -229,7 +253,8 @@ async def store_uptime(request: Request, store_id: StoreId, start: From = None, 
 
 
 @router.get("/stores/{store_id}/timeline", response_model=Timeline, response_model_by_alias=True,
-            summary="One store's business hours, status runs and polls over [from, to)")
+            summary="One store's business hours, status runs and polls over [from, to)",
+            responses=_STORE_ERRORS)
 async def store_timeline(
     request: Request, store_id: StoreId, start: From = None, end: To = None,
     poll_limit: Annotated[int, Query(ge=0, le=MAX_POLL_LIMIT,
@@ -278,7 +303,8 @@ async def store_timeline(
 
 async def _complete_report(db: Any, report_id: str) -> dict[str, Any]:
     if not reports.is_report_id(report_id):
-        raise HTTPException(422, detail="report_id must be 32 URL-safe characters")
+        raise invalid_input(("path", "report_id"), "report_id must be 32 URL-safe characters",
+                            report_id[:200])
     doc = await reports.get_report(db, report_id)
     if doc is None:
         raise HTTPException(404, detail=f"no report with id {report_id}")
@@ -289,9 +315,10 @@ async def _complete_report(db: Any, report_id: str) -> dict[str, Any]:
 
 
 @router.get("/reports/{report_id}/summary", response_model=Summary, response_model_by_alias=True,
-            summary="Headline numbers, uptime histogram and worst stores of a complete report")
+            summary="Headline numbers, uptime histogram and worst stores of a complete report",
+            responses=_REPORT_ERRORS)
 async def report_summary(
-    request: Request, report_id: str,
+    request: Request, report_id: ReportIdPath,
     worst: Annotated[int, Query(ge=1, le=stored_rows.MAX_WORST)] = 20,
 ) -> dict[str, Any]:
     """Aggregated in MongoDB over the report's stored rows. 404 unknown id; 409 not Complete;
@@ -311,9 +338,10 @@ async def report_summary(
 
 
 @router.get("/reports/{report_id}/rows", response_model=list[StoreRow],
-            summary="A complete report's rows whose store_id starts with a prefix")
+            summary="A complete report's rows whose store_id starts with a prefix",
+            responses=_REPORT_ERRORS)
 async def report_rows_search(
-    request: Request, report_id: str,
+    request: Request, report_id: ReportIdPath,
     prefix: Annotated[str, Query(min_length=1, max_length=200, description="store_id prefix")],
     limit: Annotated[int, Query(ge=1, le=stored_rows.MAX_WORST)] = 100,
 ) -> list[dict[str, Any]]:
@@ -324,8 +352,11 @@ async def report_rows_search(
 
 
 @router.get("/reports/{report_id}/rows/{store_id}", response_model=StoreRow,
-            summary="One store's row of a complete report (the CSV's numbers)")
-async def report_row(request: Request, report_id: str, store_id: StoreId) -> dict[str, Any]:
+            summary="One store's row of a complete report (the CSV's numbers)",
+            responses=_REPORT_ERRORS)
+async def report_row(
+    request: Request, report_id: ReportIdPath, store_id: StoreId
+) -> dict[str, Any]:
     """404: unknown report, or the store has no row in it; 409: the report is not Complete."""
     db = _db(request)
     doc = await _complete_report(db, report_id)

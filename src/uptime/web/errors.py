@@ -45,8 +45,9 @@ class ErrorMessage(BaseModel):
 _DESCRIPTIONS = {
     400: "Malformed request (e.g. a body that is not valid JSON)",
     401: "Missing or wrong bearer token (only when UPTIME_API_TOKEN is set)",
-    404: "No such report",
-    410: "The report's CSV was removed (retention); trigger a new report",
+    404: "No such report or store (or the store has no valid poll / no row)",
+    409: "The report is not Complete yet",
+    410: "The report's CSV or stored rows are gone; trigger a new report",
     413: "Request body larger than UPTIME_MAX_BODY_BYTES",
     429: "Too many reports queued (UPTIME_MAX_QUEUED_REPORTS); retry after Retry-After seconds",
     503: "MongoDB is unavailable or failed; try again shortly",

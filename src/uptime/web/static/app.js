@@ -37,7 +37,9 @@ const UI = (() => {
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       const detail = body && body.detail;
-      const text = typeof detail === "string" ? detail : JSON.stringify(detail);
+      // 422: a list of {loc, msg, ...}; every other error: a string (README, HTTP API).
+      const text = typeof detail === "string" ? detail
+        : Array.isArray(detail) ? detail.map((e) => e.msg).join("; ") : JSON.stringify(detail);
       throw new Error(`${response.status}: ${text || response.statusText}`);
     }
     return body;
