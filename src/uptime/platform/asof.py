@@ -35,7 +35,10 @@ _ISO = re.compile(
     r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"  # time
     r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?"  # zone, only after a time
 )
-_SPACE_OFFSET = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?) (\d{2}:?\d{2})")
+_SPACE_OFFSET = re.compile(
+    r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)"  # a date-time
+    r" (\d{2}:?\d{2})"  # one space, then hh:mm or hhmm: an offset whose + became a space
+)
 
 
 class AsOfError(ValueError):

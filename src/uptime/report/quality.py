@@ -89,7 +89,9 @@ def load_checks() -> tuple[Check, ...]:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a check file ({exc})") from None
         if check.collection not in COLLECTIONS or path.stem != f"{check.collection}.{check.reason}":
-            raise ValueError(f"{path}: must be named <collection>.<reason>.json for a known collection")
+            raise ValueError(
+                f"{path}: must be named <collection>.<reason>.json for a known collection"
+            )
         checks.append(check)
     return tuple(sorted(checks, key=lambda c: (COLLECTIONS.index(c.collection), c.name)))
 
