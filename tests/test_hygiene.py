@@ -500,3 +500,19 @@ async def test_alternative_report_ignores_the_same_documents(db, mongo_uri, sett
     rows, _timings = await asyncio.to_thread(alt_report, mongo_uri, db.name, T0)
     assert to_csv(rows) == await _csv(db, doc)
     assert [line.split(",")[0] for line in to_csv(rows).splitlines()[1:]] == ["'=1+2", "g"]
+
+
+async def test_dashboard_store_api_under_bad_data_and_digits(db, settings):
+    """Items 2, 9, 11 on the dashboard's store API: with a year-10000 poll of store g, the
+    default interval ends at g's latest ordinary poll (T0), never a 500; `from=1700000000` is a
+    422 in the list shape, not 2023."""
+    await seed(db, bad=False)
+    await db.store_status.insert_one({"store_id": "g", "status": "active",
+                                      "timestamp_utc": YEAR_10000})
+    async with running_app(settings) as http:
+        default = await http.get("/stores/g/uptime")
+        digits = await http.get("/stores/g/uptime", params={"from": "1700000000"})
+    assert default.status_code == 200, default.text
+    assert default.json()["to"].startswith("2024-03-12T15:00:00")
+    assert digits.status_code == 422
+    assert digits.json()["detail"][0]["loc"] == ["query", "from"]
