@@ -98,6 +98,16 @@ async def test_bad_documents_are_ignored_counted_and_never_crash(db, settings):
     assert ignored_map(doc["ignored"]) == {key: 1 for key in BAD}
 
 
+async def generate(db, settings, as_of):
+    """One report through the report service (as the CLI does); its final document."""
+    service = ReportService(db, settings)
+    await service.start(recover=False, background=False)
+    try:
+        return await service.wait(await service.trigger(as_of))
+    finally:
+        await service.stop()
+
+
 async def _csv(db, doc) -> str:
     out = io.BytesIO()
     await reports.write_csv(db, doc["file_id"], out)
@@ -262,12 +272,7 @@ def test_line_ends_are_quoted(store_id):
 async def test_formula_id_in_the_report_csv(db, settings):
     """Item 7: one poll of store "=1+2" gives the CSV cell '=1+2 (never a formula)."""
     await db.store_status.insert_one({"store_id": "=1+2", "timestamp_utc": T0, "status": "active"})
-    service = ReportService(db, settings)
-    await service.start(recover=False, background=False)
-    try:
-        doc = await service.wait(await service.trigger(T0))
-    finally:
-        await service.stop()
+    doc = await generate(db, settings, T0)
     text = await _csv(db, doc)
     assert text.splitlines()[1] == "'=1+2,60.00,24.00,168.00,0.00,0.00,0.00"
 
@@ -491,12 +496,7 @@ async def test_alternative_report_ignores_the_same_documents(db, mongo_uri, sett
         {"store_id": "=1+2", "timestamp_utc": T0, "status": "inactive"},
         {"store_id": "old", "timestamp_utc": BEFORE_YEAR_1, "status": "active"},
     ])
-    service = ReportService(db, settings)
-    await service.start(recover=False, background=False)
-    try:
-        doc = await service.wait(await service.trigger(T0))
-    finally:
-        await service.stop()
+    doc = await generate(db, settings, T0)
     rows, _timings = await asyncio.to_thread(alt_report, mongo_uri, db.name, T0)
     assert to_csv(rows) == await _csv(db, doc)
     assert [line.split(",")[0] for line in to_csv(rows).splitlines()[1:]] == ["'=1+2", "g"]
