@@ -511,8 +511,11 @@ async def test_dashboard_store_api_under_bad_data_and_digits(db, settings):
                                       "timestamp_utc": YEAR_10000})
     async with running_app(settings) as http:
         default = await http.get("/stores/g/uptime")
+        timeline = await http.get("/stores/g/timeline")
         digits = await http.get("/stores/g/uptime", params={"from": "1700000000"})
     assert default.status_code == 200, default.text
+    assert timeline.status_code == 200, timeline.text
+    assert timeline.json()["polls"][-1]["t"].startswith("2024-03-12T14:00:00")  # [from, to)
     assert default.json()["to"].startswith("2024-03-12T15:00:00")
     assert digits.status_code == 422
     assert digits.json()["detail"][0]["loc"] == ["query", "from"]
