@@ -2,8 +2,8 @@
 
 Subcommands live beside the code they drive; this module only assembles them:
 ``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
-``reports`` and ``serve`` (uptime.report.cli), ``check`` (uptime.report.check), ``generate`` (uptime.tools.generate) and
-``bench`` (uptime.tools.bench).
+``reports`` and ``serve`` (uptime.report.cli), ``check`` (uptime.report.check), ``generate`` (uptime.tools.generate),
+``bench`` (uptime.tools.bench) and ``runs rebuild|status|follow`` (uptime.timeline.cli).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uptime.ingest import importer
 from uptime.platform import migrations
 from uptime.report import check as cli_check
 from uptime.report import cli as cli_reports
+from uptime.timeline.cli import runs_app
 from uptime.tools import bench, generate
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.command("check")(cli_check.check_command)
 app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
 app.command("bench")(bench.bench_command)
+app.add_typer(runs_app, name="runs")
 
 
 def _unwrap_help(typer_app: typer.Typer) -> None:
