@@ -43,11 +43,13 @@ async def fdb(db):
 
 
 async def started(db) -> RunsFollower:
-    """A follower that has finished its start (first-start rebuild included)."""
+    """A follower that has finished its start (first-start rebuild included) and stored a
+    resume token."""
     follower = RunsFollower(db)
     await follower.start()
     for _ in range(500):
-        if (await state(db)).get("mode") == "change_stream":
+        s = await state(db)
+        if s.get("mode") == "change_stream" and s.get("token") is not None:
             return follower
         await asyncio.sleep(0.02)
     await follower.stop()
@@ -233,4 +235,29 @@ async def test_wait_current_without_a_running_follower_is_false_at_once(fdb, mon
         assert [r["status"] for r in await runs_of(fdb)] == ["active", "inactive"]
     finally:
         await other.close()
+        await follower.stop()
+
+
+async def test_a_backlog_of_full_batches_becomes_one_rebuild(fdb) -> None:
+    """A full batch far behind the server (a bulk load written while the follower was
+    stopped) is not applied event by event: the follower opens a new stream and rebuilds
+    (reason names the backlog); the runs are right and it keeps following."""
+    follower = await started(fdb)
+    await follower.stop()
+    rebuilds = (await state(fdb))["rebuilds"]
+    await fdb["store_status"].insert_many([poll(f"s{i}", i, "active") for i in range(30)])
+    follower = RunsFollower(fdb, batch_max=10, backlog_rebuild_s=-1)
+    await follower.start()
+    try:
+        for _ in range(500):
+            if (await state(fdb)).get("rebuilds", 0) > rebuilds:
+                break
+            await asyncio.sleep(0.02)
+        s = await state(fdb)
+        assert "behind the server" in s["last_rebuild"]["reason"], s
+        assert await wait_current(fdb, 10.0)
+        await fdb["store_status"].insert_one(poll("s1", 500, "inactive"))
+        assert await wait_current(fdb, 10.0)
+        assert await runs_of(fdb) == await expected(fdb)
+    finally:
         await follower.stop()

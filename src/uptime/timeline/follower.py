@@ -25,6 +25,8 @@ Fallbacks (logged at WARNING, shown by ``uptime runs status`` as mode ``fallback
   there is no stored token (first start): a new stream is opened at the current cluster time
   FIRST, then the whole collection is rebuilt, then the stream's events are applied — nothing
   written in between is lost;
+* a bulk load (a full batch more than ``backlog_rebuild_s`` = 30 s behind the server): a new
+  stream, then one full rebuild, instead of hundreds of recomputes;
 * a standalone server (``MONGODB_URI`` without a replica set: no change streams): the whole
   collection is rebuilt every ``standalone_interval_s`` seconds (``UPTIME_RUNS_REBUILD_INTERVAL``,
   default 60 s). Runs can then be up to that interval (plus a rebuild) old, and
@@ -160,6 +162,9 @@ class RunsFollower:
         batch_wait_s: seconds a batch stays open after its first event (default 0.05).
         standalone_interval_s: seconds between full rebuilds on a standalone server.
         idle_persist_s: how often an idle follower writes its progress (applied_until).
+        backlog_rebuild_s: a full batch whose last event is more than this many seconds
+            behind the server's cluster time (a bulk load, e.g. ``uptime import`` while
+            following) is dropped: a new stream is opened and the collection rebuilt.
 
     ``start()`` runs the follower as an asyncio task; ``stop()`` ends it (the token of the last
     applied batch is already stored). ``status()`` returns the in-memory state.
@@ -173,12 +178,14 @@ class RunsFollower:
         batch_wait_s: float = 0.05,
         standalone_interval_s: float = 60.0,
         idle_persist_s: float = 1.0,
+        backlog_rebuild_s: float = 30.0,
     ) -> None:
         self.db = db
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.standalone_interval_s = standalone_interval_s
         self.idle_persist_s = idle_persist_s
+        self.backlog_rebuild_s = backlog_rebuild_s
         self.state: dict[str, Any] = {"_id": STATE_ID}
         self.applied_until: Timestamp | None = None
         self._task: asyncio.Task | None = None
@@ -335,11 +342,19 @@ class RunsFollower:
         if self.state.get("mode") != "change_stream":
             await self._save(mode="change_stream",
                              reason=f"following (after: {self.state.get('reason')})")
-        async with stream:
+        try:
             last_persist = 0.0
             while not self._stopping.is_set():
                 events = await self._collect(stream)
-                if events:
+                behind = await self._backlog_s(events)
+                if behind is not None:
+                    await stream.close()
+                    stream = await self._fresh_stream(
+                        f"{len(events):,}-event batches {behind} s behind the server (a bulk "
+                        "load): one rebuild is cheaper than catching up")
+                    await self._save(mode="change_stream",
+                                     reason=f"following (after: {self.state.get('reason')})")
+                elif events:
                     await self._apply(stream, events)
                     last_persist = time.monotonic()
                 else:
@@ -350,6 +365,20 @@ class RunsFollower:
                                          applied_until=self.applied_until,
                                          applied_at=datetime.now(UTC))
                         last_persist = time.monotonic()
+        finally:
+            await stream.close()
+
+    async def _backlog_s(self, events: list[dict[str, Any]]) -> int | None:
+        """Seconds the stream is behind when a full batch is more than ``backlog_rebuild_s``
+        behind the server's cluster time, else None."""
+        if len(events) < self.batch_max:
+            return None
+        last = events[-1].get("clusterTime")
+        now = await operation_time(self.db)
+        if not isinstance(last, Timestamp) or not isinstance(now, Timestamp):
+            return None
+        behind = now.time - last.time
+        return behind if behind > self.backlog_rebuild_s else None
 
     async def _collect(self, stream: Any) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
