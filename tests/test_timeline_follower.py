@@ -261,3 +261,66 @@ async def test_a_backlog_of_full_batches_becomes_one_rebuild(fdb) -> None:
         assert await runs_of(fdb) == await expected(fdb)
     finally:
         await follower.stop()
+
+
+async def test_standalone_server_falls_back_to_periodic_rebuilds(tmp_path) -> None:
+    """On a standalone mongod (no replica set: no change streams) the follower rebuilds
+    status_runs periodically, says so (mode fallback, reason "standalone"), picks up new polls
+    at the next rebuild, and wait_current answers False (it cannot promise freshness)."""
+    import subprocess
+
+    from uptime.platform.db import make_client
+    from uptime.platform.embedded import find_mongod, free_port
+
+    port = free_port()
+    (tmp_path / "db").mkdir()
+    proc = subprocess.Popen(
+        [str(find_mongod()), "--dbpath", str(tmp_path / "db"), "--bind_ip", "127.0.0.1",
+         "--port", str(port), "--logpath", str(tmp_path / "mongod.log"), "--quiet"])
+    client = make_client(f"mongodb://127.0.0.1:{port}/?directConnection=true")
+    try:
+        db = client["standalone_test"]
+        for _ in range(300):
+            try:
+                await db.command("ping")
+                break
+            except Exception:  # noqa: BLE001 - still starting
+                await asyncio.sleep(0.1)
+        await ensure_current(db, apply=True)
+        await db["store_status"].insert_one(poll("A", 0, "active"))
+        follower = RunsFollower(db, standalone_interval_s=0.2)
+        await follower.start()
+        try:
+            await db["store_status"].insert_one(poll("A", 10, "inactive"))
+            for _ in range(300):
+                if len(await runs_of(db)) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert await runs_of(db) == await expected(db)
+            s = await state(db)
+            assert s["mode"] == "fallback" and "standalone" in s["reason"]
+            assert await wait_current(db, 1.0) is False
+        finally:
+            await follower.stop()
+    finally:
+        await client.close()
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+async def test_runs_rebuild_command(fdb, settings, monkeypatch) -> None:
+    """`uptime runs rebuild` rebuilds status_runs and prints the number of runs."""
+    from uptime.cli import app
+    from uptime.platform.settings import get_settings
+
+    await fdb["store_status"].insert_many([poll("R", 0, "active"), poll("R", 10, "inactive")])
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "rebuild"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "status_runs rebuilt: 2 runs, 0 stale runs removed" in result.output
+    assert await runs_of(fdb) == await expected(fdb)
