@@ -169,10 +169,11 @@ async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> 
     assert await runs_of(rdb) == incremental
 
 
-async def test_explain_of_both_pipelines_keeps_the_server_up(rdb) -> None:
-    """explain("executionStats") of the windows and main pipelines (recompute and full
-    rebuild) answers, and the server still answers afterwards: no $match after a $group or
-    $project inside $unionWith (that crashes mongod 6.0.5 under explain; $redact is used)."""
+async def test_explain_of_rebuild_and_windows_keeps_the_server_up(rdb) -> None:
+    """explain("executionStats") of the windows pipeline and of the full rebuild answers, and
+    the server still answers afterwards: inside $unionWith the filters are $redact, not $match
+    (a $match after a $group or $project inside $unionWith crashes mongod 6.0.5 under
+    explain). The recompute mode is not explained here: see the sidecar's caveat."""
     from bson import ObjectId
 
     from uptime.timeline.runs import WINDOWS_FILE, load_runs_pipeline
@@ -186,14 +187,11 @@ async def test_explain_of_both_pipelines_keeps_the_server_up(rdb) -> None:
     windows = await (await rdb["status_runs"].aggregate(
         load_runs_pipeline(WINDOWS_FILE), let={"changes": changes})).to_list()
     assert {w["s"] for w in windows} == {"A", "N"}
-    for let in ({"windows": windows, "store_from": "A", "store_to": "A\x00", "since": at(5),
-                 "batch": ObjectId()},
-                {"windows": None, "store_from": None, "store_to": None, "since": None,
-                 "batch": ObjectId()}):
-        plan = await rdb.command("explain", {"aggregate": "store_status", "cursor": {},
-                                             "pipeline": load_runs_pipeline()[:-1], "let": let},
-                                 verbosity="executionStats")
-        assert "stages" in plan
+    plan = await rdb.command(
+        "explain", {"aggregate": "store_status", "cursor": {}, "pipeline": load_runs_pipeline()[:-1],
+                    "let": {"windows": None, "store_from": None, "store_to": None, "since": None,
+                            "batch": ObjectId()}}, verbosity="executionStats")
+    assert plan["stages"][0]["$cursor"]["executionStats"]["nReturned"] == 2
     assert (await rdb.command("ping"))["ok"] == 1.0
 
 

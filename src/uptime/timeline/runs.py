@@ -34,6 +34,7 @@ about a second for a full rebuild) a reader can see a stale run beside its repla
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -59,8 +60,10 @@ _EPOCH_MIN = datetime(1, 1, 1, tzinfo=timezone.utc)  # the windows pipeline's "n
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
 
 
+@functools.lru_cache(maxsize=4)
 def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
-    """Load ``pipelines/<file_name>`` (Extended JSON) as a list of stage documents.
+    """Load ``pipelines/<file_name>`` (Extended JSON) as a list of stage documents (parsed
+    once per process; do not modify the returned list).
 
     Raises:
         FileNotFoundError: the file is not installed.
