@@ -23,7 +23,7 @@ them:
   (stored runs that end before the change enter as ready-made pieces); its runs are written
   with one unordered bulk of upserts (not its final ``$merge``, which is 4-5x slower with a
   large ``let``: see the sidecar) and the runs left in the window that it did not rewrite
-  are deleted.
+  are deleted. Stores go in chunks of up to 5,000, two chunks at a time.
 
 Why "merge, then delete stale" and not "build into a temporary collection and rename": the
 incremental path has to do it this way anyway (a rename swaps whole collections), so the full
@@ -34,6 +34,7 @@ about a second for a full rebuild) a reader can see a stale run beside its repla
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,9 @@ MAIN_FILE = "status_runs.v1.json"
 WINDOWS_FILE = "status_runs_windows.v1.json"
 #: stores per pipeline run of the incremental path (keeps the ``let`` document far below 16 MB)
 STORES_PER_RUN = 5_000
+#: chunks recomputed at once, and the fewest stores worth a chunk of their own
+PARALLEL = 2
+PARALLEL_MIN_STORES = 500
 #: windows whose first poll to read is at most this much older than the newest one's share
 #: one index range scan (one seek per store of the range; it reads every poll of those stores
 #: since the oldest such window); older ones are read store by store ($lookup, ~0.2 ms each)
@@ -166,15 +170,20 @@ async def recompute_stores(
         if a > b:
             raise ValueError(f"recompute_stores: store {store}: first {a} is after last {b}")
         items.append({"s": store, "a": a, "b": b})
-    deleted = 0
-    runs = 0
     main = load_runs_pipeline() if items else []
     windows_pipeline = load_runs_pipeline(WINDOWS_FILE) if items else []
-    for i in range(0, len(items), STORES_PER_RUN):
-        chunk = items[i : i + STORES_PER_RUN]
-        deleted += await _recompute_chunk(db, chunk, main, windows_pipeline)
-        runs += 1
-    return {"stores": len(items), "deleted": deleted, "pipeline_runs": runs,
+    # Chunks of disjoint stores are independent: PARALLEL of them run at once (the server
+    # has cores to spare while one aggregation runs).
+    size = min(STORES_PER_RUN, max(PARALLEL_MIN_STORES, -(-len(items) // PARALLEL)))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(chunk: list[dict[str, Any]]) -> int:
+        async with gate:
+            return await _recompute_chunk(db, chunk, main, windows_pipeline)
+
+    deleted = sum(await asyncio.gather(*(one(c) for c in chunks)))
+    return {"stores": len(items), "deleted": deleted, "pipeline_runs": len(chunks),
             "seconds": time.perf_counter() - started}
 
 
