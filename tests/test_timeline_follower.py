@@ -42,6 +42,20 @@ async def fdb(db):
     return db
 
 
+async def run_cli(args: list[str], settings, monkeypatch):
+    """Invoke `uptime <args>` (CliRunner, in a thread) against this test's database."""
+    from uptime.cli import app
+    from uptime.platform.settings import get_settings
+
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
+    get_settings.cache_clear()
+    try:
+        return await asyncio.to_thread(CliRunner().invoke, app, args)
+    finally:
+        get_settings.cache_clear()
+
+
 async def started(db) -> RunsFollower:
     """A follower that has finished its start (first-start rebuild included) and stored a
     resume token."""
@@ -188,9 +202,6 @@ def test_changes_of_events() -> None:
 async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, monkeypatch) -> None:
     """`uptime runs status` prints whether the follower runs, its mode and reason, the lag,
     the last event applied and the pending writes."""
-    from uptime.cli import app
-    from uptime.platform.settings import get_settings
-
     follower = await started(fdb)
     try:
         await fdb["store_status"].insert_one(poll("Q", 0, "active"))
@@ -198,13 +209,7 @@ async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, m
         await asyncio.sleep(0.1)
     finally:
         await follower.stop()
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
-    get_settings.cache_clear()
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "status"])
-    finally:
-        get_settings.cache_clear()
+    result = await run_cli(["runs", "status"], settings, monkeypatch)
     assert result.exit_code == 0, result.output
     text = result.output
     assert "mode:          change_stream" in text
@@ -310,17 +315,8 @@ async def test_standalone_server_falls_back_to_periodic_rebuilds(tmp_path) -> No
 
 async def test_runs_rebuild_command(fdb, settings, monkeypatch) -> None:
     """`uptime runs rebuild` rebuilds status_runs and prints the number of runs."""
-    from uptime.cli import app
-    from uptime.platform.settings import get_settings
-
     await fdb["store_status"].insert_many([poll("R", 0, "active"), poll("R", 10, "inactive")])
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
-    get_settings.cache_clear()
-    try:
-        result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "rebuild"])
-    finally:
-        get_settings.cache_clear()
+    result = await run_cli(["runs", "rebuild"], settings, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "status_runs rebuilt: 2 runs, 0 stale runs removed" in result.output
     assert await runs_of(fdb) == await expected(fdb)
