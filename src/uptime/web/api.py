@@ -55,6 +55,10 @@ class TriggerRequest(BaseModel):
         description="Instant the report is for (ISO 8601; no offset = UTC). "
         "Default: the latest poll in store_status.",
     )
+    pipeline: str | None = Field(
+        default=None,
+        description="Report pipeline version, v1 or v2 (default v2; same CSV).",
+    )
 
     @field_validator("as_of", mode="before")
     @classmethod
@@ -155,6 +159,19 @@ router = APIRouter(dependencies=[Depends(require_token)])
 open_router = APIRouter()
 
 
+def pipeline_version(query: str | None, body: str | None) -> str:
+    """The report version asked for (query or body; issue 8, item 4); 422 if unknown or the
+    two differ."""
+    from uptime.report.pipeline import check_version
+
+    if query is not None and body is not None and query != body:
+        raise HTTPException(422, detail="pipeline given twice (query and body) with different values")
+    try:
+        return check_version(query if query is not None else body)
+    except ValueError as exc:
+        raise HTTPException(422, detail=str(exc)[:200]) from None
+
+
 @router.post(
     "/trigger_report",
     status_code=status.HTTP_202_ACCEPTED,
@@ -165,6 +182,9 @@ async def trigger_report(
     service: ServiceDep,
     as_of: Annotated[datetime | None, Query(description="ISO 8601; default latest poll")] = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
+    pipeline: Annotated[
+        str | None, Query(description="Report pipeline version: v1 or v2 (default v2)")
+    ] = None,
 ) -> TriggerResponse:
     """Create a report for ``as_of`` (query or body; default the latest poll) and return its id."""
     try:  # an instant near year 1 or 9999 with an offset has no UTC datetime
@@ -178,7 +198,8 @@ async def trigger_report(
                 422, detail="as_of given twice (query and body) with different values"
             )
         as_of = body_as_of
-    return TriggerResponse(report_id=await service.trigger(as_of))
+    version = pipeline_version(pipeline, body.pipeline if body is not None else None)
+    return TriggerResponse(report_id=await service.trigger(as_of, version))
 
 
 @router.get(
