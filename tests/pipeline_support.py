@@ -71,7 +71,7 @@ async def report(db, as_of: str | datetime, **kwargs) -> dict[str, dict]:
 async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
     when = utc(as_of) if isinstance(as_of, str) else as_of
     version = kwargs.pop("version", VERSION)
-    if version == "v2":
+    if version == "v2" and not kwargs.pop("prepared", False):
         await prepare_v2(db)
     return [r async for r in iter_report_rows(db, as_of=when, version=version, **kwargs)]
 

@@ -64,14 +64,24 @@ def pipeline_tag(version: str = DEFAULT_VERSION) -> str:
     return f"{PIPELINE_NAME}@{version}"
 
 
+def default_version() -> str:
+    """``DEFAULT_VERSION`` (v2) when the status timeline that v2 reads can be built and kept
+    current (``uptime.timeline`` with ``rebuild_runs`` is installed), else ``"v1"``."""
+    try:
+        from uptime import timeline
+    except ImportError:
+        return "v1"
+    return DEFAULT_VERSION if hasattr(timeline, "rebuild_runs") else "v1"
+
+
 def check_version(version: str | None) -> str:
-    """Return ``version`` (``None`` -> ``DEFAULT_VERSION``) if it is an installed report version.
+    """Return ``version`` (``None`` -> ``default_version()``) if it is an installed report version.
 
     Raises:
         ValueError: not one of ``SOURCES`` (the message lists the known versions).
     """
     if version is None:
-        return DEFAULT_VERSION
+        return default_version()
     if version not in SOURCES:
         known = ", ".join(sorted(SOURCES))
         raise ValueError(f"unknown report pipeline version {version!r}; known: {known}")
@@ -294,7 +304,7 @@ async def iter_report_rows(
     db: AsyncDb,
     *,
     as_of: datetime,
-    version: str = DEFAULT_VERSION,
+    version: str | None = None,
     store_range: tuple[str | None, str | None] = (None, None),
     timezones: Sequence[str] | None = None,
 ) -> AsyncIterator[dict]:
@@ -311,8 +321,9 @@ async def iter_report_rows(
         ValueError / FileNotFoundError: unknown pipeline version.
         pymongo.errors.PyMongoError: the server failed the aggregation.
     """
+    version = check_version(version)
     stages = load_pipeline(version)
-    source = SOURCES.get(version, "store_status")
+    source = SOURCES[version]
     if source != "store_status":
         from uptime.report.inputs_v2 import prepare_inputs
 
