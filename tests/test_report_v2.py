@@ -226,3 +226,70 @@ def test_unknown_version_is_a_clear_error():
     with pytest.raises(ValueError, match="known: v1, v2"):
         P.check_version("v3")
     assert P.version_of_tag("store_uptime@v2") == "v2" and P.version_of_tag(None) == "v1"
+
+
+async def test_api_pipeline_parameter(db, settings):
+    """POST /trigger_report?pipeline=v1|v2 (or in the JSON body) selects the version, the report
+    records it ("store_uptime@vN") and both CSVs are equal; an unknown version, or two
+    different ones, is a 422 naming the problem and stores nothing."""
+    from test_api import poll_until_done, running_app
+    from reports_support import T0, insert_stores
+
+    await insert_stores(db, 12)
+    await load(db)
+    await prepare_v2(db)
+    async with running_app(settings) as http:
+        bad = await http.post("/trigger_report", params={"pipeline": "v9"})
+        assert bad.status_code == 422 and "unknown report pipeline version 'v9'" in bad.text
+        both_ = await http.post("/trigger_report", params={"pipeline": "v1"}, json={"pipeline": "v2"})
+        assert both_.status_code == 422 and "pipeline given twice" in both_.text
+        assert await db.reports.count_documents({}) == 0
+        texts = {}
+        for version, kwargs in (("v1", {"params": {"pipeline": "v1"}}), ("v2", {"json": {"pipeline": "v2"}})):
+            resp = await http.post("/trigger_report", **kwargs)
+            assert resp.status_code == 202
+            rid = resp.json()["report_id"]
+            texts[version] = (await poll_until_done(http, rid)).text
+            doc = await db.reports.find_one({"_id": rid})
+            assert doc["pipeline"] == f"store_uptime@{version}" and doc["as_of"] == T0
+            assert doc["total_stores"] == doc["rows"] == 12
+    assert texts["v1"] == texts["v2"] and texts["v1"].count("\n") == 13
+
+
+def test_cli_unknown_pipeline_is_exit_2(monkeypatch):
+    """`uptime report --pipeline v7` is a usage error (exit 2, names --pipeline and the known
+    versions) found before any database is contacted."""
+    from typer.testing import CliRunner
+
+    from uptime.cli import app
+    from uptime.platform.settings import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
+    result = CliRunner().invoke(app, ["report", "--pipeline", "v7", "--output", "-"])
+    get_settings.cache_clear()
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--pipeline" in text and "v1, v2" in text
+
+
+async def test_mongosh_runner_runs_v2(db, mongo_uri, mongosh):
+    """pipelines/run.mongosh.js with pipelineVersion="v2" aggregates on status_runs and prints
+    the same rows as v1 (same timezone screening)."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    t = utc("2024-03-12T15:00:00Z")
+    polls, hrs, zs = _history(7, t)
+    await load(db, polls, hrs, zs)
+    await prepare_v2(db)
+    expected = await report_list(db, t, version="v1")
+    script = Path(__file__).resolve().parent.parent / "pipelines" / "run.mongosh.js"
+    out = subprocess.run(
+        [mongosh, mongo_uri, "--quiet", "--eval",
+         f'var asOf="2024-03-12T15:00:00Z", pipelineVersion="v2"; db = db.getSiblingDB("{db.name}"); undefined',
+         str(script)], capture_output=True, text=True, timeout=120, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    norm = lambda rs: [{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)  # noqa: E731
+                        for k, v in r.items()} for r in rs]
+    assert norm(rows) == norm(expected) and len(rows) > 30
