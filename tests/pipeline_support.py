@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from uptime.platform.migrations import ensure_current
-from runs_model import rebuild_runs_model
+from uptime.tools.runs_model import rebuild_runs_model
 from uptime.report.pipeline import (
     SOURCES,
     iter_report_rows,

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline_support import hours, load, poll, prepare_v2, report_list, utc, zone
 from pipeline_synth import random_store
-from runs_model import runs_of
+from uptime.tools.runs_model import runs_of
 from uptime.report import pipeline as P
 from uptime.report import reports
 
@@ -137,7 +137,7 @@ async def test_v2_csv_equals_v1_on_public_files(db, public_data, tmp_path):
     from uptime.ingest.importer import import_files
     from uptime.platform.settings import Settings
 
-    from runs_model import rebuild_runs_model
+    from uptime.tools.runs_model import rebuild_runs_model
 
     await load(db)
     for folder, status in (("loop_v1_2023", "store_status_head_sample.csv"), ("loop_v2_2024", "store_status_sample.csv")):

@@ -1,5 +1,6 @@
-"""An obviously-correct Python builder of ``status_runs`` (the contract in issue 8, item 2),
-used by the report v2 tests independently of the timeline helper's pipeline.
+"""An obviously-correct Python builder of ``status_runs`` (the contract in issue 8, item 2):
+the report v2 tests build runs with it, independently of the timeline's pipeline
+(``uptime.timeline``), and ``uptime bench`` falls back to it when no timeline is installed.
 
 Runs follow the report's rules 1-2 on the stored polls: valid polls only (string
 ``store_id``, Date ``timestamp_utc``, status active|inactive); the polls of one store at one
@@ -67,11 +68,33 @@ def runs_of(polls: list[dict]) -> list[dict]:
     return out
 
 
-async def rebuild_runs_model(db) -> int:
-    """Replace ``status_runs`` with the runs of every poll in ``store_status``; return the count."""
-    polls = await db["store_status"].find({}, {"_id": 0}).to_list()
-    runs = runs_of(polls)
+async def rebuild_runs_model(db, batch: int = 20_000) -> int:
+    """Replace ``status_runs`` with the runs of every poll in ``store_status``; return the count.
+
+    Streams the polls in (store_id, timestamp_utc) order (the covering poll index), one store
+    at a time, so memory stays bounded; inserts runs in batches of ``batch``.
+    """
     await db["status_runs"].delete_many({})
-    if runs:
-        await db["status_runs"].insert_many(runs)
-    return len(runs)
+    cursor = db["store_status"].find(
+        {"store_id": {"$type": "string"}}, {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
+    ).sort([("store_id", 1), ("timestamp_utc", 1)])
+    pending: list[dict] = []
+    store: list[dict] = []
+    written = 0
+
+    async def flush(force: bool) -> None:
+        nonlocal written
+        if pending and (force or len(pending) >= batch):
+            await db["status_runs"].insert_many(pending, ordered=False)
+            written += len(pending)
+            pending.clear()
+
+    async for doc in cursor:
+        if store and doc["store_id"] != store[0]["store_id"]:
+            pending.extend(runs_of(store))
+            store = []
+            await flush(False)
+        store.append(doc)
+    pending.extend(runs_of(store))
+    await flush(True)
+    return written
