@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from uptime.platform.migrations import ensure_current
-from uptime.tools.runs_model import rebuild_runs_model
+from runs_model import rebuild_runs_model
 from uptime.report.pipeline import (
     SOURCES,
     iter_report_rows,
@@ -25,9 +25,15 @@ from uptime.report.schedules import rebuild_schedules
 VERSION = "v1"
 
 
-async def prepare_v2(db) -> None:
-    """Rebuild status_runs (Python model) and store_schedules from the stored rows."""
-    await rebuild_runs_model(db)
+async def prepare_v2(db, builder: str = "model") -> None:
+    """Rebuild store_schedules and status_runs from the stored rows: the runs with the
+    contract's Python model (``"model"``) or the timeline's pipeline (``"timeline"``)."""
+    if builder == "model":
+        await rebuild_runs_model(db)
+    else:
+        from uptime.timeline import rebuild_runs
+
+        await rebuild_runs(db)
     await rebuild_schedules(db)
 
 
@@ -73,7 +79,8 @@ async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
     version = kwargs.pop("version", VERSION)
     if version == "v2" and not kwargs.pop("prepared", False):
         await prepare_v2(db)
-    return [r async for r in iter_report_rows(db, as_of=when, version=version, **kwargs)]
+    rows = iter_report_rows(db, as_of=when, version=version, prepare=False, **kwargs)
+    return [r async for r in rows]
 
 
 async def raw_sums(db, as_of: datetime, version: str | None = None) -> dict[str, dict]:

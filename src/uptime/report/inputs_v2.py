@@ -3,16 +3,25 @@
 
 * ``store_schedules``: built in full if it is empty while hours/timezone rows exist
   (``uptime.report.schedules.ensure_schedules``); imports keep it current after that.
-* ``status_runs``: owned by the timeline (``uptime.timeline``). If the collection is empty
-  while polls exist, it is built with ``uptime.timeline.rebuild_runs`` (one pipeline run);
-  otherwise the report waits (``uptime.timeline.wait_current``) until the follower has applied
-  every poll written before the report started, as far as the timeline offers that.
+* ``status_runs`` (owned by ``uptime.timeline``) must hold every poll written before the
+  report starts:
+
+  - a follower runs (in this process, or elsewhere with a heartbeat younger than
+    ``LIVE_HEARTBEAT_S``): wait until it has applied every write acknowledged before the call
+    (``wait_current``, up to ``WAIT_S``); if it lags longer, the report runs on and says so in
+    the log;
+  - no follower runs (e.g. ``uptime report`` after ``uptime import`` with no ``uptime serve``):
+    a follower is started here for the report — it resumes from the stored change-stream token
+    and applies what was written since (cheap), or, with no usable token, rebuilds the
+    collection once (about 15-30 s at 2.8M polls; later reports resume) — and stopped once
+    current.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from uptime.report.schedules import ensure_schedules
@@ -20,38 +29,63 @@ from uptime.report.schedules import ensure_schedules
 log = logging.getLogger(__name__)
 
 RUNS = "status_runs"
+#: a follower whose heartbeat is younger than this is taken to be running elsewhere (s)
+LIVE_HEARTBEAT_S = 30.0
+#: how long a report waits for a running follower (s)
+WAIT_S = 5.0
+#: how long a report waits for the follower it started itself (s; covers a full rebuild)
+CATCH_UP_S = 600.0
 
 
-class TimelineMissingError(RuntimeError):
-    """``status_runs`` is empty while polls exist and no timeline builder is installed."""
+class TimelineNotCurrentError(RuntimeError):
+    """The status timeline could not be brought up to date for a v2 report."""
 
 
 async def prepare_inputs(db: Any) -> None:
     """Make ``store_schedules`` and ``status_runs`` ready for a v2 report (see module doc).
 
     Raises:
-        TimelineMissingError: no runs, polls exist, and ``uptime.timeline`` cannot build them.
+        TimelineNotCurrentError: the follower started for this report did not catch up
+            within ``CATCH_UP_S`` (the report fails rather than give a stale answer).
         pymongo.errors.PyMongoError: a database error.
     """
+    from uptime.timeline import RunsFollower, wait_current
+    from uptime.timeline.follower import _ACTIVE, STATE_COLLECTION, STATE_ID
+
     await ensure_schedules(db)
-    try:
-        from uptime import timeline
-    except ImportError:
-        timeline = None
-    if await db[RUNS].find_one({}, {"_id": 1}) is None:
-        if await db["store_status"].find_one({}, {"_id": 1}) is None:
-            return
-        if timeline is None or not hasattr(timeline, "rebuild_runs"):
-            raise TimelineMissingError(
-                "status_runs is empty but store_status holds polls, and no timeline builder "
-                "is installed; run the report with pipeline v1"
-            )
-        log.info("status_runs is empty: building it from store_status")
-        await timeline.rebuild_runs(db)
+    if (id(db.client), db.name) in _ACTIVE:
+        if not await wait_current(db, WAIT_S):
+            log.warning("report v2: the runs follower lags more than %.0f s behind", WAIT_S)
         return
-    wait_current = getattr(timeline, "wait_current", None)
-    if wait_current is not None and not await wait_current(db):
-        log.warning("the status timeline may lag behind the latest polls (follower not current)")
+    state = await db[STATE_COLLECTION].find_one({"_id": STATE_ID}, {"heartbeat": 1}) or {}
+    beat = state.get("heartbeat")
+    if isinstance(beat, datetime):
+        beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
+        if datetime.now(UTC) - beat < timedelta(seconds=LIVE_HEARTBEAT_S):
+            if not await wait_current(db, WAIT_S):
+                log.warning("report v2: the runs follower lags more than %.0f s behind", WAIT_S)
+            return
+    follower = RunsFollower(db)
+    await follower.start()
+    try:
+        if not await wait_current(db, CATCH_UP_S):
+            raise TimelineNotCurrentError(
+                "the status timeline (status_runs) could not be brought up to date; check "
+                "`uptime runs status`, or run the report with --pipeline v1"
+            )
+        # Let it store its resume token (its first idle round), so the next report resumes
+        # from there instead of rebuilding.
+        for _ in range(100):
+            if follower.state.get("token") is not None:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await follower.stop()
+        # This follower is gone: clear its heartbeat so the next report does not take it for
+        # a live one and wait for it in vain.
+        await db[STATE_COLLECTION].update_one(
+            {"_id": STATE_ID, "owner": follower.state.get("owner")}, {"$set": {"heartbeat": None}}
+        )
 
 
 async def count_report_stores_v2(db: Any, as_of: datetime) -> int:

@@ -307,6 +307,7 @@ async def iter_report_rows(
     version: str | None = None,
     store_range: tuple[str | None, str | None] = (None, None),
     timezones: Sequence[str] | None = None,
+    prepare: bool = True,
 ) -> AsyncIterator[dict]:
     """Yield the report rows for ``as_of``, sorted by store_id.
 
@@ -316,6 +317,8 @@ async def iter_report_rows(
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
     caller already ran ``known_timezones``.
+    ``version`` ``None`` = ``default_version()``. ``prepare=False`` skips bringing v2's inputs
+    up to date (``inputs_v2.prepare_inputs``): the caller has made them current.
 
     Raises:
         ValueError / FileNotFoundError: unknown pipeline version.
@@ -324,7 +327,7 @@ async def iter_report_rows(
     version = check_version(version)
     stages = load_pipeline(version)
     source = SOURCES[version]
-    if source != "store_status":
+    if source != "store_status" and prepare:
         from uptime.report.inputs_v2 import prepare_inputs
 
         await prepare_inputs(db)

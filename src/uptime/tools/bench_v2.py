@@ -2,9 +2,9 @@
 
 At the reference scale, on the database the main benchmark imported (same data, same run):
 
-* **timeline build**: ``status_runs`` from the polls — ``uptime.timeline.rebuild_runs`` when the
-  timeline is installed, else the Python reference builder ``uptime.tools.runs_model`` (the
-  label says which) — and ``store_schedules`` (``rebuild_schedules``);
+* **timeline build**: ``store_schedules`` (``rebuild_schedules``) and ``status_runs`` from the
+  polls, the way the first v2 report on a fresh database gets them (a follower's first start:
+  one full ``uptime.timeline.rebuild_runs``, then a stored resume token);
 * **T_v1_cli / T_v2_cli**: ``uptime report --pipeline v1|v2 --as-of T --output FILE`` end to
   end in a child process (CLI start, report into GridFS, CSV copied to the file), interleaved,
   ``runs`` times each; the two CSVs must be byte-identical. Target: T_v2 <= 0.25 x T_v1.
@@ -41,27 +41,23 @@ HISTORY_DAYS = 43
 
 
 async def build_inputs(db: Any) -> dict[str, Any]:
-    """Build ``status_runs`` and ``store_schedules`` for ``db``; return their times (s)."""
+    """Build ``status_runs`` and ``store_schedules`` for ``db`` as a v2 report would find them
+    on a fresh database (``prepare_inputs``: the schedules, then a follower's first start =
+    one full ``rebuild_runs`` + a stored resume token, so later reports resume); return the
+    times (s)."""
+    from uptime.report.inputs_v2 import prepare_inputs
     from uptime.report.schedules import rebuild_schedules
 
-    try:
-        from uptime.timeline import rebuild_runs  # type: ignore[attr-defined]
-
-        builder = "uptime.timeline.rebuild_runs"
-    except ImportError:
-        from uptime.tools.runs_model import rebuild_runs_model as rebuild_runs
-
-        builder = "uptime.tools.runs_model (Python reference builder; no timeline installed)"
-    started = time.perf_counter()
-    await rebuild_runs(db)
-    runs_s = time.perf_counter() - started
     started = time.perf_counter()
     await rebuild_schedules(db)
+    schedules_s = time.perf_counter() - started
+    started = time.perf_counter()
+    await prepare_inputs(db)
     return {
-        "runs_builder": builder,
-        "runs_rebuild_s": runs_s,
+        "runs_builder": "uptime.timeline follower, first start (full rebuild_runs)",
+        "runs_rebuild_s": time.perf_counter() - started,
         "runs": await db["status_runs"].estimated_document_count(),
-        "schedules_rebuild_s": time.perf_counter() - started,
+        "schedules_rebuild_s": schedules_s,
         "schedules": await db["store_schedules"].estimated_document_count(),
     }
 

@@ -1,6 +1,6 @@
 """An obviously-correct Python builder of ``status_runs`` (the contract in issue 8, item 2):
 the report v2 tests build runs with it, independently of the timeline's pipeline
-(``uptime.timeline``), and ``uptime bench`` falls back to it when no timeline is installed.
+(``uptime.timeline``), so v2 is checked against runs built two ways.
 
 Runs follow the report's rules 1-2 on the stored polls: valid polls only (string
 ``store_id``, Date ``timestamp_utc``, status active|inactive); the polls of one store at one
