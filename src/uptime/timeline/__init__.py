@@ -1,0 +1,8 @@
+"""The status timeline: per-store runs of one status (``status_runs``), kept current from a
+change stream on ``store_status`` (issue 8, items 2-3). Public API (names fixed by the round-2
+contract): :func:`rebuild_runs`, :func:`recompute_stores`, :func:`wait_current`,
+:class:`RunsFollower`."""
+
+from uptime.timeline.runs import rebuild_runs, recompute_stores
+
+__all__ = ["rebuild_runs", "recompute_stores"]

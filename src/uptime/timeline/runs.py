@@ -1,0 +1,197 @@
+"""Build and keep current the status timeline ``status_runs`` (issue 8, items 2-3).
+
+A *run* is a maximal stretch of one status of one store, derived from ``store_status`` by the
+report's rules 1-2 (polls at one ms instant count once, inactive wins; the status changes at
+the midpoint between consecutive distinct poll instants, an exact midpoint belongs to the later
+poll). Document shape (``/work/round2/CONTRACT.md``, "Data contract")::
+
+    {_id: "<store_id>|<first_poll ISO ms>Z", store_id: str, status: "active"|"inactive",
+     first_poll: Date, last_poll: Date, polls: int,        # distinct poll instants
+     start2: long|null, end2: long|null,                   # 2 x epoch ms; null = open
+     start: Date|null, end: Date|null,                     # floor(start2/2), floor(end2/2)
+     batch: ObjectId}                                      # the recompute that wrote it
+
+The computation is two aggregation pipelines (``pipelines/status_runs.v1.json`` and
+``pipelines/status_runs_windows.v1.json``; sidecar ``status_runs.v1.md``). This module runs
+them:
+
+* :func:`rebuild_runs` — the whole collection in one pipeline run (``windows: null``), then
+  deletes the runs that run did not write (``batch`` older than its own).
+* :func:`recompute_stores` — only the runs around changed poll instants: the windows pipeline
+  finds, per store, the stored run before the first changed instant and the one after the last
+  (index ``store_id_1_first_poll_1``); the main pipeline re-reads only the polls between them
+  (stored runs that end before the change enter as ready-made pieces), ``$merge``s the new
+  runs and the runs left in the window that it did not rewrite are deleted.
+
+Why "merge, then delete stale" and not "build into a temporary collection and rename": the
+incremental path has to do it this way anyway (a rename swaps whole collections), so the full
+rebuild uses the same mechanism and the same pipeline file unchanged; readers never see an
+empty collection. The price: between the ``$merge`` and the delete (milliseconds for a burst,
+about a second for a full rebuild) a reader can see a stale run beside its replacement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import ObjectId, json_util
+from pymongo import DeleteMany
+
+from uptime.platform.resources import pipelines_dir
+
+RUNS_COLLECTION = "status_runs"
+PIPELINE_TAG = "status_runs@v1"
+MAIN_FILE = "status_runs.v1.json"
+WINDOWS_FILE = "status_runs_windows.v1.json"
+#: stores per pipeline run of the incremental path (keeps the ``let`` document far below 16 MB)
+STORES_PER_RUN = 5_000
+
+AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
+
+
+def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
+    """Load ``pipelines/<file_name>`` (Extended JSON) as a list of stage documents.
+
+    Raises:
+        FileNotFoundError: the file is not installed.
+        ValueError: the file is not a JSON array of single-key stage documents.
+    """
+    path = pipelines_dir() / file_name
+    stages = json_util.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
+        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
+    return stages
+
+
+def _utc_ms(moment: datetime) -> datetime:
+    """tz-aware UTC, truncated to ms (BSON Date precision); naive = UTC already."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _not_batch(batch: ObjectId) -> dict[str, Any]:
+    """Runs written before ``batch`` (or by something else): ObjectIds order by creation time,
+    so a recompute that started later (another process) keeps its runs."""
+    return {"$or": [{"batch": {"$lt": batch}}, {"batch": {"$not": {"$type": "objectId"}}}]}
+
+
+async def _drain(cursor: Any) -> list[dict]:
+    async with cursor:
+        return await cursor.to_list()
+
+
+async def rebuild_runs(
+    db: AsyncDb, *, store_range: tuple[str | None, str | None] = (None, None)
+) -> dict[str, Any]:
+    """Rebuild ``status_runs`` from every valid poll in ``store_status``: one run of
+    ``status_runs.v1.json`` with ``windows: null`` (issue 8 item 3, ``uptime runs rebuild``).
+
+    ``store_range`` = ``(store_from, store_to)`` limits it to ``store_from <= store_id <
+    store_to`` (``None`` = unbounded). Runs of the range that the rebuild did not write (stores
+    without polls any more, runs that no longer exist) are deleted afterwards.
+
+    Returns ``{"runs": runs in the collection afterwards, "deleted": stale runs removed,
+    "seconds": wall time (float), "batch": the batch id (str)}``.
+
+    Raises:
+        pymongo.errors.PyMongoError: the server failed the aggregation or the delete.
+    """
+    started = time.perf_counter()
+    batch = ObjectId()
+    store_from, store_to = store_range
+    await _drain(
+        await db["store_status"].aggregate(
+            load_runs_pipeline(),
+            let={"windows": None, "store_from": store_from, "store_to": store_to,
+                 "batch": batch},
+            comment=f"{PIPELINE_TAG}:rebuild",
+            allowDiskUse=True,
+        )
+    )
+    stale: dict[str, Any] = _not_batch(batch)
+    if store_from is not None or store_to is not None:
+        bounds: dict[str, Any] = {}
+        if store_from is not None:
+            bounds["$gte"] = store_from
+        if store_to is not None:
+            bounds["$lt"] = store_to
+        stale = {"$and": [stale, {"store_id": bounds}]}
+    deleted = (await db[RUNS_COLLECTION].delete_many(stale)).deleted_count
+    runs = await db[RUNS_COLLECTION].count_documents({})
+    return {"runs": runs, "deleted": deleted, "seconds": time.perf_counter() - started,
+            "batch": str(batch)}
+
+
+async def recompute_stores(
+    db: AsyncDb, changes: Mapping[str, tuple[datetime, datetime]]
+) -> dict[str, Any]:
+    """Recompute the runs of the given stores around changed poll instants (issue 8 item 3).
+
+    ``changes`` maps ``store_id`` to ``(first, last)``: the earliest and latest poll instant
+    (UTC; naive = UTC; truncated to ms) that was inserted, deleted or modified. Only polls
+    between the stored run before ``first`` and the stored run after ``last`` are read again
+    (that run before is re-read only when it reaches past ``first``), so the cost is in the
+    changed stretch and its two neighbouring runs, not in the store's history. Late,
+    out-of-order and duplicate polls are fine; running it again is harmless (idempotent).
+
+    Returns ``{"stores": stores recomputed, "deleted": stale runs removed, "pipeline_runs":
+    int, "seconds": float}``.
+
+    Raises:
+        ValueError: a change whose ``first`` is after its ``last``, or a store id that is
+            not a string.
+        pymongo.errors.PyMongoError: a server error.
+    """
+    started = time.perf_counter()
+    items: list[dict[str, Any]] = []
+    for store, (first, last) in sorted(changes.items()):
+        if not isinstance(store, str):
+            raise ValueError(f"recompute_stores: store id {store!r} is not a string")
+        a, b = _utc_ms(first), _utc_ms(last)
+        if a > b:
+            raise ValueError(f"recompute_stores: store {store}: first {a} is after last {b}")
+        items.append({"s": store, "a": a, "b": b})
+    deleted = 0
+    runs = 0
+    main = load_runs_pipeline() if items else []
+    windows_pipeline = load_runs_pipeline(WINDOWS_FILE) if items else []
+    for i in range(0, len(items), STORES_PER_RUN):
+        chunk = items[i : i + STORES_PER_RUN]
+        deleted += await _recompute_chunk(db, chunk, main, windows_pipeline)
+        runs += 1
+    return {"stores": len(items), "deleted": deleted, "pipeline_runs": runs,
+            "seconds": time.perf_counter() - started}
+
+
+async def _recompute_chunk(
+    db: AsyncDb, chunk: Sequence[dict[str, Any]], main: list[dict], windows_pipeline: list[dict]
+) -> int:
+    """windows -> main pipeline ($merge) -> delete the window's runs it did not write."""
+    batch = ObjectId()
+    windows = await _drain(
+        await db.aggregate(
+            windows_pipeline, let={"changes": list(chunk)}, comment=f"{PIPELINE_TAG}:windows"
+        )
+    )
+    await _drain(
+        await db["store_status"].aggregate(
+            main,
+            let={"windows": windows, "store_from": None, "store_to": None, "batch": batch},
+            comment=f"{PIPELINE_TAG}:recompute",
+            allowDiskUse=True,
+        )
+    )
+    ops = [
+        DeleteMany({"store_id": w["s"], "first_poll": {"$gte": w["lo"], "$lte": w["hi"]},
+                    **_not_batch(batch)})
+        for w in windows
+    ]
+    if not ops:
+        return 0
+    result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
+    return result.deleted_count

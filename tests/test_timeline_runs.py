@@ -1,0 +1,218 @@
+"""The status timeline ``status_runs`` (issue 8, item 2): runs built by
+``pipelines/status_runs.v1.json`` through ``uptime.timeline.rebuild_runs`` and
+``recompute_stores``, against hand-computed runs and a plain-Python reference."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from uptime.platform.migrations import ensure_current
+from uptime.timeline import rebuild_runs, recompute_stores
+
+B = datetime(2023, 1, 22, tzinfo=UTC)
+B_MS = int(B.timestamp() * 1000)
+
+
+def at(ms: int) -> datetime:
+    """B + ms milliseconds."""
+    return B + timedelta(milliseconds=ms)
+
+
+def poll(store: str, ms: int, status: str) -> dict:
+    return {"store_id": store, "timestamp_utc": at(ms), "status": status}
+
+
+async def runs_of(db, store: str | None = None) -> list[dict]:
+    query = {} if store is None else {"store_id": store}
+    docs = await (db["status_runs"].find(query, {"batch": 0}).sort(
+        [("store_id", 1), ("first_poll", 1)])).to_list()
+    return docs
+
+
+def run(store, status, first, last, polls, start2, end2) -> dict:
+    """Expected run document; times in ms after B, start2/end2 in 2 x ms after 2B."""
+    s2 = None if start2 is None else 2 * B_MS + start2
+    e2 = None if end2 is None else 2 * B_MS + end2
+    return {
+        "_id": f"{store}|{at(first).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z",
+        "store_id": store, "status": status, "first_poll": at(first), "last_poll": at(last),
+        "polls": polls, "start2": s2, "end2": e2,
+        "start": None if s2 is None else at(start2 // 2),
+        "end": None if e2 is None else at(end2 // 2),
+    }
+
+
+@pytest.fixture
+async def rdb(db):
+    """A fresh database with the migrations applied (status_runs index)."""
+    await ensure_current(db, apply=True)
+    return db
+
+
+async def test_hand_computed_runs_midpoints_and_half_ms(rdb) -> None:
+    """Rule 2: runs are maximal stretches of one status; a run ends at the midpoint between
+    its last poll and the next run's first poll (here 10 and 21 ms -> 15.5 ms, kept exactly as
+    end2 = 31 in 2 x ms, end = floor = 15 ms); the first run is open to the past, the last to
+    the future; run k's end2 equals run k+1's start2 (tiling)."""
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 10, "active"), poll("A", 21, "inactive"),
+        poll("A", 30, "inactive"), poll("A", 41, "active"),
+    ])
+    await rebuild_runs(rdb)
+    assert await runs_of(rdb) == [
+        run("A", "active", 0, 10, 2, None, 31),
+        run("A", "inactive", 21, 30, 2, 31, 71),
+        run("A", "active", 41, 41, 1, 71, None),
+    ]
+
+
+async def test_one_instant_counts_once_and_inactive_wins(rdb) -> None:
+    """Rule 1: polls of one store at one ms instant count as one poll (polls counts distinct
+    instants), inactive if any of them is inactive; exact duplicates count once too."""
+    await rdb["store_status"].insert_many([
+        poll("D", 0, "active"), poll("D", 0, "active"),
+        poll("D", 10, "active"), poll("D", 10, "inactive"), poll("D", 10, "active"),
+        poll("D", 20, "active"),
+    ])
+    await rebuild_runs(rdb)
+    assert await runs_of(rdb) == [
+        run("D", "active", 0, 0, 1, None, 10),
+        run("D", "inactive", 10, 10, 1, 10, 30),
+        run("D", "active", 20, 20, 1, 30, None),
+    ]
+
+
+async def test_single_poll_store_and_invalid_polls(rdb) -> None:
+    """A store with one valid poll has one run open on both sides (start2 = end2 = null);
+    polls with another status, a non-string store_id or a non-Date timestamp are ignored, as
+    in the report (rule 1); several stores are computed independently."""
+    await rdb["store_status"].insert_many([
+        poll("S", 5, "inactive"),
+        poll("S", 7, "unknown"),
+        {"store_id": "S", "timestamp_utc": "2023-01-22T00:00:00Z", "status": "active"},
+        {"store_id": 42, "timestamp_utc": at(1), "status": "active"},
+        poll("T", 1, "active"), poll("T", 2, "active"),
+    ])
+    await rebuild_runs(rdb)
+    assert await runs_of(rdb) == [
+        run("S", "inactive", 5, 5, 1, None, None),
+        run("T", "active", 1, 2, 2, None, None),
+    ]
+
+
+async def test_rebuild_removes_runs_that_no_longer_exist(rdb) -> None:
+    """A rebuild leaves exactly the runs of the current polls: runs of deleted polls and of
+    stores without polls are removed (merge, then delete what the rebuild did not write)."""
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 10, "inactive"), poll("Z", 0, "active")])
+    await rebuild_runs(rdb)
+    assert len(await runs_of(rdb)) == 3
+    await rdb["store_status"].delete_many({"store_id": "Z"})
+    await rdb["store_status"].delete_many({"timestamp_utc": at(10)})
+    result = await rebuild_runs(rdb)
+    assert result["deleted"] == 2 and result["runs"] == 1
+    assert await runs_of(rdb) == [run("A", "active", 0, 0, 1, None, None)]
+
+
+async def test_recompute_late_poll_splits_a_run(rdb) -> None:
+    """A late poll inside a run (recompute_stores with its instant) splits that run in three
+    and leaves the other runs and stores as they were."""
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 100, "active"), poll("A", 200, "inactive"),
+        poll("B", 0, "inactive"),
+    ])
+    await rebuild_runs(rdb)
+    await rdb["store_status"].insert_one(poll("A", 50, "inactive"))
+    await recompute_stores(rdb, {"A": (at(50), at(50))})
+    assert await runs_of(rdb) == [
+        run("A", "active", 0, 0, 1, None, 50),
+        run("A", "inactive", 50, 50, 1, 50, 150),
+        run("A", "active", 100, 100, 1, 150, 300),
+        run("A", "inactive", 200, 200, 1, 300, None),
+        run("B", "inactive", 0, 0, 1, None, None),
+    ]
+
+
+async def test_recompute_rejects_inverted_range(rdb) -> None:
+    """recompute_stores names the store whose (first, last) is inverted."""
+    with pytest.raises(ValueError, match="store X"):
+        await recompute_stores(rdb, {"X": (at(5), at(1))})
+
+
+# ------------------------------------------------------------------ reference + property
+def reference_runs(polls: list[dict]) -> list[dict]:
+    """Plain-Python runs by rules 1-2 (independent of the pipeline)."""
+    by_store: dict[str, dict[datetime, bool]] = {}
+    for p in polls:
+        if not isinstance(p["store_id"], str) or p["status"] not in ("active", "inactive"):
+            continue
+        inst = by_store.setdefault(p["store_id"], {})
+        inst[p["timestamp_utc"]] = inst.get(p["timestamp_utc"], False) or p["status"] == "inactive"
+    out = []
+    for store in sorted(by_store):
+        seq = sorted(by_store[store].items())
+        groups: list[list[tuple[datetime, bool]]] = []
+        for t, i in seq:
+            if groups and groups[-1][-1][1] == i:
+                groups[-1].append((t, i))
+            else:
+                groups.append([(t, i)])
+        ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
+        for k, g in enumerate(groups):
+            s2 = None if k == 0 else ms(groups[k - 1][-1][0]) + ms(g[0][0])
+            e2 = None if k == len(groups) - 1 else ms(g[-1][0]) + ms(groups[k + 1][0][0])
+            out.append({
+                "_id": f"{store}|{g[0][0].strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z",
+                "store_id": store, "status": "inactive" if g[0][1] else "active",
+                "first_poll": g[0][0], "last_poll": g[-1][0], "polls": len(g),
+                "start2": s2, "end2": e2,
+                "start": None if s2 is None else datetime.fromtimestamp(s2 // 2 / 1000, UTC),
+                "end": None if e2 is None else datetime.fromtimestamp(e2 // 2 / 1000, UTC),
+            })
+    return out
+
+
+_poll = st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.integers(0, 40),
+                  st.sampled_from(["active", "active", "inactive"]))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.lists(_poll, max_size=25),
+    batches=st.lists(
+        st.tuples(st.lists(_poll, min_size=1, max_size=8), st.lists(st.integers(0, 60), max_size=3)),
+        min_size=1, max_size=5),
+)
+async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> None:
+    """Rule (issue 8 item 5): runs kept current by recompute_stores after random batches —
+    late and out-of-order polls, duplicates, conflicting polls at one instant, deletions —
+    equal a full rebuild and the plain-Python reference after every batch."""
+    await rdb["store_status"].delete_many({})
+    await rdb["status_runs"].delete_many({})
+    if first:
+        await rdb["store_status"].insert_many([poll(s, t * 10, x) for s, t, x in first])
+    await rebuild_runs(rdb)
+    for inserts, delete_idx in batches:
+        changes: dict[str, list[datetime]] = {}
+        docs = [poll(s, t * 10, x) for s, t, x in inserts]
+        await rdb["store_status"].insert_many(docs)
+        for d in docs:
+            changes.setdefault(d["store_id"], []).append(d["timestamp_utc"])
+        existing = await rdb["store_status"].find({}, {"_id": 1, "store_id": 1,
+                                                      "timestamp_utc": 1}).sort("_id").to_list()
+        for idx in delete_idx:
+            if existing and idx < len(existing):
+                victim = existing[idx]
+                if (await rdb["store_status"].delete_one({"_id": victim["_id"]})).deleted_count:
+                    changes.setdefault(victim["store_id"], []).append(victim["timestamp_utc"])
+        await recompute_stores(rdb, {s: (min(ts), max(ts)) for s, ts in changes.items()})
+        polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
+        assert await runs_of(rdb) == reference_runs(polls)
+    incremental = await runs_of(rdb)
+    await rebuild_runs(rdb)
+    assert await runs_of(rdb) == incremental
