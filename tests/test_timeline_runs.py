@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,24 +13,7 @@ from hypothesis import strategies as st
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import rebuild_runs, recompute_stores
 
-B = datetime(2023, 1, 22, tzinfo=UTC)
-B_MS = int(B.timestamp() * 1000)
-
-
-def at(ms: int) -> datetime:
-    """B + ms milliseconds."""
-    return B + timedelta(milliseconds=ms)
-
-
-def poll(store: str, ms: int, status: str) -> dict:
-    return {"store_id": store, "timestamp_utc": at(ms), "status": status}
-
-
-async def runs_of(db, store: str | None = None) -> list[dict]:
-    query = {} if store is None else {"store_id": store}
-    docs = await (db["status_runs"].find(query, {"batch": 0}).sort(
-        [("store_id", 1), ("first_poll", 1)])).to_list()
-    return docs
+from timeline_support import B, B_MS, at, poll, reference_runs, runs_of
 
 
 def run(store, status, first, last, polls, start2, end2) -> dict:
@@ -143,39 +126,7 @@ async def test_recompute_rejects_inverted_range(rdb) -> None:
         await recompute_stores(rdb, {"X": (at(5), at(1))})
 
 
-# ------------------------------------------------------------------ reference + property
-def reference_runs(polls: list[dict]) -> list[dict]:
-    """Plain-Python runs by rules 1-2 (independent of the pipeline)."""
-    by_store: dict[str, dict[datetime, bool]] = {}
-    for p in polls:
-        if not isinstance(p["store_id"], str) or p["status"] not in ("active", "inactive"):
-            continue
-        inst = by_store.setdefault(p["store_id"], {})
-        inst[p["timestamp_utc"]] = inst.get(p["timestamp_utc"], False) or p["status"] == "inactive"
-    out = []
-    for store in sorted(by_store):
-        seq = sorted(by_store[store].items())
-        groups: list[list[tuple[datetime, bool]]] = []
-        for t, i in seq:
-            if groups and groups[-1][-1][1] == i:
-                groups[-1].append((t, i))
-            else:
-                groups.append([(t, i)])
-        ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
-        for k, g in enumerate(groups):
-            s2 = None if k == 0 else ms(groups[k - 1][-1][0]) + ms(g[0][0])
-            e2 = None if k == len(groups) - 1 else ms(g[-1][0]) + ms(groups[k + 1][0][0])
-            out.append({
-                "_id": f"{store}|{g[0][0].strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z",
-                "store_id": store, "status": "inactive" if g[0][1] else "active",
-                "first_poll": g[0][0], "last_poll": g[-1][0], "polls": len(g),
-                "start2": s2, "end2": e2,
-                "start": None if s2 is None else datetime.fromtimestamp(s2 // 2 / 1000, UTC),
-                "end": None if e2 is None else datetime.fromtimestamp(e2 // 2 / 1000, UTC),
-            })
-    return out
-
-
+# ------------------------------------------------------------------ property
 _poll = st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.integers(0, 40),
                   st.sampled_from(["active", "active", "inactive"]))
 

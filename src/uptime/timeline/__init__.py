@@ -3,6 +3,7 @@ change stream on ``store_status`` (issue 8, items 2-3). Public API (names fixed 
 contract): :func:`rebuild_runs`, :func:`recompute_stores`, :func:`wait_current`,
 :class:`RunsFollower`."""
 
+from uptime.timeline.follower import RunsFollower, wait_current
 from uptime.timeline.runs import rebuild_runs, recompute_stores
 
-__all__ = ["rebuild_runs", "recompute_stores"]
+__all__ = ["RunsFollower", "rebuild_runs", "recompute_stores", "wait_current"]

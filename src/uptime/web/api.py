@@ -41,6 +41,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from uptime.report import reports
 from uptime.platform.db import open_database
 from uptime.platform.settings import Settings, get_settings
+from uptime.timeline.cli import start_follower
 
 log = logging.getLogger(__name__)
 
@@ -298,9 +299,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await service.start()
             app.state.db = db
             app.state.reports = service
+            follower = await start_follower(db)  # status_runs kept current (UPTIME_FOLLOW_RUNS)
             try:
                 yield
             finally:
+                if follower is not None:
+                    await follower.stop()
                 await service.stop()
 
     app = FastAPIOffline(  # Swagger UI and ReDoc assets served locally, no CDN needed

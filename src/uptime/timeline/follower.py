@@ -1,0 +1,419 @@
+"""Keep ``status_runs`` current from a change stream on ``store_status`` (issue 8, item 3).
+
+:class:`RunsFollower` watches ``store_status`` (inserts, updates, replaces, deletes), collects
+events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), turns
+each batch into ``{store_id: (first instant, last instant)}`` and calls
+:func:`uptime.timeline.runs.recompute_stores` — one windows + one main pipeline run per 5,000
+stores. Only AFTER that recompute is the batch's resume token stored in ``runs_follower``
+(at-least-once delivery; the recompute is idempotent), so a restart resumes from it and
+misses no write made while the follower was stopped.
+
+Which instants an event touches:
+
+* insert / replace / update: the new document (``fullDocument``, with ``updateLookup``), plus
+  the old one: the pre-image (``fullDocumentBeforeChange``; the follower enables
+  ``changeStreamPreAndPostImages`` on ``store_status`` when it may) or, without one, the
+  importer's deterministic ``_id`` ``"<store_id>|<UTC ISO ms>|<a|i>"``;
+* delete: the pre-image, else the ``_id`` as above.
+* An update/replace/delete of a document with another kind of ``_id`` and no pre-image
+  cannot be placed: the follower then **rebuilds the whole collection** (safe, about
+  15-30 s at 2.8M polls) and logs why.
+
+Fallbacks (logged at WARNING, shown by ``uptime runs status`` as mode ``fallback`` + reason):
+
+* the stored token is no longer in the oplog (``ChangeStreamHistoryLost`` and friends), or
+  there is no stored token (first start): a new stream is opened at the current cluster time
+  FIRST, then the whole collection is rebuilt, then the stream's events are applied — nothing
+  written in between is lost;
+* a standalone server (``MONGODB_URI`` without a replica set: no change streams): the whole
+  collection is rebuilt every ``standalone_interval_s`` seconds (``UPTIME_RUNS_REBUILD_INTERVAL``,
+  default 60 s). Runs can then be up to that interval (plus a rebuild) old, and
+  :func:`wait_current` answers False.
+
+State document ``runs_follower {_id: "store_status", token, mode: "change_stream"|"fallback",
+reason, applied_until: Timestamp (cluster time up to which every store_status write is in the
+runs), applied_at: Date, last_event: {op, store_id, cluster_time, wall}, events, batches,
+last_batch: {events, stores, seconds, at}, rebuilds, last_rebuild: {reason, seconds, at},
+pending: events being applied now, heartbeat: Date, owner}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import Timestamp
+from pymongo.errors import OperationFailure, PyMongoError
+
+from uptime.timeline.runs import rebuild_runs, recompute_stores
+
+log = logging.getLogger(__name__)
+
+STATE_COLLECTION = "runs_follower"
+STATE_ID = "store_status"
+#: ChangeStreamHistoryLost, InvalidResumeToken, ChangeStreamFatalError, BSONObjectTooLarge of
+#: a token, "resume point may no longer be in the oplog" (older servers)
+LOST_TOKEN_CODES = {280, 286, 260, 10334, 136}
+#: operations of a standalone server that has no change streams
+NO_CHANGE_STREAMS_CODES = {40573}
+_POLL_ID = re.compile(
+    r"^(?P<store>.+)\|(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:Z|\+00:00)?\|[ai]$"
+)
+_ACTIVE: dict[tuple[int, str], RunsFollower] = {}
+
+
+def token_time(token: dict[str, Any] | None) -> Timestamp | None:
+    """The cluster time encoded in a change-stream resume token (``_data`` hex: ``82`` then
+    4 bytes seconds, 4 bytes increment, big-endian), or None if it is not of that form."""
+    data = (token or {}).get("_data")
+    if not isinstance(data, str) or len(data) < 18 or not data.startswith("82"):
+        return None
+    try:
+        return Timestamp(int(data[2:10], 16), int(data[10:18], 16))
+    except ValueError:
+        return None
+
+
+def poll_from_id(_id: Any) -> tuple[str, datetime] | None:
+    """``(store_id, instant)`` from an importer poll ``_id`` ``"<store>|<ISO ms>|<a|i>"``,
+    else None (another system's ``_id``)."""
+    if not isinstance(_id, str):
+        return None
+    m = _POLL_ID.match(_id)
+    if not m:
+        return None
+    try:
+        return m["store"], datetime.fromisoformat(m["ts"]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _poll_of(doc: Any) -> tuple[str, datetime] | None:
+    """(store_id, timestamp_utc) of a poll document, None unless both have the right types."""
+    if not isinstance(doc, dict):
+        return None
+    store, ts = doc.get("store_id"), doc.get("timestamp_utc")
+    if isinstance(store, str) and isinstance(ts, datetime):
+        return store, ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return None
+
+
+def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[datetime, datetime]], bool]:
+    """Turn change events into ``({store_id: (first, last)}, unknown)``; ``unknown`` is True
+    when an event touched a poll whose old store/instant cannot be known (no pre-image, not an
+    importer ``_id``): only a full rebuild is safe then."""
+    touched: dict[str, list[datetime]] = {}
+    unknown = False
+
+    def add(p: tuple[str, datetime] | None) -> None:
+        if p is not None:
+            touched.setdefault(p[0], []).append(p[1])
+
+    for ev in events:
+        op = ev.get("operationType")
+        if op in ("insert", "update", "replace"):
+            add(_poll_of(ev.get("fullDocument")))
+            if op == "insert":
+                continue
+        elif op != "delete":
+            continue
+        before = ev.get("fullDocumentBeforeChange")
+        if before is not None:
+            add(_poll_of(before))
+            continue
+        parsed = poll_from_id((ev.get("documentKey") or {}).get("_id"))
+        if parsed is None:
+            unknown = True
+        add(parsed)
+    return {s: (min(ts), max(ts)) for s, ts in touched.items()}, unknown
+
+
+async def operation_time(db: Any) -> Timestamp | None:
+    """The server's latest cluster time (``operationTime`` of a ``ping``); None on a
+    standalone server (no cluster time)."""
+    res = await db.command("ping")
+    return res.get("operationTime")
+
+
+async def is_replica_set(db: Any) -> bool:
+    """True if the server supports change streams (a replica-set member or mongos)."""
+    hello = await db.client.admin.command("hello")
+    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+
+class RunsFollower:
+    """Follows ``store_status`` and keeps ``status_runs`` current (see the module doc).
+
+    Args:
+        db: the ``AsyncDatabase`` holding ``store_status`` / ``status_runs``.
+        batch_max: events per recompute at most.
+        batch_wait_s: seconds a batch stays open after its first event (default 0.05).
+        standalone_interval_s: seconds between full rebuilds on a standalone server.
+        idle_persist_s: how often an idle follower writes its progress (applied_until).
+
+    ``start()`` runs the follower as an asyncio task; ``stop()`` ends it (the token of the last
+    applied batch is already stored). ``status()`` returns the in-memory state.
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        *,
+        batch_max: int = 5_000,
+        batch_wait_s: float = 0.05,
+        standalone_interval_s: float = 60.0,
+        idle_persist_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.standalone_interval_s = standalone_interval_s
+        self.idle_persist_s = idle_persist_s
+        self.state: dict[str, Any] = {"_id": STATE_ID}
+        self.applied_until: Timestamp | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._key = (id(db.client), db.name)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start following in the background (returns at once)."""
+        if self._task is not None:
+            return
+        self._stopping.clear()
+        _ACTIVE[self._key] = self
+        self._task = asyncio.create_task(self._main(), name="runs-follower")
+
+    async def stop(self) -> None:
+        """Stop following and wait for the task to end."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - logged in _main
+                pass
+            self._task = None
+        if _ACTIVE.get(self._key) is self:
+            del _ACTIVE[self._key]
+
+    async def run_forever(self) -> None:
+        """Follow until cancelled (``uptime runs follow``)."""
+        await self.start()
+        assert self._task is not None
+        await self._task
+
+    # -- state ---------------------------------------------------------------------------------
+    async def _save(self, **fields: Any) -> None:
+        self.state.update(fields)
+        self.state["heartbeat"] = datetime.now(UTC)
+        self.state["owner"] = self._owner
+        await self.db[STATE_COLLECTION].replace_one({"_id": STATE_ID}, self.state, upsert=True)
+
+    async def _advance(self, until: Timestamp | None) -> None:
+        if until is not None and (self.applied_until is None or until > self.applied_until):
+            self.applied_until = until
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def wait_applied(self, target: Timestamp, timeout_s: float) -> bool:
+        """Wait until this follower has applied every write up to cluster time ``target``."""
+        deadline = time.monotonic() + timeout_s
+        async with self._progress:
+            while self.applied_until is None or self.applied_until < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._task is None or self._task.done():
+                    return False
+                try:
+                    await asyncio.wait_for(self._progress.wait(), left)
+                except TimeoutError:
+                    return False
+        return True
+
+    # -- main loop -----------------------------------------------------------------------------
+    async def _main(self) -> None:
+        doc = await self.db[STATE_COLLECTION].find_one({"_id": STATE_ID}) or {}
+        self.state = {k: v for k, v in doc.items() if k != "pending"} | {"_id": STATE_ID,
+                                                                          "pending": 0}
+        self.state.setdefault("events", 0)
+        self.state.setdefault("batches", 0)
+        self.state.setdefault("rebuilds", 0)
+        self.state["started_at"] = datetime.now(UTC)
+        while not self._stopping.is_set():
+            try:
+                if not await is_replica_set(self.db):
+                    await self._standalone_loop()
+                else:
+                    await self._stream_loop()
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as exc:  # connection trouble: retry after a pause
+                log.warning("runs follower: %s; retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _rebuild(self, reason: str) -> None:
+        log.warning("runs follower: full rebuild of status_runs (%s)", reason)
+        await self._save(mode="fallback", reason=reason, pending=-1)
+        result = await rebuild_runs(self.db)
+        self.state["rebuilds"] = self.state.get("rebuilds", 0) + 1
+        await self._save(last_rebuild={"reason": reason, "seconds": result["seconds"],
+                                       "runs": result["runs"], "at": datetime.now(UTC)},
+                         pending=0)
+        log.warning("runs follower: rebuild done in %.1f s (%d runs)",
+                    result["seconds"], result["runs"])
+
+    async def _standalone_loop(self) -> None:
+        reason = ("standalone server (no replica set): change streams unsupported; full "
+                  f"rebuild every {self.standalone_interval_s:g} s")
+        while not self._stopping.is_set():
+            await self._rebuild(reason)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.standalone_interval_s)
+            except TimeoutError:
+                pass
+
+    async def _enable_pre_images(self) -> None:
+        """Best effort: pre-images let deletes/updates of any ``_id`` be placed exactly."""
+        try:
+            names = await self.db.list_collection_names(filter={"name": "store_status"})
+            if not names:
+                await self.db.create_collection("store_status")
+            await self.db.command({"collMod": "store_status",
+                                   "changeStreamPreAndPostImages": {"enabled": True}})
+        except PyMongoError as exc:
+            log.info("runs follower: cannot enable pre-images on store_status (%s); deletes "
+                     "of non-importer _ids will trigger a full rebuild", exc)
+
+    async def _open(self, **kwargs: Any) -> Any:
+        return await self.db["store_status"].watch(
+            [{"$match": {"operationType": {"$in": ["insert", "update", "replace", "delete"]}}}],
+            full_document="updateLookup",
+            full_document_before_change="whenAvailable",
+            max_await_time_ms=max(1, int(self.batch_wait_s * 1000)),
+            **kwargs,
+        )
+
+    async def _fresh_stream(self, reason: str) -> Any:
+        """Open a stream at the current cluster time, then rebuild (nothing is lost between)."""
+        now = await operation_time(self.db)
+        stream = await self._open(start_at_operation_time=now)
+        await self._rebuild(reason)
+        await self._advance(now)
+        return stream
+
+    async def _stream_loop(self) -> None:
+        await self._enable_pre_images()
+        token = self.state.get("token")
+        if token is None:
+            stream = await self._fresh_stream("no stored resume token (first start)")
+        else:
+            try:
+                stream = await self._open(resume_after=token)
+                first = await stream.try_next()  # a lost token fails here at the latest
+            except OperationFailure as exc:
+                if exc.code not in LOST_TOKEN_CODES and "resume" not in str(exc).lower():
+                    raise
+                reason = f"resume token no longer in the oplog ({exc.code}: {exc.details and exc.details.get('codeName')})"
+                stream = await self._fresh_stream(reason)
+                first = None
+            else:
+                await self._save(mode="change_stream", reason="resumed from the stored token")
+            if first is not None:
+                await self._apply(stream, [first])
+        if self.state.get("mode") != "change_stream":
+            await self._save(mode="change_stream",
+                             reason=f"following (after: {self.state.get('reason')})")
+        async with stream:
+            last_persist = 0.0
+            while not self._stopping.is_set():
+                events = await self._collect(stream)
+                if events:
+                    await self._apply(stream, events)
+                    last_persist = time.monotonic()
+                else:
+                    until = token_time(stream.resume_token)
+                    await self._advance(until)
+                    if time.monotonic() - last_persist >= self.idle_persist_s:
+                        await self._save(token=stream.resume_token,
+                                         applied_until=self.applied_until,
+                                         applied_at=datetime.now(UTC))
+                        last_persist = time.monotonic()
+
+    async def _collect(self, stream: Any) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        deadline: float | None = None
+        while len(events) < self.batch_max:
+            ev = await stream.try_next()
+            if ev is None:
+                break
+            events.append(ev)
+            if deadline is None:
+                deadline = time.monotonic() + self.batch_wait_s
+            elif time.monotonic() >= deadline:
+                break
+        return events
+
+    async def _apply(self, stream: Any, events: list[dict[str, Any]]) -> None:
+        started = time.perf_counter()
+        self.state["pending"] = len(events)
+        changes, unknown = changes_of(events)
+        if unknown:
+            await self._rebuild("a change to a poll with an unknown _id and no pre-image")
+            await self._save(mode="change_stream", reason="following (after a full rebuild)")
+        elif changes:
+            await recompute_stores(self.db, changes)
+        last = events[-1]
+        until = token_time(stream.resume_token) or last.get("clusterTime")
+        seconds = time.perf_counter() - started
+        self.state["events"] = self.state.get("events", 0) + len(events)
+        self.state["batches"] = self.state.get("batches", 0) + 1
+        store = _poll_of(last.get("fullDocument")) or poll_from_id(
+            (last.get("documentKey") or {}).get("_id"))
+        await self._save(
+            token=stream.resume_token,
+            applied_until=until,
+            applied_at=datetime.now(UTC),
+            pending=0,
+            last_event={"op": last.get("operationType"),
+                        "store_id": store[0] if store else None,
+                        "cluster_time": last.get("clusterTime"),
+                        "wall": last.get("wallTime")},
+            last_batch={"events": len(events), "stores": len(changes), "seconds": seconds,
+                        "at": datetime.now(UTC)},
+        )
+        await self._advance(until)
+
+
+async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
+    """Wait until the follower has applied every ``store_status`` write acknowledged before
+    this call (True), or ``timeout_s`` seconds passed (False). Round-2 contract.
+
+    The target is the server's ``operationTime`` at the call; the follower's progress is its
+    ``applied_until`` cluster time — in memory when a :class:`RunsFollower` on the same
+    database runs in this process, else read from ``runs_follower`` every 20 ms. A standalone
+    server (no cluster time, periodic rebuilds) answers False at once.
+    """
+    target = await operation_time(db)
+    if target is None:
+        return False
+    follower = _ACTIVE.get((id(db.client), db.name))
+    if follower is not None:
+        return await follower.wait_applied(target, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        doc = await db[STATE_COLLECTION].find_one({"_id": STATE_ID}, {"applied_until": 1})
+        until = (doc or {}).get("applied_until")
+        if isinstance(until, Timestamp) and until >= target:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.02)

@@ -1,0 +1,212 @@
+"""The runs follower (issue 8, item 3): a change stream on ``store_status`` keeps
+``status_runs`` current; its resume token in ``runs_follower`` carries it across restarts; a
+lost token falls back to a full rebuild. Real mongod (a single-node replica set)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from bson import ObjectId
+from typer.testing import CliRunner
+
+from timeline_support import at, poll, reference_runs, runs_of
+from uptime.platform.migrations import ensure_current
+from uptime.timeline import RunsFollower, wait_current
+from uptime.timeline.follower import (
+    STATE_COLLECTION,
+    STATE_ID,
+    changes_of,
+    poll_from_id,
+    token_time,
+)
+
+
+def importer_id(store: str, ms: int, status: str) -> str:
+    """The importer's poll _id: "<store>|<UTC ISO ms, naive>|<a|i>"."""
+    return f"{store}|{at(ms).replace(tzinfo=None).isoformat(timespec='milliseconds')}|{status[0]}"
+
+
+async def expected(db) -> list[dict]:
+    return reference_runs(await db["store_status"].find({}, {"_id": 0}).to_list())
+
+
+async def state(db) -> dict:
+    return await db[STATE_COLLECTION].find_one({"_id": STATE_ID}) or {}
+
+
+@pytest.fixture
+async def fdb(db):
+    await ensure_current(db, apply=True)
+    return db
+
+
+async def started(db) -> RunsFollower:
+    """A follower that has finished its start (first-start rebuild included)."""
+    follower = RunsFollower(db)
+    await follower.start()
+    for _ in range(500):
+        if (await state(db)).get("mode") == "change_stream":
+            return follower
+        await asyncio.sleep(0.02)
+    await follower.stop()
+    raise AssertionError(f"follower did not start: {await state(db)}")
+
+
+async def test_inserts_through_the_change_stream_become_runs(fdb) -> None:
+    """Polls inserted while the follower runs (including a late one and a conflicting one at
+    one instant) are in status_runs once wait_current returns True, equal to the reference."""
+    await fdb["store_status"].insert_many([poll("A", 0, "active"), poll("A", 100, "active")])
+    follower = await started(fdb)
+    try:
+        assert (await state(fdb))["rebuilds"] == 1  # first start: no token -> rebuild
+        await fdb["store_status"].insert_many([poll("A", 200, "inactive"), poll("B", 5, "active")])
+        await fdb["store_status"].insert_one(poll("A", 50, "inactive"))  # late
+        await fdb["store_status"].insert_one(poll("A", 100, "inactive"))  # conflict: inactive wins
+        assert await wait_current(fdb, 10.0) is True
+        runs = await runs_of(fdb)
+        assert runs == await expected(fdb)
+        assert [r["status"] for r in runs if r["store_id"] == "A"] == [
+            "active", "inactive"]
+        s = await state(fdb)
+        assert s["events"] >= 4 and s["rebuilds"] == 1 and s["token"] is not None
+    finally:
+        await follower.stop()
+
+
+async def test_restart_resumes_from_stored_token_without_missing_writes(fdb) -> None:
+    """Writes made while the follower is stopped (insert, delete by importer _id, update of
+    another system's document) are applied after a restart from the stored token, without a
+    full rebuild."""
+    await fdb["store_status"].insert_many([
+        {"_id": importer_id("A", 0, "active"), **poll("A", 0, "active")},
+        {"_id": importer_id("A", 10, "inactive"), **poll("A", 10, "inactive")},
+        {"_id": "foreign-1", **poll("C", 0, "active")},
+    ])
+    follower = await started(fdb)
+    await fdb["store_status"].insert_one(poll("A", 20, "active"))
+    assert await wait_current(fdb, 10.0)
+    await follower.stop()
+    rebuilds = (await state(fdb))["rebuilds"]
+
+    await fdb["store_status"].delete_one({"_id": importer_id("A", 10, "inactive")})
+    await fdb["store_status"].insert_one(poll("B", 7, "inactive"))
+    await fdb["store_status"].update_one({"_id": "foreign-1"},
+                                         {"$set": {"timestamp_utc": at(30), "status": "inactive"}})
+    follower = RunsFollower(fdb)
+    await follower.start()
+    try:
+        assert await wait_current(fdb, 10.0)
+        assert await runs_of(fdb) == await expected(fdb)
+        assert [r["status"] for r in await runs_of(fdb, "A")] == ["active"]
+        assert (await state(fdb))["rebuilds"] == rebuilds  # resumed, no rebuild
+    finally:
+        await follower.stop()
+
+
+async def test_lost_token_falls_back_to_a_rebuild(fdb) -> None:
+    """A stored token that is no longer in the oplog (here: its cluster time rewritten to
+    2001) makes the follower rebuild status_runs, say so (mode/reason/last_rebuild), and keep
+    following: writes from before and after are in the runs."""
+    follower = await started(fdb)
+    await fdb["store_status"].insert_one(poll("A", 0, "active"))
+    assert await wait_current(fdb, 10.0)
+    await follower.stop()
+    token = (await state(fdb))["token"]
+    old = dict(token)
+    old["_data"] = "82" + "3B000000" + "00000001" + token["_data"][18:]
+    await fdb[STATE_COLLECTION].update_one({"_id": STATE_ID}, {"$set": {"token": old}})
+    rebuilds = (await state(fdb))["rebuilds"]
+    await fdb["store_status"].insert_one(poll("A", 10, "inactive"))  # while stopped
+    follower = await started_after_rebuild(fdb, rebuilds)
+    try:
+        s = await state(fdb)
+        assert "no longer in the oplog" in s["last_rebuild"]["reason"]
+        assert "no longer in the oplog" in s["reason"]
+        await fdb["store_status"].insert_one(poll("A", 20, "active"))
+        assert await wait_current(fdb, 10.0)
+        assert await runs_of(fdb) == await expected(fdb)
+        assert len(await runs_of(fdb)) == 3
+    finally:
+        await follower.stop()
+
+
+async def started_after_rebuild(db, rebuilds: int) -> RunsFollower:
+    follower = RunsFollower(db)
+    await follower.start()
+    for _ in range(500):
+        s = await state(db)
+        if s.get("rebuilds", 0) > rebuilds and s.get("mode") == "change_stream":
+            return follower
+        await asyncio.sleep(0.02)
+    await follower.stop()
+    raise AssertionError(f"no rebuild after a lost token: {await state(db)}")
+
+
+async def test_delete_of_foreign_id_uses_the_pre_image(fdb) -> None:
+    """A delete of a poll whose _id is not the importer's is placed through the pre-image the
+    follower enables on store_status: its run disappears, and no full rebuild is needed."""
+    follower = await started(fdb)
+    try:
+        rebuilds = (await state(fdb))["rebuilds"]
+        oid = ObjectId()
+        await fdb["store_status"].insert_many([{"_id": oid, **poll("F", 0, "inactive")},
+                                               poll("F", 10, "active")])
+        assert await wait_current(fdb, 10.0)
+        assert len(await runs_of(fdb, "F")) == 2
+        await fdb["store_status"].delete_one({"_id": oid})
+        assert await wait_current(fdb, 10.0)
+        assert await runs_of(fdb) == await expected(fdb)
+        assert [r["status"] for r in await runs_of(fdb, "F")] == ["active"]
+        assert (await state(fdb))["rebuilds"] == rebuilds
+    finally:
+        await follower.stop()
+
+
+def test_changes_of_events() -> None:
+    """Events become per-store (first, last) ranges: new documents, pre-images and importer
+    _ids; a delete with neither a pre-image nor an importer _id is unknown (full rebuild)."""
+    t1, t2 = at(5), at(9)
+    events = [
+        {"operationType": "insert", "fullDocument": poll("A", 9, "active")},
+        {"operationType": "delete", "documentKey": {"_id": importer_id("A", 5, "inactive")}},
+        {"operationType": "update", "fullDocument": None,
+         "fullDocumentBeforeChange": poll("B", 5, "active"), "documentKey": {"_id": 1}},
+        {"operationType": "insert", "fullDocument": {"store_id": 7, "timestamp_utc": t1}},
+    ]
+    assert changes_of(events) == ({"A": (t1, t2), "B": (t1, t1)}, False)
+    assert changes_of([{"operationType": "delete", "documentKey": {"_id": ObjectId()}}])[1]
+    assert poll_from_id("x|y|2023-01-22T00:00:00.005|i") == ("x|y", t1)
+    assert poll_from_id("nope") is None
+    assert token_time({"_data": "8263F0B2C5000000012B"}).time == 0x63F0B2C5
+    assert token_time({"_data": "zz"}) is None
+
+
+async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, monkeypatch) -> None:
+    """`uptime runs status` prints whether the follower runs, its mode and reason, the lag,
+    the last event applied and the pending writes."""
+    from uptime.cli import app
+    from uptime.platform.settings import get_settings
+
+    follower = await started(fdb)
+    try:
+        await fdb["store_status"].insert_one(poll("Q", 0, "active"))
+        assert await wait_current(fdb, 10.0)
+        await asyncio.sleep(0.1)
+    finally:
+        await follower.stop()
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
+    get_settings.cache_clear()
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "status"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "mode:          change_stream" in text
+    assert "lag:" in text and "pending:       0 store_status writes" in text
+    assert "last event:    insert store Q" in text
+    assert "1 full rebuilds" in text
+    assert datetime.now(UTC).year >= 2023
