@@ -167,3 +167,31 @@ async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> 
     incremental = await runs_of(rdb)
     await rebuild_runs(rdb)
     assert await runs_of(rdb) == incremental
+
+
+async def test_explain_of_both_pipelines_keeps_the_server_up(rdb) -> None:
+    """explain("executionStats") of the windows and main pipelines (recompute and full
+    rebuild) answers, and the server still answers afterwards: no $match after a $group or
+    $project inside $unionWith (that crashes mongod 6.0.5 under explain; $redact is used)."""
+    from bson import ObjectId
+
+    from uptime.timeline.runs import WINDOWS_FILE, load_runs_pipeline
+
+    await rdb["store_status"].insert_many([poll("A", 0, "active"), poll("A", 10, "inactive")])
+    await rebuild_runs(rdb)
+    changes = [{"s": "A", "a": at(5), "b": at(5)}, {"s": "N", "a": at(5), "b": at(5)}]
+    await rdb.command("explain", {"aggregate": "status_runs", "cursor": {},
+                                  "pipeline": load_runs_pipeline(WINDOWS_FILE),
+                                  "let": {"changes": changes}}, verbosity="executionStats")
+    windows = await (await rdb["status_runs"].aggregate(
+        load_runs_pipeline(WINDOWS_FILE), let={"changes": changes})).to_list()
+    assert {w["s"] for w in windows} == {"A", "N"}
+    for let in ({"windows": windows, "store_from": "A", "store_to": "A\x00", "since": at(5),
+                 "batch": ObjectId()},
+                {"windows": None, "store_from": None, "store_to": None, "since": None,
+                 "batch": ObjectId()}):
+        plan = await rdb.command("explain", {"aggregate": "store_status", "cursor": {},
+                                             "pipeline": load_runs_pipeline()[:-1], "let": let},
+                                 verbosity="executionStats")
+        assert "stages" in plan
+    assert (await rdb.command("ping"))["ok"] == 1.0

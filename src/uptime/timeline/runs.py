@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson import ObjectId, json_util
@@ -48,6 +48,11 @@ MAIN_FILE = "status_runs.v1.json"
 WINDOWS_FILE = "status_runs_windows.v1.json"
 #: stores per pipeline run of the incremental path (keeps the ``let`` document far below 16 MB)
 STORES_PER_RUN = 5_000
+#: windows whose first poll to read is at most this much older than the newest one's share
+#: one index range scan (one seek per store of the range; it reads every poll of those stores
+#: since the oldest such window); older ones are read store by store ($lookup, ~0.2 ms each)
+NEAR = timedelta(hours=1)
+_EPOCH_MIN = datetime(1, 1, 1, tzinfo=timezone.utc)  # the windows pipeline's "no lower bound"
 
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
 
@@ -108,7 +113,7 @@ async def rebuild_runs(
         await db["store_status"].aggregate(
             load_runs_pipeline(),
             let={"windows": None, "store_from": store_from, "store_to": store_to,
-                 "batch": batch},
+                 "since": None, "batch": batch},
             comment=f"{PIPELINE_TAG}:rebuild",
             allowDiskUse=True,
         )
@@ -173,25 +178,42 @@ async def _recompute_chunk(
 ) -> int:
     """windows -> main pipeline ($merge) -> delete the window's runs it did not write."""
     batch = ObjectId()
+    t0 = time.perf_counter()
     windows = await _drain(
-        await db.aggregate(
+        await db["status_runs"].aggregate(
             windows_pipeline, let={"changes": list(chunk)}, comment=f"{PIPELINE_TAG}:windows"
         )
     )
+    if not windows:
+        return 0
+    # Polls of windows starting at or after `since` are read by one index range scan over
+    # their stores (one seek per store); older windows by one indexed lookup per store.
+    t1 = time.perf_counter()
+    newest = max(w["from"] for w in windows)
+    near_from = [w["from"] for w in windows
+                 if w["from"] > _EPOCH_MIN and newest - w["from"] <= NEAR]
+    # a store without runs yet (from = year 1) is always read by lookup
+    since = min(near_from) if near_from else datetime.max.replace(tzinfo=timezone.utc)
+    near = [w["s"] for w in windows if w["from"] >= since]
+    store_range = (min(near), max(near) + "\x00") if near else ("", "")
     await _drain(
         await db["store_status"].aggregate(
             main,
-            let={"windows": windows, "store_from": None, "store_to": None, "batch": batch},
+            let={"windows": windows, "store_from": store_range[0], "store_to": store_range[1],
+                 "since": since, "batch": batch},
             comment=f"{PIPELINE_TAG}:recompute",
             allowDiskUse=True,
         )
     )
+    t2 = time.perf_counter()
     ops = [
         DeleteMany({"store_id": w["s"], "first_poll": {"$gte": w["lo"], "$lte": w["hi"]},
                     **_not_batch(batch)})
         for w in windows
     ]
-    if not ops:
-        return 0
     result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
+    t3 = time.perf_counter()
+    import os
+    if os.environ.get("H1PROF"):
+        print(f"windows {t1-t0:.3f} main {t2-t1:.3f} deletes {t3-t2:.3f}")
     return result.deleted_count
