@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bson import ObjectId, json_util
-from pymongo import DeleteMany
+from pymongo import DeleteMany, ReplaceOne
 
 from uptime.platform.resources import pipelines_dir
 
@@ -178,7 +178,6 @@ async def _recompute_chunk(
 ) -> int:
     """windows -> main pipeline ($merge) -> delete the window's runs it did not write."""
     batch = ObjectId()
-    t0 = time.perf_counter()
     windows = await _drain(
         await db["status_runs"].aggregate(
             windows_pipeline, let={"changes": list(chunk)}, comment=f"{PIPELINE_TAG}:windows"
@@ -188,7 +187,6 @@ async def _recompute_chunk(
         return 0
     # Polls of windows starting at or after `since` are read by one index range scan over
     # their stores (one seek per store); older windows by one indexed lookup per store.
-    t1 = time.perf_counter()
     newest = max(w["from"] for w in windows)
     near_from = [w["from"] for w in windows
                  if w["from"] > _EPOCH_MIN and newest - w["from"] <= NEAR]
@@ -196,24 +194,31 @@ async def _recompute_chunk(
     since = min(near_from) if near_from else datetime.max.replace(tzinfo=timezone.utc)
     near = [w["s"] for w in windows if w["from"] >= since]
     store_range = (min(near), max(near) + "\x00") if near else ("", "")
-    await _drain(
+    # The pipeline's runs are drained and written here instead of by its final $merge: $merge
+    # ships the whole `let` (the windows, ~1.5 MB per 5,000 stores) with every internal write
+    # batch, measured 2.8 s instead of 0.6 s for 5,000 stores (see the sidecar).
+    runs = await _drain(
         await db["store_status"].aggregate(
-            main,
+            main[:-1],
             let={"windows": windows, "store_from": store_range[0], "store_to": store_range[1],
                  "since": since, "batch": batch},
             comment=f"{PIPELINE_TAG}:recompute",
             allowDiskUse=True,
         )
     )
-    t2 = time.perf_counter()
+    if runs:
+        await db[RUNS_COLLECTION].bulk_write(
+            [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in runs], ordered=False)
+    # A window after the store's last run ("tail") holds at most that run; when it was
+    # rewritten (same _id) nothing can be stale there.
+    written = {(r["store_id"], r["first_poll"]) for r in runs}
     ops = [
         DeleteMany({"store_id": w["s"], "first_poll": {"$gte": w["lo"], "$lte": w["hi"]},
                     **_not_batch(batch)})
         for w in windows
+        if not w.get("tail") or (w["lo"] > _EPOCH_MIN and (w["s"], w["lo"]) not in written)
     ]
+    if not ops:
+        return 0
     result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
-    t3 = time.perf_counter()
-    import os
-    if os.environ.get("H1PROF"):
-        print(f"windows {t1-t0:.3f} main {t2-t1:.3f} deletes {t3-t2:.3f}")
     return result.deleted_count
