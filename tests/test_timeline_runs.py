@@ -195,3 +195,34 @@ async def test_explain_of_both_pipelines_keeps_the_server_up(rdb) -> None:
                                  verbosity="executionStats")
         assert "stages" in plan
     assert (await rdb.command("ping"))["ok"] == 1.0
+
+
+async def test_mongosh_runner_rebuilds_and_recomputes(rdb, mongo_uri, mongosh) -> None:
+    """pipelines/runs.mongosh.js (the real mongosh) rebuilds status_runs exactly as
+    rebuild_runs does, and its recompute mode (stores + changed instants) brings the runs up
+    to date after a late poll, as recompute_stores does."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "pipelines" / "runs.mongosh.js"
+
+    def run(eval_text: str) -> str:
+        eval_text = f'{eval_text}; db = db.getSiblingDB("{rdb.name}"); undefined'
+        out = subprocess.run([mongosh, mongo_uri, "--quiet", "--eval", eval_text, str(script)],
+                             capture_output=True, text=True, timeout=120, check=True)
+        return out.stdout.strip()
+
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 100, "active"), poll("A", 200, "inactive"),
+        poll("B", 0, "inactive"), poll("B", 3, "inactive"),
+    ])
+    assert "rebuilt status_runs: 3 runs, 0 stale runs removed" in run("var x = 1")
+    polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
+    assert await runs_of(rdb) == reference_runs(polls)
+    await rdb["store_status"].insert_one(poll("A", 50, "inactive"))
+    msg = run('var stores = ["A"], changedFrom = "2023-01-22T00:00:00.050Z", '
+              'changedTo = "2023-01-22T00:00:00.050Z"')
+    assert "recomputed 1 stores" in msg
+    polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
+    assert await runs_of(rdb) == reference_runs(polls)
+    assert len(await runs_of(rdb, "A")) == 4
