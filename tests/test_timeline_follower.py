@@ -210,3 +210,27 @@ async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, m
     assert "last event:    insert store Q" in text
     assert "1 full rebuilds" in text
     assert datetime.now(UTC).year >= 2023
+
+
+async def test_wait_current_without_a_running_follower_is_false_at_once(fdb, mongo_uri) -> None:
+    """wait_current answers False without waiting out its timeout when no follower runs
+    (no state, or a heartbeat older than 10 s), and True once one has applied the writes —
+    also from another client (another process: it reads runs_follower)."""
+    import time
+
+    from uptime.platform.db import make_client
+
+    await fdb["store_status"].insert_one(poll("A", 0, "active"))
+    started_at = time.monotonic()
+    assert await wait_current(fdb, 30.0) is False
+    assert time.monotonic() - started_at < 5
+    follower = await started(fdb)
+    other = make_client(mongo_uri)
+    try:
+        assert await wait_current(fdb, 10.0) is True
+        await fdb["store_status"].insert_one(poll("A", 10, "inactive"))
+        assert await wait_current(other[fdb.name], 10.0) is True
+        assert [r["status"] for r in await runs_of(fdb)] == ["active", "inactive"]
+    finally:
+        await other.close()
+        await follower.stop()

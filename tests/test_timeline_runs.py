@@ -167,3 +167,62 @@ async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> 
     incremental = await runs_of(rdb)
     await rebuild_runs(rdb)
     assert await runs_of(rdb) == incremental
+
+
+async def test_explain_of_both_pipelines_keeps_the_server_up(rdb) -> None:
+    """explain("executionStats") of the windows and main pipelines (recompute and full
+    rebuild) answers, and the server still answers afterwards: no $match after a $group or
+    $project inside $unionWith (that crashes mongod 6.0.5 under explain; $redact is used)."""
+    from bson import ObjectId
+
+    from uptime.timeline.runs import WINDOWS_FILE, load_runs_pipeline
+
+    await rdb["store_status"].insert_many([poll("A", 0, "active"), poll("A", 10, "inactive")])
+    await rebuild_runs(rdb)
+    changes = [{"s": "A", "a": at(5), "b": at(5)}, {"s": "N", "a": at(5), "b": at(5)}]
+    await rdb.command("explain", {"aggregate": "status_runs", "cursor": {},
+                                  "pipeline": load_runs_pipeline(WINDOWS_FILE),
+                                  "let": {"changes": changes}}, verbosity="executionStats")
+    windows = await (await rdb["status_runs"].aggregate(
+        load_runs_pipeline(WINDOWS_FILE), let={"changes": changes})).to_list()
+    assert {w["s"] for w in windows} == {"A", "N"}
+    for let in ({"windows": windows, "store_from": "A", "store_to": "A\x00", "since": at(5),
+                 "batch": ObjectId()},
+                {"windows": None, "store_from": None, "store_to": None, "since": None,
+                 "batch": ObjectId()}):
+        plan = await rdb.command("explain", {"aggregate": "store_status", "cursor": {},
+                                             "pipeline": load_runs_pipeline()[:-1], "let": let},
+                                 verbosity="executionStats")
+        assert "stages" in plan
+    assert (await rdb.command("ping"))["ok"] == 1.0
+
+
+async def test_mongosh_runner_rebuilds_and_recomputes(rdb, mongo_uri, mongosh) -> None:
+    """pipelines/runs.mongosh.js (the real mongosh) rebuilds status_runs exactly as
+    rebuild_runs does, and its recompute mode (stores + changed instants) brings the runs up
+    to date after a late poll, as recompute_stores does."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "pipelines" / "runs.mongosh.js"
+
+    def run(eval_text: str) -> str:
+        eval_text = f'{eval_text}; db = db.getSiblingDB("{rdb.name}"); undefined'
+        out = subprocess.run([mongosh, mongo_uri, "--quiet", "--eval", eval_text, str(script)],
+                             capture_output=True, text=True, timeout=120, check=True)
+        return out.stdout.strip()
+
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 100, "active"), poll("A", 200, "inactive"),
+        poll("B", 0, "inactive"), poll("B", 3, "inactive"),
+    ])
+    assert "rebuilt status_runs: 3 runs, 0 stale runs removed" in run("var x = 1")
+    polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
+    assert await runs_of(rdb) == reference_runs(polls)
+    await rdb["store_status"].insert_one(poll("A", 50, "inactive"))
+    msg = run('var stores = ["A"], changedFrom = "2023-01-22T00:00:00.050Z", '
+              'changedTo = "2023-01-22T00:00:00.050Z"')
+    assert "recomputed 1 stores" in msg
+    polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
+    assert await runs_of(rdb) == reference_runs(polls)
+    assert len(await runs_of(rdb, "A")) == 4

@@ -15,7 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from uptime.report.cli import _run_db
-from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower, operation_time
+from uptime.timeline.follower import (
+    STALE_HEARTBEAT_S,
+    STATE_COLLECTION,
+    STATE_ID,
+    RunsFollower,
+    operation_time,
+)
 from uptime.timeline.runs import RUNS_COLLECTION, rebuild_runs
 
 out = Console()
@@ -24,8 +30,6 @@ runs_app = typer.Typer(
     "state, or run the follower.",
     no_args_is_help=True,
 )
-#: a follower whose heartbeat is older than this is reported as not running
-STALE_HEARTBEAT_S = 10.0
 
 
 class TimelineSettings(BaseSettings):

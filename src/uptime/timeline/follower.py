@@ -67,6 +67,9 @@ _POLL_ID = re.compile(
     r"^(?P<store>.+)\|(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:Z|\+00:00)?\|[ai]$"
 )
 _ACTIVE: dict[tuple[int, str], RunsFollower] = {}
+#: a follower whose heartbeat (written at least every ``idle_persist_s``) is older than this is
+#: taken as not running
+STALE_HEARTBEAT_S = 10.0
 
 
 def token_time(token: dict[str, Any] | None) -> Timestamp | None:
@@ -399,8 +402,10 @@ async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
 
     The target is the server's ``operationTime`` at the call; the follower's progress is its
     ``applied_until`` cluster time — in memory when a :class:`RunsFollower` on the same
-    database runs in this process, else read from ``runs_follower`` every 20 ms. A standalone
-    server (no cluster time, periodic rebuilds) answers False at once.
+    database runs in this process, else read from ``runs_follower`` every 20 ms (an idle
+    follower writes it every second, so expect up to ~1 s there). False at once when no
+    follower's heartbeat is fresh (none running) and on a standalone server (no cluster time,
+    periodic rebuilds).
     """
     target = await operation_time(db)
     if target is None:
@@ -410,10 +415,15 @@ async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
         return await follower.wait_applied(target, timeout_s)
     deadline = time.monotonic() + timeout_s
     while True:
-        doc = await db[STATE_COLLECTION].find_one({"_id": STATE_ID}, {"applied_until": 1})
+        doc = await db[STATE_COLLECTION].find_one(
+            {"_id": STATE_ID}, {"applied_until": 1, "heartbeat": 1})
         until = (doc or {}).get("applied_until")
         if isinstance(until, Timestamp) and until >= target:
             return True
+        beat = (doc or {}).get("heartbeat")
+        if not isinstance(beat, datetime) or (
+                datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() > STALE_HEARTBEAT_S:
+            return False  # no follower is running: waiting cannot help
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.02)

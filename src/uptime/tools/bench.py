@@ -335,6 +335,7 @@ class ScaleResult:
     csv_equal: bool | None = None
     csv_lines_differing: int | None = None
     report_runs_identical: bool | None = None
+    timeline: dict[str, Any] | None = None  # uptime.tools.bench_runs: runs rebuild, burst freshness
     notes: list[str] = field(default_factory=list)
     v2: dict[str, Any] | None = None
 
@@ -469,6 +470,9 @@ async def bench_scale(
                 line += f", T_alt {alt['seconds']:.2f} s"
             say(line)
         result.report_runs_identical = all(c == report_csvs[0] for c in report_csvs)
+        from uptime.tools.bench_runs import bench_runs
+
+        result.timeline = await bench_runs(db, say)
         if alt_csv is not None:
             result.csv_equal = alt_csv == report_csvs[0]
             a_lines = alt_csv.decode().splitlines()
@@ -568,6 +572,10 @@ def render(console: Any, results: list[ScaleResult], targets: list[dict[str, Any
     row("  alt fetch / compute s", lambda r: f"{_median(r.alt_fetch_s):.2f} / "
         f"{_median(r.alt_compute_s):.2f}" if r.alt_s else "-")
     row("T_report / T_alt", lambda r: ratio(r.report_s, r.alt_s))
+    row("T_runs_rebuild s (vs T_floor)", lambda r: f"{r.timeline['rebuild_s']:.2f} "
+        f"({r.timeline['rebuild_s'] / _median(r.floor_s):.2f} x)" if r.timeline and r.floor_s else "-")
+    row("burst freshness p50 / p99 s", lambda r: f"{r.timeline['burst']['p50_s']:.2f} / "
+        f"{r.timeline['burst']['p99_s']:.2f}" if r.timeline and r.timeline["burst"] else "-")
     row("peak RSS report process MB", lambda r: _fmt_mb(r.report_rss_bytes))
     row("peak RSS alt process MB", lambda r: _fmt_mb(r.alt_rss_bytes))
     row("peak mongod RSS during report MB", lambda r: _fmt_mb(r.mongod_rss_report_bytes))
