@@ -300,6 +300,15 @@ def report_let(
     }
 
 
+async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
+    """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
+    the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
+    if SOURCES[check_version(version)] != "store_status":
+        from uptime.report.inputs_v2 import prepare_inputs
+
+        await prepare_inputs(db)
+
+
 async def iter_report_rows(
     db: AsyncDb,
     *,
@@ -327,10 +336,8 @@ async def iter_report_rows(
     version = check_version(version)
     stages = load_pipeline(version)
     source = SOURCES[version]
-    if source != "store_status" and prepare:
-        from uptime.report.inputs_v2 import prepare_inputs
-
-        await prepare_inputs(db)
+    if prepare:
+        await prepare_inputs_for(db, version)
     if timezones is None:
         timezones = await known_timezones(db)
     cursor = await db[source].aggregate(

@@ -274,6 +274,8 @@ class _Generation:
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
+            # v2: runs and schedules current before the store count and the pipeline read them
+            await pipeline.prepare_inputs_for(self.db, self.version)
             file_id = ObjectId()
             await self._update(
                 {
@@ -375,7 +377,8 @@ class _Generation:
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
         report_rows = pipeline.iter_report_rows(
-            self.db, as_of=as_of, version=self.version, timezones=timezones
+            self.db, as_of=as_of, version=self.version, timezones=timezones,
+            prepare=False,
         )
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
