@@ -295,3 +295,29 @@ async def test_mongosh_runner_runs_v2(db, mongo_uri, mongosh):
     norm = lambda rs: [{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)  # noqa: E731
                         for k, v in r.items()} for r in rs]
     assert norm(rows) == norm(expected) and len(rows) > 30
+
+
+async def test_v2_report_catches_up_with_polls_written_without_a_follower(db, settings):
+    """Freshness (issue 8, item 4): with no follower running, polls written straight into
+    store_status after the timeline was built are in the next v2 report — the report runs a
+    follower that resumes from the stored token — and its CSV equals v1's. Hand values: the
+    late store 'late' is inactive for its single poll -> 60 min down in the last hour."""
+    t = utc("2024-05-01T12:00:00Z")
+    await load(db, [poll("a", t - timedelta(hours=2)), poll("a", t)])
+    service = reports.ReportService(db, settings, owner="t")
+    await service.start(background=False, recover=False)
+    try:
+        first = await service.wait(await service.trigger(t, "v2"))
+        assert first["status"] == "Complete" and first["rows"] == 1
+        await db.store_status.insert_one(poll("late", t - timedelta(minutes=30), "inactive"))
+        texts = {}
+        for version in ("v2", "v1"):
+            doc = await service.wait(await service.trigger(t, version))
+            assert doc["status"] == "Complete" and doc["rows"] == 2, doc
+            buf = io.BytesIO()
+            await reports.write_csv(db, doc["file_id"], buf)
+            texts[version] = buf.getvalue().decode()
+    finally:
+        await service.stop()
+    assert texts["v2"] == texts["v1"]
+    assert "late,0.00,0.00,0.00,60.00,24.00,168.00" in texts["v2"]

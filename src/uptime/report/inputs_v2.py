@@ -6,10 +6,11 @@
 * ``status_runs`` (owned by ``uptime.timeline``) must hold every poll written before the
   report starts:
 
-  - a follower runs (in this process, or elsewhere with a heartbeat younger than
-    ``LIVE_HEARTBEAT_S``): wait until it has applied every write acknowledged before the call
-    (``wait_current``, up to ``WAIT_S``); if it lags longer, the report runs on and says so in
-    the log;
+  - a follower runs in this process: wait until it has applied every write acknowledged
+    before the call (``wait_current``, up to ``WAIT_S``); if it lags longer, the report runs on
+    and says so in the log;
+  - a follower elsewhere has a heartbeat younger than ``LIVE_HEARTBEAT_S``: wait for it the
+    same way; if it does not catch up (it may have just stopped), go on as below;
   - no follower runs (e.g. ``uptime report`` after ``uptime import`` with no ``uptime serve``):
     a follower is started here for the report — it resumes from the stored change-stream token
     and applies what was written since (cheap), or, with no usable token, rebuilds the
@@ -62,9 +63,10 @@ async def prepare_inputs(db: Any) -> None:
     if isinstance(beat, datetime):
         beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
         if datetime.now(UTC) - beat < timedelta(seconds=LIVE_HEARTBEAT_S):
-            if not await wait_current(db, WAIT_S):
-                log.warning("report v2: the runs follower lags more than %.0f s behind", WAIT_S)
-            return
+            if await wait_current(db, WAIT_S):
+                return
+            log.warning("report v2: no runs follower caught up within %.0f s; running one for "
+                        "this report", WAIT_S)
     follower = RunsFollower(db)
     await follower.start()
     try:
