@@ -7,7 +7,9 @@
 //
 //   asOf      ISO-8601 instant (UTC if no offset); default: the latest store_status.timestamp_utc
 //             not after the server's time + 5 minutes
-//   pipelineVersion  pipeline version, file pipelines/store_uptime.<version>.json; default "v1"
+//   pipelineVersion  pipeline version, file pipelines/store_uptime.<version>.json; default "v1".
+//             v1 aggregates on store_status (the polls); v2 on status_runs (the status timeline)
+//             and reads store_schedules (both kept current by the service; see the v2 sidecar)
 //   out       collection to write the rows to ($out, replaces it); default: print one JSON row per line
 //   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
 //   pipelineDir  folder holding the pipeline files; default: the folder of this script
@@ -37,6 +39,7 @@
   const file = path.join(dir, `store_uptime.${ver}.json`);
   const stages = EJSON.parse(fs.readFileSync(file, 'utf8'), { relaxed: false });
   const tag = `store_uptime@${ver}`;
+  const source = { v1: 'store_status', v2: 'status_runs' }[ver] || 'store_status';
 
   let when = get('asOf', 'UPTIME_AS_OF', null);
   if (when === null) {
@@ -79,7 +82,7 @@
   };
   const target = get('out', 'UPTIME_OUT', null);
   const pipeline = target ? stages.concat([{ $out: target }]) : stages;
-  const cursor = db.store_status.aggregate(pipeline, { let: letVars, comment: tag, allowDiskUse: true });
+  const cursor = db.getCollection(source).aggregate(pipeline, { let: letVars, comment: tag, allowDiskUse: true });
   if (target) {
     cursor.toArray();
     print(`wrote ${db.getCollection(target).countDocuments()} rows to ${target} (${tag}, as_of ${when.toISOString()})`);

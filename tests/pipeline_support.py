@@ -1,11 +1,40 @@
-"""Helpers for the pipeline tests: load given rows, run the report, read raw sums."""
+"""Helpers for the pipeline tests: load given rows, run the report, read raw sums.
+
+``VERSION`` is the report pipeline version the helpers run (set per test by the
+``pipeline_version`` fixture of the parametrized modules). For v2 the status timeline and the
+schedules are rebuilt from the stored rows right before each run (``prepare_v2``): the
+timeline by the contract's own Python model (tests/runs_model.py), so v2 is checked against
+runs built independently of the timeline helper's pipeline.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from uptime.platform.migrations import ensure_current
-from uptime.report.pipeline import iter_report_rows, known_timezones, load_pipeline, report_let
+from runs_model import rebuild_runs_model
+from uptime.report.pipeline import (
+    SOURCES,
+    iter_report_rows,
+    known_timezones,
+    load_pipeline,
+    report_let,
+)
+from uptime.report.schedules import rebuild_schedules
+
+VERSION = "v1"
+
+
+async def prepare_v2(db, builder: str = "model") -> None:
+    """Rebuild store_schedules and status_runs from the stored rows: the runs with the
+    contract's Python model (``"model"``) or the timeline's pipeline (``"timeline"``)."""
+    if builder == "model":
+        await rebuild_runs_model(db)
+    else:
+        from uptime.timeline import rebuild_runs
+
+        await rebuild_runs(db)
+    await rebuild_schedules(db)
 
 
 def utc(text: str) -> datetime:
@@ -42,18 +71,24 @@ async def load(db, polls=(), hours_rows=(), zones=()) -> None:
 
 async def report(db, as_of: str | datetime, **kwargs) -> dict[str, dict]:
     """Run ``iter_report_rows`` and return store_id -> row."""
-    when = utc(as_of) if isinstance(as_of, str) else as_of
-    return {r["store_id"]: r async for r in iter_report_rows(db, as_of=when, **kwargs)}
+    return {r["store_id"]: r for r in await report_list(db, as_of, **kwargs)}
 
 
 async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
     when = utc(as_of) if isinstance(as_of, str) else as_of
-    return [r async for r in iter_report_rows(db, as_of=when, **kwargs)]
+    version = kwargs.pop("version", VERSION)
+    if version == "v2" and not kwargs.pop("prepared", False):
+        await prepare_v2(db)
+    rows = iter_report_rows(db, as_of=when, version=version, prepare=False, **kwargs)
+    return [r async for r in rows]
 
 
-async def raw_sums(db, as_of: datetime) -> dict[str, dict]:
+async def raw_sums(db, as_of: datetime, version: str | None = None) -> dict[str, dict]:
     """Run the pipeline without its rounding stage: store_id -> raw ms sums document."""
-    stages = [s for s in load_pipeline() if "uptime_last_hour" not in s.get("$project", {})]
+    version = version or VERSION
+    if version == "v2":
+        await prepare_v2(db)
+    stages = [s for s in load_pipeline(version) if "uptime_last_hour" not in s.get("$project", {})]
     let = report_let(as_of, await known_timezones(db))
-    cursor = await db["store_status"].aggregate(stages, let=let, allowDiskUse=True)
+    cursor = await db[SOURCES[version]].aggregate(stages, let=let, allowDiskUse=True)
     return {d["store_id"]: d async for d in cursor}

@@ -11,6 +11,15 @@ import pytest
 
 from pipeline_support import hours, load, poll, raw_sums, report, report_list, utc, zone
 
+@pytest.fixture(autouse=True, params=["v1", "v2"])
+def pipeline_version(request, monkeypatch):
+    """Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows)."""
+    import pipeline_support
+
+    monkeypatch.setattr(pipeline_support, "VERSION", request.param)
+    return request.param
+
+
 ZERO = {
     "uptime_last_hour": 0.0, "uptime_last_day": 0.0, "uptime_last_week": 0.0,
     "downtime_last_hour": 0.0, "downtime_last_day": 0.0, "downtime_last_week": 0.0,

@@ -17,6 +17,15 @@ from pipeline_support import load, raw_sums, report, utc
 from pipeline_synth import random_store
 from uptime.report.pipeline import known_timezones
 
+@pytest.fixture(autouse=True, params=["v1", "v2"])
+def pipeline_version(request, monkeypatch):
+    """Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows)."""
+    import pipeline_support
+
+    monkeypatch.setattr(pipeline_support, "VERSION", request.param)
+    return request.param
+
+
 ZONES = ["America/New_York", "Asia/Beirut", "Australia/Sydney", "America/Chicago"]
 DST_AS_OF = [
     "2024-03-12T15:00:00Z",  # New York spring forward (03-10)

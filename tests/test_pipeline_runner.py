@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_names_and_loading():
     """The interface: tag, columns, and version files; a bad version is a clear error."""
-    assert P.pipeline_tag() == "store_uptime@v1" and P.pipeline_tag("v2") == "store_uptime@v2"
+    assert P.pipeline_tag() == "store_uptime@v2" and P.DEFAULT_VERSION == "v2" and P.pipeline_tag("v2") == "store_uptime@v2"
     assert P.REPORT_COLUMNS[0] == "store_id" and len(P.REPORT_COLUMNS) == 7
     stages = P.load_pipeline("v1")
     assert "$match" in stages[0] and "$group" in stages[1]
@@ -125,7 +125,7 @@ async def test_explain_execution_stats_works(db):
     await load(db, [poll("s", "2024-05-01T10:00:00Z")], [hours("s", 2, "09:00:00", "17:00:00")], [zone("s", "Asia/Tokyo")])
     as_of = utc("2024-05-01T12:00:00Z")
     explained = await db.command({
-        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline(), "cursor": {},
+        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline("v1"), "cursor": {},
                     "let": P.report_let(as_of, await P.known_timezones(db)), "allowDiskUse": True},
         "verbosity": "executionStats"})
     names = [next(iter(s)) for s in explained["stages"]]
@@ -140,7 +140,7 @@ async def test_polls_are_read_from_the_index_alone(db):
     await load(db, [poll("s", "2024-05-01T10:00:00Z"), poll("s", "2024-05-01T11:00:00Z", "inactive")])
     as_of = utc("2024-05-01T12:00:00Z")
     explained = await db.command({
-        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline(), "cursor": {},
+        "explain": {"aggregate": "store_status", "pipeline": P.load_pipeline("v1"), "cursor": {},
                     "let": P.report_let(as_of, []), "allowDiskUse": True},
         "verbosity": "queryPlanner"})
     plan = json.dumps(explained["stages"][0]["$cursor"]["queryPlanner"]["winningPlan"])

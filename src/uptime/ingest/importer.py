@@ -72,6 +72,7 @@ from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for cal
     parse_store_id,
     parse_timestamp,
 )
+from uptime.report.schedules import refresh_schedules
 from uptime.report.pipeline import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
@@ -128,6 +129,8 @@ class ImportSummary:
         delimiter: the field delimiter used (``,``, ``;`` or tab; issue 9, "delimiters").
         encoding: the file's encoding (``utf-8``, ``utf-16``...; issue 9 item 3).
         notes: remarks for the user (ignored columns, rejects file moved...).
+        stores: hours/timezones only: the stores the file mentions (their schedules in
+            ``store_schedules`` are recomputed after the import; issue 8, item 4).
     """
 
     kind: str
@@ -144,6 +147,7 @@ class ImportSummary:
     rows_per_second: float = 0.0
     rejects_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    stores: set[str] = field(default_factory=set, repr=False)
 
     @property
     def rows(self) -> int:
@@ -720,6 +724,7 @@ async def _import_hours(
             prog.update(src.raw.tell())
     await _finish(writer, batch, summary, rejected)
     summary.replaced = await _replace_rows(collection, stores, row_ids.__contains__)
+    summary.stores = stores
 
 
 async def _import_timezones(
@@ -763,6 +768,7 @@ async def _import_timezones(
     await _finish(writer, batch, summary, rejected)
     keep = {f"{sid}|{zone}" for sid, (zone, _) in seen.items()}
     summary.replaced = await _replace_rows(collection, seen, keep.__contains__)
+    summary.stores = set(seen)
 
 
 _IMPORTERS = {"status": _import_status, "hours": _import_hours, "timezones": _import_timezones}
@@ -809,6 +815,8 @@ async def import_file(
     prog = _Progress(progress, f"{kind} {path.name}", src.size)
     try:
         await _IMPORTERS[kind](db, src, rej, summary, prog)
+        if summary.stores:
+            await refresh_schedules(db, summary.stores)
         prog.update(src.size)
     finally:
         prog.close()

@@ -85,7 +85,9 @@ def _check_output(output: str | None) -> None:
         raise _fail(f"--output {path}: not writable")
 
 
-async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, Any]:
+async def _run_report(
+    as_of: datetime | None, output: str | None, version: str | None = None
+) -> dict[str, Any]:
     from uptime.report import reports
     from uptime.platform.db import open_database
     from uptime.platform.settings import get_settings
@@ -95,7 +97,7 @@ async def _run_report(as_of: datetime | None, output: str | None) -> dict[str, A
         service = reports.ReportService(db, settings)
         await service.start(recover=False)
         try:
-            report_id = await service.trigger(as_of)
+            report_id = await service.trigger(as_of, version)
             with Progress(
                 TextColumn("report {task.fields[rid]}"),
                 BarColumn(),
@@ -153,11 +155,25 @@ def report_command(
             "report-<id>.csv in the current directory.",
         ),
     ] = None,
+    pipeline_version: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline",
+            help="Report pipeline version: v2 (default; reads the status timeline) or v1 "
+            "(reads every poll). Both give the same CSV.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a report (stored in MongoDB like the API's) and write its CSV."""
+    from uptime.report.pipeline import check_version
+
     parsed = parse_as_of(as_of)
+    try:
+        version = check_version(pipeline_version)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pipeline") from None
     _check_output(output)
-    doc = _run_db(_run_report(parsed, output))
+    doc = _run_db(_run_report(parsed, output, version))
     err.print(
         f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
         f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"

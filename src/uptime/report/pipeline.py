@@ -10,7 +10,10 @@ pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module 
 * counts the report's stores (the service's progress); an optional store-id range selects
   rows (it does not narrow the poll scan, so the service runs the whole report at once);
 * runs ``aggregate`` with ``let`` = ``{as_of, timezones, store_from, store_to}``,
-  ``comment="store_uptime@v1"`` and ``allowDiskUse=True``, and yields the rows.
+  ``comment="store_uptime@<version>"`` and ``allowDiskUse=True``, and yields the rows.
+  v1 aggregates on ``store_status`` (the polls); v2 (the default, issue 8 item 4) on
+  ``status_runs`` (the status timeline) with ``store_schedules``, made ready first by
+  ``uptime.report.inputs_v2.prepare_inputs``. Both give byte-identical CSVs.
 
 Units of a report row: ``*_last_hour`` in minutes, ``*_last_day`` and ``*_last_week`` in
 hours, all rounded to 2 decimals; windows are ``[as_of - 1 h, as_of)``,
@@ -31,7 +34,11 @@ from pymongo.errors import OperationFailure
 from uptime.platform.resources import pipelines_dir
 
 PIPELINE_NAME = "store_uptime"
-DEFAULT_VERSION = "v1"
+#: The version the service and the CLI run unless asked otherwise (issue 8, item 4: v2 once its
+#: CSV is byte-identical to v1's; v1 stays selectable).
+DEFAULT_VERSION = "v2"
+#: Installed versions -> the collection each one aggregates on.
+SOURCES: dict[str, str] = {"v1": "store_status", "v2": "status_runs"}
 REPORT_COLUMNS: tuple[str, ...] = (
     "store_id",
     "uptime_last_hour",
@@ -65,6 +72,37 @@ AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase (kept loose for ann
 def pipeline_tag(version: str = DEFAULT_VERSION) -> str:
     """Return ``"store_uptime@<version>"``: the aggregate ``comment`` and the report's provenance."""
     return f"{PIPELINE_NAME}@{version}"
+
+
+def default_version() -> str:
+    """``DEFAULT_VERSION`` (v2) when the status timeline that v2 reads can be built and kept
+    current (``uptime.timeline`` with ``rebuild_runs`` is installed), else ``"v1"``."""
+    try:
+        from uptime import timeline
+    except ImportError:
+        return "v1"
+    return DEFAULT_VERSION if hasattr(timeline, "rebuild_runs") else "v1"
+
+
+def check_version(version: str | None) -> str:
+    """Return ``version`` (``None`` -> ``default_version()``) if it is an installed report version.
+
+    Raises:
+        ValueError: not one of ``SOURCES`` (the message lists the known versions).
+    """
+    if version is None:
+        return default_version()
+    if version not in SOURCES:
+        known = ", ".join(sorted(SOURCES))
+        raise ValueError(f"unknown report pipeline version {version!r}; known: {known}")
+    return version
+
+
+def version_of_tag(tag: str | None) -> str:
+    """``"store_uptime@v1"`` -> ``"v1"``; anything else (older reports) -> ``"v1"``."""
+    if isinstance(tag, str) and tag.startswith(f"{PIPELINE_NAME}@") and tag.split("@", 1)[1] in SOURCES:
+        return tag.split("@", 1)[1]
+    return "v1"
 
 
 def pipeline_path(version: str = DEFAULT_VERSION):
@@ -295,13 +333,23 @@ def report_let(
     }
 
 
+async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
+    """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
+    the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
+    if SOURCES[check_version(version)] != "store_status":
+        from uptime.report.inputs_v2 import prepare_inputs
+
+        await prepare_inputs(db)
+
+
 async def iter_report_rows(
     db: AsyncDb,
     *,
     as_of: datetime,
-    version: str = DEFAULT_VERSION,
+    version: str | None = None,
     store_range: tuple[str | None, str | None] = (None, None),
     timezones: Sequence[str] | None = None,
+    prepare: bool = True,
 ) -> AsyncIterator[dict]:
     """Yield the report rows for ``as_of``, sorted by store_id.
 
@@ -311,15 +359,21 @@ async def iter_report_rows(
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
     caller already ran ``known_timezones``.
+    ``version`` ``None`` = ``default_version()``. ``prepare=False`` skips bringing v2's inputs
+    up to date (``inputs_v2.prepare_inputs``): the caller has made them current.
 
     Raises:
         ValueError / FileNotFoundError: unknown pipeline version.
         pymongo.errors.PyMongoError: the server failed the aggregation.
     """
+    version = check_version(version)
     stages = load_pipeline(version)
+    source = SOURCES[version]
+    if prepare:
+        await prepare_inputs_for(db, version)
     if timezones is None:
         timezones = await known_timezones(db)
-    cursor = await db["store_status"].aggregate(
+    cursor = await db[source].aggregate(
         stages,
         let=report_let(as_of, timezones, store_range),
         comment=pipeline_tag(version),

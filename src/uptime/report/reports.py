@@ -7,7 +7,7 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      status: "Running" | "Complete" | "Failed",
      as_of_requested: Date | null,   # what the caller asked for (UTC)
      as_of: Date | null,             # the instant the report is for (UTC); null until resolved
-     pipeline: "store_uptime@v1",    # the pipeline version that produced it
+     pipeline: "store_uptime@v2",    # the pipeline version that produced it (v1 or v2)
      created_at, started_at, finished_at: Date | null (UTC),
      progress: float 0.0-1.0,        # rows written / stores in the report
      total_stores, rows, timezone_fallbacks: int | null,
@@ -136,7 +136,7 @@ def csv_line_values(row: Mapping[str, Any]) -> list[str]:
     return cells
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, version: str = pipeline.DEFAULT_VERSION) -> str:
     """A reason for a Failed report that tells the user what to do (never a traceback)."""
     if isinstance(exc, NoPollsError):
         return str(exc)
@@ -148,7 +148,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, OperationFailure):
         message = (exc.details or {}).get("errmsg") or str(exc)
         return (
-            f"MongoDB rejected the report pipeline {pipeline.pipeline_tag()} "
+            f"MongoDB rejected the report pipeline {pipeline.pipeline_tag(version)} "
             f"(code {exc.code}): {message}; check the server version (6.0 or newer) and the "
             "input collections, then trigger a new report"
         )
@@ -158,6 +158,15 @@ def describe_error(exc: BaseException) -> str:
         f"report generation failed: {exc.__class__.__name__}: {exc}; "
         "see the service log and trigger a new report"
     )
+
+
+async def count_stores(db: AsyncDatabase, as_of: datetime, version: str) -> int:
+    """The number of rows the report will have (for progress), counted the version's way."""
+    if version == "v1":
+        return await pipeline.count_report_stores(db, as_of)
+    from uptime.report.inputs_v2 import count_report_stores_v2
+
+    return await count_report_stores_v2(db, as_of)
 
 
 def bucket(db: AsyncDatabase) -> AsyncGridFSBucket:
@@ -239,8 +248,12 @@ async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | 
 class _Generation:
     """One attempt at generating one report, fenced by ``(owner, attempt)``."""
 
-    def __init__(self, db: AsyncDatabase, report_id: str, owner: str, attempt: int) -> None:
+    def __init__(
+        self, db: AsyncDatabase, report_id: str, owner: str, attempt: int,
+        version: str = pipeline.DEFAULT_VERSION,
+    ) -> None:
         self.db = db
+        self.version = version
         self.reports = db[REPORTS_COLLECTION]
         self.report_id = report_id
         self.owner = owner
@@ -265,6 +278,8 @@ class _Generation:
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
+            # v2: runs and schedules current before the store count and the pipeline read them
+            await pipeline.prepare_inputs_for(self.db, self.version)
             file_id = ObjectId()
             await self._update(
                 {
@@ -282,12 +297,12 @@ class _Generation:
                 metadata={
                     "report_id": self.report_id,
                     "as_of": as_of,
-                    "pipeline": pipeline.pipeline_tag(pipeline.DEFAULT_VERSION),
+                    "pipeline": pipeline.pipeline_tag(self.version),
                     "contentType": "text/csv",
                 },
             )
             # The store count (for progress) is listed while MongoDB runs the pipeline.
-            total = asyncio.create_task(pipeline.count_report_stores(self.db, as_of))
+            total = asyncio.create_task(count_stores(self.db, as_of, self.version))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
             finally:
@@ -337,7 +352,7 @@ class _Generation:
                     {
                         "$set": {
                             "status": FAILED,
-                            "error": describe_error(exc),
+                            "error": describe_error(exc, self.version),
                             "finished_at": utcnow(),
                             "lease": None,
                         }
@@ -380,7 +395,8 @@ class _Generation:
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
         report_rows = pipeline.iter_report_rows(
-            self.db, as_of=as_of, version=pipeline.DEFAULT_VERSION, timezones=timezones
+            self.db, as_of=as_of, version=self.version, timezones=timezones,
+            prepare=False,
         )
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
@@ -475,11 +491,16 @@ class ReportService:
             )
 
     # -- public API --------------------------------------------------------------------
-    async def trigger(self, as_of: datetime | None = None) -> str:
-        """Create a Running report for ``as_of`` (UTC; ``None`` = latest poll); return its id.
+    async def trigger(self, as_of: datetime | None = None, version: str | None = None) -> str:
+        """Create a Running report for ``as_of`` (UTC; ``None`` = latest poll) with pipeline
+        ``version`` (``"v1"``/``"v2"``; ``None`` = ``pipeline.DEFAULT_VERSION``); return its id.
 
         Generation starts in the background (or waits for a free slot).
+
+        Raises:
+            ValueError: unknown pipeline version (nothing is stored).
         """
+        version = pipeline.check_version(version)
         report_id = new_report_id()
         now = utcnow()
         await self.reports.insert_one(
@@ -488,7 +509,7 @@ class ReportService:
                 "status": RUNNING,
                 "as_of_requested": as_utc(as_of),
                 "as_of": None,
-                "pipeline": pipeline.pipeline_tag(pipeline.DEFAULT_VERSION),
+                "pipeline": pipeline.pipeline_tag(version),
                 "created_at": now,
                 "started_at": None,
                 "finished_at": None,
@@ -503,7 +524,7 @@ class ReportService:
                 "lease": {"owner": self.owner, "expires_at": now + self.lease},
             }
         )
-        self._schedule(report_id, 1, as_utc(as_of))
+        self._schedule(report_id, 1, as_utc(as_of), version)
         return report_id
 
     async def wait(self, report_id: str, *, poll_s: float = 0.2) -> dict[str, Any]:
@@ -529,16 +550,22 @@ class ReportService:
         return len(self._tasks)
 
     # -- background --------------------------------------------------------------------
-    def _schedule(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
-        task = asyncio.create_task(self._run(report_id, attempt, as_of), name=f"report-{report_id}")
+    def _schedule(
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+    ) -> None:
+        task = asyncio.create_task(
+            self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
+        )
         self._tasks[report_id] = task
         task.add_done_callback(
             lambda t, rid=report_id: self._tasks.pop(rid) if self._tasks.get(rid) is t else None
         )
 
-    async def _run(self, report_id: str, attempt: int, as_of: datetime | None) -> None:
+    async def _run(
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+    ) -> None:
         async with self._semaphore:
-            await _Generation(self.db, report_id, self.owner, attempt).run(as_of)
+            await _Generation(self.db, report_id, self.owner, attempt, version).run(as_of)
 
     async def renew_leases(self) -> int:
         """Extend the lease of every report this process waits on or generates; return how many.
@@ -603,7 +630,10 @@ class ReportService:
             )
             log.warning("report %s: lease expired; generating again (attempt %d)",
                         doc["_id"], doc["attempt"])
-            self._schedule(doc["_id"], doc["attempt"], doc.get("as_of_requested"))
+            self._schedule(
+                doc["_id"], doc["attempt"], doc.get("as_of_requested"),
+                pipeline.version_of_tag(doc.get("pipeline")),
+            )
             claimed.append(doc["_id"])
 
     async def sweep_retention(self) -> int:

@@ -201,7 +201,7 @@ async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> 
         await service.start(recover=False)
         try:
             started = time.perf_counter()
-            report_id = await service.trigger(as_of)
+            report_id = await service.trigger(as_of, "v1")  # v2: uptime.tools.bench_v2
             doc = await service.wait(report_id, poll_s=0.05)
             seconds = time.perf_counter() - started
         finally:
@@ -337,6 +337,7 @@ class ScaleResult:
     report_runs_identical: bool | None = None
     timeline: dict[str, Any] | None = None  # uptime.tools.bench_runs: runs rebuild, burst freshness
     notes: list[str] = field(default_factory=list)
+    v2: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """Min/median of every per-run series."""
@@ -380,6 +381,7 @@ async def bench_scale(
     mongod: _MongodRss,
     with_alt: bool,
     say: Any,
+    v2: bool = False,
 ) -> ScaleResult:
     """Generate (or reuse), import, migrate, then time ``runs`` rounds at one scale."""
     from uptime.ingest.importer import import_files
@@ -481,6 +483,10 @@ async def bench_scale(
             if not result.csv_equal:
                 (work_dir.parent / f"mismatch-{scale:g}-alt.csv").write_bytes(alt_csv)
                 (work_dir.parent / f"mismatch-{scale:g}-report.csv").write_bytes(report_csvs[0])
+        if v2:  # issue 8: report v2 vs v1 and the DuckDB alternative, same data, same run
+            from uptime.tools import bench_v2
+
+            result.v2 = await bench_v2.bench_report_v2(db, uri, dataset, as_of, work_dir, runs=runs, say=say)
         return result
     finally:
         await client.drop_database(name)
@@ -611,6 +617,8 @@ async def run_bench(
     with_alt: bool = True,
     console: Any = None,
     ingest: bool = False,
+    v2_scale: float | None = None,
+    history_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
     from rich.console import Console
@@ -634,17 +642,30 @@ async def run_bench(
                 results.append(
                     await bench_scale(client, uri, scale, runs=runs, seed=seed,
                                       cache_dir=cache_dir, work_dir=work, mongod=mongod,
-                                      with_alt=with_alt, say=say)
+                                      with_alt=with_alt, say=say, v2=scale == v2_scale)
                 )
             if ingest:  # POST /polls throughput (issue 8 item 6), uptime serve as a child
                 from uptime.tools.bench_ingest import ingest_target, run_ingest_bench
 
                 ingest_result = await run_ingest_bench(uri, say=say)
+            if history_stores:
+                from uptime.tools import bench_v2
+
+                say(f"history growth: {history_stores:,} stores, 1 week vs 6 weeks of polls")
+                history = await bench_v2.bench_history(client, uri, cache_dir, work, seed=seed,
+                                                       stores=history_stores, say=say)
         finally:
             await client.close()
     targets = evaluate_targets(results)
     if ingest:
         targets.append(ingest_target(ingest_result))
+    v2_doc = {"report": next((r.v2 for r in results if r.v2), None),
+              "history": history if history_stores else None}
+    if v2_doc["report"] or v2_doc["history"]:
+        from uptime.tools import bench_v2
+
+        polars_s = next((r.alt_s for r in results if r.v2), [])
+        targets += bench_v2.targets(v2_doc, polars_s)
     render(console, results, targets, rss_source)
     import polars
     import pymongo
@@ -664,6 +685,7 @@ async def run_bench(
         ],
         "targets": targets,
         "ingest": ingest_result if ingest else None,
+        "v2": v2_doc,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -710,6 +732,13 @@ def bench_command(
     results_dir: Annotated[
         Path, typer.Option(help="Where the JSON results go.")
     ] = Path("bench/results"),
+    v2: Annotated[
+        bool, typer.Option("--v2/--no-v2", help="Also time report v2 vs v1 (uptime report), the "
+                           "DuckDB alternative and history growth (issue 8).")
+    ] = True,
+    history_stores: Annotated[
+        int, typer.Option(min=0, help="Stores in the history-growth datasets (0 = skip).")
+    ] = 3000,
 ) -> None:
     """Benchmark the report (T_report) against its floor (T_floor) and a polars alternative
     (T_alt), with import rows/s and peak RSS; print a table and write JSON.
@@ -726,7 +755,9 @@ def bench_command(
     doc, _ = asyncio.run(
         run_bench(get_settings(), plan, seed=seed,
                   cache_dir=cache_dir or default_cache_dir(), results_dir=results_dir,
-                  with_alt=alt, ingest=ingest)
+                  with_alt=alt, ingest=ingest,
+                  v2_scale=scale if v2 else None,
+                  history_stores=history_stores if v2 else 0)
     )
     if any(r.get("csv_equal") is False for r in doc["results"]):
         raise typer.Exit(1)

@@ -68,6 +68,10 @@ class TriggerRequest(BaseModel):
         description="Instant the report is for (ISO 8601; no offset = UTC). "
         "Default: the latest poll in store_status.",
     )
+    pipeline: str | None = Field(
+        default=None,
+        description="Report pipeline version, v1 or v2 (default v2; same CSV).",
+    )
 
     @field_validator("as_of", mode="before")
     @classmethod
@@ -173,6 +177,23 @@ router = APIRouter(dependencies=[Depends(require_token)])
 open_router = APIRouter()
 
 
+def pipeline_version(query: str | None, body: str | None) -> str:
+    """The report version asked for (query or body; issue 8, item 4); 422 if unknown or the
+    two differ."""
+    from uptime.report.pipeline import check_version
+
+    if query is not None and body is not None and query != body:
+        raise invalid_input(
+            ("body", "pipeline"), "pipeline given twice (query and body) with different values",
+            body[:200],
+        )
+    try:
+        return check_version(query if query is not None else body)
+    except ValueError as exc:
+        where = ("query", "pipeline") if query is not None else ("body", "pipeline")
+        raise invalid_input(where, str(exc)[:200], (query or body or "")[:200]) from None
+
+
 @router.post(
     "/trigger_report",
     status_code=status.HTTP_202_ACCEPTED,
@@ -192,9 +213,13 @@ async def trigger_report(
         ),
     ] = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
+    pipeline: Annotated[
+        str | None, Query(description="Report pipeline version: v1 or v2 (default v2)")
+    ] = None,
 ) -> TriggerResponse:
-    """Create a report for ``as_of`` (query or body; default the latest poll) and return its
-    id; while a report for the same ``as_of`` is still Running, return that report's id."""
+    """Create a report for ``as_of`` (query or body; default the latest poll) with pipeline
+    ``pipeline`` (default v2) and return its id; while a report for the same ``as_of`` and
+    pipeline is still Running, return that report's id."""
     try:
         query_as_of = asof.parse_as_of(as_of, repair_plus=True) if as_of is not None else None
     except asof.AsOfError as exc:
@@ -206,8 +231,11 @@ async def trigger_report(
             body_as_of.isoformat(),
         )
     chosen = reports.as_utc(query_as_of or body_as_of)
-    existing = await queue.admit(service.db, chosen, limit=settings.max_queued_reports)
-    return TriggerResponse(report_id=existing or await service.trigger(chosen))
+    version = pipeline_version(pipeline, body.pipeline if body is not None else None)
+    existing = await queue.admit(
+        service.db, chosen, limit=settings.max_queued_reports, version=version
+    )
+    return TriggerResponse(report_id=existing or await service.trigger(chosen, version))
 
 
 @router.get(
