@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timezone
 
+from bson.codec_options import DatetimeConversion
 from pymongo import AsyncMongoClient
 
 from uptime.platform.embedded import EmbeddedMongo
@@ -37,8 +38,17 @@ def server_uri(settings: Settings) -> Iterator[str]:
 
 
 def make_client(uri: str) -> AsyncMongoClient:
-    """Return an ``AsyncMongoClient`` for ``uri`` (tz-aware UTC datetimes)."""
-    return AsyncMongoClient(uri, tz_aware=True, tzinfo=timezone.utc, appname=APP_NAME)
+    """Return an ``AsyncMongoClient`` for ``uri`` (tz-aware UTC datetimes).
+
+    ``datetime_conversion="datetime_auto"``: a BSON Date that Python's ``datetime`` cannot
+    hold (before year 1 or after 9999, written by another system) decodes as
+    ``bson.datetime_ms.DatetimeMS`` instead of raising while a cursor or a change stream is
+    read (issue 9, item 2); every in-range Date is still a tz-aware UTC ``datetime``.
+    """
+    return AsyncMongoClient(
+        uri, tz_aware=True, tzinfo=timezone.utc, appname=APP_NAME,
+        datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+    )
 
 
 @asynccontextmanager
