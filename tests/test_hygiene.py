@@ -480,7 +480,7 @@ async def test_validator_migration_warns_and_never_refuses(db):
     # the report's time rule ignores it); none of the other bad kinds does.
     assert await db.store_status.count_documents(validator) == 4
     assert await db.store_hours.count_documents(infos["store_hours"]["validator"]) == 1
-    await migrate_down(db)
+    await migrate_down(db, all=True)  # later migrations are reverted first
     infos = {c["name"]: c["options"] async for c in await db.list_collections()}
     assert not infos["store_status"].get("validator")
 

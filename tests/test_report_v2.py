@@ -242,7 +242,7 @@ async def test_api_pipeline_parameter(db, settings):
     await prepare_v2(db)
     async with running_app(settings) as http:
         bad = await http.post("/trigger_report", params={"pipeline": "v9"})
-        assert bad.status_code == 422 and "unknown report pipeline version 'v9'" in bad.text
+        assert bad.status_code == 422 and "'v1' or 'v2'" in bad.text and '"pipeline"' in bad.text
         both_ = await http.post("/trigger_report", params={"pipeline": "v1"}, json={"pipeline": "v2"})
         assert both_.status_code == 422 and "pipeline given twice" in both_.text
         assert await db.reports.count_documents({}) == 0

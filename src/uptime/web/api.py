@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 
 
 # -- schemas -------------------------------------------------------------------------------
+#: The report pipeline versions the API offers (``pipelines/store_uptime.<version>.json``).
+ReportVersion = Literal["v1", "v2"]
+
+
 class TriggerRequest(BaseModel):
     """Optional body of ``POST /trigger_report``."""
 
@@ -68,7 +72,7 @@ class TriggerRequest(BaseModel):
         description="Instant the report is for (ISO 8601; no offset = UTC). "
         "Default: the latest poll in store_status.",
     )
-    pipeline: str | None = Field(
+    pipeline: ReportVersion | None = Field(
         default=None,
         description="Report pipeline version, v1 or v2 (default v2; same CSV).",
     )
@@ -214,7 +218,7 @@ async def trigger_report(
     ] = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
     pipeline: Annotated[
-        str | None, Query(description="Report pipeline version: v1 or v2 (default v2)")
+        ReportVersion | None, Query(description="Report pipeline version: v1 or v2 (default v2)")
     ] = None,
 ) -> TriggerResponse:
     """Create a report for ``as_of`` (query or body; default the latest poll) with pipeline
