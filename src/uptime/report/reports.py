@@ -33,9 +33,16 @@ Lifecycle (all in :class:`ReportService`, one per process):
   scratch. Every write of a generator is fenced by ``(lease.owner, attempt)``, so a process
   that lost its lease stops and cleans up after itself. A report started
   ``MAX_ATTEMPTS`` times is marked Failed instead, so nothing stays Running forever.
-  Lease times use the clock of the process writing them (UTC).
+  Lease times are the database server's clock (``$$NOW`` in an update pipeline), taken when
+  the write is applied: a claim or renewal that waited out an outage never writes a lease that
+  has already expired (issue 10, item 6b).
 * Every row is also stored in ``report_rows`` (``uptime.report.rows``: queryable for the
   dashboard's summary); rows are deleted with the file (abort, restart, retention).
+* Outages and failovers: a generation interrupted by a transient database error (connection
+  lost, primary stepped down, no server selectable; ``uptime.platform.tasks.is_transient``) is
+  started again in the same process, same attempt, after a short back-off, for as long as its
+  lease is ours; so an outage shorter than the lease costs no attempt, a longer one one
+  attempt (the lease expires and the report is claimed again).
 * Retention: reports created more than ``UPTIME_REPORT_TTL_DAYS`` ago are deleted together
   with their GridFS files (on start and hourly).
 """
@@ -60,8 +67,9 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from uptime.report import csvout, pipeline, quality, rows as stored_rows
+from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
+from uptime.report import csvout, pipeline, quality, rows as stored_rows
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,8 @@ RETENTION_INTERVAL_S = 3600.0
 PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
+#: Back-off before generating again after a transient database error (seconds: first, max).
+RETRY_BACKOFF_S = (0.5, 5.0)
 
 RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
 #: ``secrets.token_urlsafe(24)``: 24 random bytes (192 bits) as 32 URL-safe base64 chars.
@@ -86,6 +96,10 @@ _REPORT_ID_RE = re.compile(REPORT_ID_PATTERN)
 
 class LeaseLostError(RuntimeError):
     """Another process took over this report (our lease expired); stop without writing."""
+
+
+class TransientGenerationError(RuntimeError):
+    """Generation was interrupted by a database outage or failover; start it again."""
 
 
 class NoPollsError(RuntimeError):
@@ -340,11 +354,12 @@ class _Generation:
                 await asyncio.shield(self._abort(upload))
             raise
         except Exception as exc:  # every failure becomes a Failed report
-            if isinstance(exc, NoPollsError):
-                log.warning("report %s failed: %s", self.report_id, exc)
-            else:
-                log.exception("report %s failed", self.report_id)
             await self._abort(upload)
+            if tasks.is_transient(exc):  # outage or failover: the service starts it again
+                ignored.cancel()
+                raise TransientGenerationError(tasks.one_line(exc)) from exc
+            log.error("report %s failed: %s", self.report_id, tasks.one_line(exc))
+            log.debug("report %s traceback", self.report_id, exc_info=exc)
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
             with contextlib.suppress(LeaseLostError):
@@ -378,8 +393,9 @@ class _Generation:
             await upload.abort()
             await delete_file(self.db, upload._id)
             await stored_rows.delete_rows(self.db, self.report_id)
-        except Exception:
-            log.exception("report %s: could not abort the GridFS upload", self.report_id)
+        except Exception as exc:  # the next claim of the report deletes the file by file_id
+            log.warning("report %s: could not abort the GridFS upload: %s", self.report_id,
+                        tasks.one_line(exc))
 
     async def _stream_rows(
         self, upload: Any, as_of: datetime, total: asyncio.Task[int]
@@ -470,7 +486,7 @@ class ReportService:
             await self.recover()
             await self.sweep_retention()
         if background:
-            self._loop_task = asyncio.create_task(self._maintenance_loop(), name="reports-lease")
+            self._loop_task = tasks.spawn(self._maintenance_loop(), name="reports-lease")
 
     async def stop(self) -> None:
         """Cancel generation tasks and the lease loop; release this process's leases."""
@@ -502,27 +518,30 @@ class ReportService:
         """
         version = pipeline.check_version(version)
         report_id = new_report_id()
-        now = utcnow()
-        await self.reports.insert_one(
-            {
-                "_id": report_id,
-                "status": RUNNING,
-                "as_of_requested": as_utc(as_of),
-                "as_of": None,
-                "pipeline": pipeline.pipeline_tag(version),
-                "created_at": now,
-                "started_at": None,
-                "finished_at": None,
-                "progress": 0.0,
-                "total_stores": None,
-                "rows": None,
-                "timezone_fallbacks": None,
-                "ignored": None,
-                "file_id": None,
-                "error": None,
-                "attempt": 1,
-                "lease": {"owner": self.owner, "expires_at": now + self.lease},
-            }
+        # An upsert with an update pipeline, so created_at and the lease are the server's
+        # $$NOW when the write is applied (an insert can only carry the client's clock).
+        fields = {
+            "status": RUNNING,
+            "as_of_requested": as_utc(as_of),
+            "as_of": None,
+            "pipeline": pipeline.pipeline_tag(version),
+            "created_at": "$$NOW",
+            "started_at": None,
+            "finished_at": None,
+            "progress": 0.0,
+            "total_stores": None,
+            "rows": None,
+            "timezone_fallbacks": None,
+            "ignored": None,
+            "file_id": None,
+            "error": None,
+            "attempt": 1,
+            "lease": self._new_lease(),
+        }
+        await self.reports.update_one(
+            {"_id": report_id},
+            [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
+            upsert=True,
         )
         self._schedule(report_id, 1, as_utc(as_of), version)
         return report_id
@@ -550,10 +569,18 @@ class ReportService:
         return len(self._tasks)
 
     # -- background --------------------------------------------------------------------
+    def _new_lease(self) -> dict[str, Any]:
+        """A lease for this process expiring ``lease_seconds`` after the server's ``$$NOW``
+        (an aggregation expression: use it inside an update pipeline)."""
+        return {
+            "owner": {"$literal": self.owner},
+            "expires_at": {"$add": ["$$NOW", int(self.lease.total_seconds() * 1000)]},
+        }
+
     def _schedule(
         self, report_id: str, attempt: int, as_of: datetime | None, version: str
     ) -> None:
-        task = asyncio.create_task(
+        task = tasks.spawn(
             self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
         )
         self._tasks[report_id] = task
@@ -564,8 +591,36 @@ class ReportService:
     async def _run(
         self, report_id: str, attempt: int, as_of: datetime | None, version: str
     ) -> None:
+        """Generate the report; after a transient database error generate it again (same
+        attempt, back-off ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
+        tag = pipeline.pipeline_tag(version)
+        delay, max_delay = RETRY_BACKOFF_S
         async with self._semaphore:
-            await _Generation(self.db, report_id, self.owner, attempt, version).run(as_of)
+            while True:
+                started = time.monotonic()
+                try:
+                    await _Generation(self.db, report_id, self.owner, attempt, version).run(as_of)
+                except TransientGenerationError as exc:
+                    metrics.report_finished(tag, "retried", time.monotonic() - started)
+                    log.warning("report %s: database unavailable (%s); generating again in "
+                                "%.1f s", report_id, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, max_delay)
+                    continue
+                break
+        with contextlib.suppress(PyMongoError):
+            doc = await self.reports.find_one(
+                {"_id": report_id}, {"status": 1, "rows": 1, "timezone_fallbacks": 1,
+                                     "attempt": 1, "lease": 1}
+            )
+            outcome = "lease_lost"
+            if doc is not None and doc.get("attempt") == attempt and doc["status"] != RUNNING:
+                outcome = doc["status"].lower()
+            metrics.report_finished(
+                tag, outcome, time.monotonic() - started,
+                rows=doc.get("rows") if outcome == "complete" else None,
+                fallbacks=doc.get("timezone_fallbacks") if outcome == "complete" else None,
+            )
 
     async def renew_leases(self) -> int:
         """Extend the lease of every report this process waits on or generates; return how many.
@@ -577,7 +632,7 @@ class ReportService:
             return 0
         result = await self.reports.update_many(
             {"_id": {"$in": list(self._tasks)}, "status": RUNNING, "lease.owner": self.owner},
-            {"$set": {"lease.expires_at": utcnow() + self.lease}},
+            [{"$set": {"lease.expires_at": self._new_lease()["expires_at"]}}],
         )
         return result.modified_count
 
@@ -590,17 +645,19 @@ class ReportService:
         """
         claimed: list[str] = []
         while True:
-            now = utcnow()
+            # Expired and new expiry both by the server's clock when the claim is applied.
             doc = await self.reports.find_one_and_update(
-                {"status": RUNNING, "lease.expires_at": {"$lt": now}},
-                {
-                    "$set": {
-                        "lease": {"owner": self.owner, "expires_at": now + self.lease},
-                        "progress": 0.0,
-                        "started_at": None,
-                    },
-                    "$inc": {"attempt": 1},
-                },
+                {"status": RUNNING, "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]}},
+                [
+                    {
+                        "$set": {
+                            "lease": self._new_lease(),
+                            "progress": 0.0,
+                            "started_at": None,
+                            "attempt": {"$add": ["$attempt", 1]},
+                        }
+                    }
+                ],
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
@@ -656,5 +713,15 @@ class ReportService:
                 if time.monotonic() >= next_retention:
                     await self.sweep_retention()
                     next_retention = time.monotonic() + RETENTION_INTERVAL_S
-            except PyMongoError:
-                log.exception("report lease/recovery loop: database error; retrying")
+            except Exception as exc:  # one line per failed round; the next round retries
+                log.warning("report lease/recovery loop: %s; retrying", tasks.one_line(exc))
+
+
+def _literal(value: Any) -> Any:
+    """``value`` as a constant inside an update pipeline (a string starting with ``$`` would
+    be read as a field path); expression documents (``$$NOW`` sums) are left as they are."""
+    if isinstance(value, dict) and any(k.startswith("$") for k in value):
+        return value
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return {"$literal": value}

@@ -1,0 +1,96 @@
+"""Operations endpoints: ``GET /healthz`` and ``GET /metrics`` (issue 10, items 6a and 7).
+
+* ``/healthz`` (never needs the token): pings MongoDB with its own short timeout
+  (``UPTIME_HEALTH_TIMEOUT_S``, 1.5 s, through PyMongo's client-side operation timeout) and runs
+  every registered component check (e.g. the runs follower). 200
+  ``{"status": "ok", "database": "ok", ...}`` when all pass; 503
+  ``{"detail": "...", "status": "unavailable", "database": "<reason>", ...}`` otherwise, within
+  about the timeout even when the database is gone (a health probe gets an answer, not a
+  timeout).
+* ``/metrics``: the Prometheus text exposition of ``uptime.platform.metrics`` (bearer token
+  when ``UPTIME_API_TOKEN`` is set, as for every other endpoint).
+
+Component checks: ``register_check(app, name, check)`` where ``check()`` is an async callable
+returning ``None`` when healthy or a one-line reason when not. The runs follower registers
+``"follower"`` in the API's lifespan (a check that reports its lag and whether it runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pymongo
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.responses import JSONResponse, Response
+from pymongo.errors import PyMongoError
+
+from uptime.platform import metrics
+from uptime.platform.tasks import one_line
+
+HealthCheck = Callable[[], Awaitable[str | None]]
+
+health_router = APIRouter()
+metrics_router = APIRouter()
+
+
+def register_check(app: FastAPI, name: str, check: HealthCheck) -> None:
+    """Add a component to ``/healthz``: ``check()`` returns ``None`` (healthy) or a reason."""
+    checks: dict[str, HealthCheck] = getattr(app.state, "health_checks", None) or {}
+    checks[name] = check
+    app.state.health_checks = checks
+
+
+async def _database(request: Request) -> str | None:
+    timeout = request.app.state.settings.health_timeout_s
+    try:
+        with pymongo.timeout(timeout):
+            await request.app.state.db.command("ping")
+    except PyMongoError as exc:
+        return f"unavailable: {one_line(exc)}"
+    return None
+
+
+async def _component(check: HealthCheck, timeout: float) -> str | None:
+    try:
+        return await asyncio.wait_for(check(), timeout)
+    except TimeoutError:
+        return f"no answer within {timeout} s"
+    except Exception as exc:  # a broken check is an unhealthy component, never a 500
+        return one_line(exc)
+
+
+@health_router.get(
+    "/healthz",
+    summary="Database ping and component checks (no token needed)",
+    responses={503: {"description": "MongoDB or a component (the runs follower) is unhealthy"}},
+)
+async def healthz(request: Request) -> Any:
+    """200 with every component "ok", else 503 naming what is wrong (answers within about
+    ``UPTIME_HEALTH_TIMEOUT_S`` seconds)."""
+    timeout = request.app.state.settings.health_timeout_s
+    problems: dict[str, str | None] = {"database": await _database(request)}
+    metrics.DATABASE_UP.set(0 if problems["database"] else 1)
+    for name, check in (getattr(request.app.state, "health_checks", None) or {}).items():
+        problems[name] = await _component(check, timeout)
+    body = {name: problem or "ok" for name, problem in problems.items()}
+    if not any(problems.values()):
+        return {"status": "ok", **body}
+    detail = (
+        "the database is unavailable; try again shortly"
+        if problems["database"]
+        else "unhealthy: " + ", ".join(n for n, p in problems.items() if p)
+    )
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": detail, "status": "unavailable", **body},
+    )
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+async def prometheus_metrics() -> Response:
+    """Report durations/outcomes/rows, pipeline version, ingest counts, follower lag, time-zone
+    fallbacks, database up, background task failures, and the process metrics."""
+    payload, content_type = metrics.exposition()
+    return Response(content=payload, media_type=content_type)
