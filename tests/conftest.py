@@ -110,8 +110,8 @@ def replset(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real three-member replica set ``rs0`` (``tests/replset.py``), started once for the
     session and stopped at its end (also on failure; an ``atexit`` hook kills leftovers).
 
-    Tests using it are marked ``replset``; each gets the set healthy again (member 0 primary,
-    the others secondaries) through the ``rs`` fixture."""
+    Tests using it are marked ``replset``; each gets the set healthy again (one primary, the
+    others secondaries) through the ``rs`` fixture."""
     from replset import ReplicaSet
 
     rs = ReplicaSet(tmp_path_factory.mktemp("replset"))
@@ -125,6 +125,6 @@ def replset(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 @pytest.fixture
 def rs(replset):
     """The session's replica set, healthy at the start of the test (stopped members restarted,
-    member 0 primary)."""
+    one primary, the others secondaries)."""
     replset.wait_healthy()
     return replset

@@ -1,8 +1,9 @@
 """A real three-member replica set ``rs0`` for the failover tests (issue 10, item 1).
 
 Three ``mongod`` processes from the wheel (``uptime.platform.embedded.find_mongod``) on free
-loopback ports, each with its own data dir. Member 0 has priority 2 (it wins the first
-election, so tests start from a known primary); the others priority 1. Elections are fast:
+loopback ports, each with its own data dir. All members have priority 1 (no priority
+takeover: a stepped-down or restarted member does not force a second election in the middle
+of a test); a test asks ``primary()`` which member leads. Elections are fast:
 ``electionTimeoutMillis`` 1000 and ``heartbeatIntervalMillis`` 200 (defaults 10 s / 2 s), so a
 killed primary is replaced in about 1-3 s. Small WiredTiger caches keep three servers within
 the 2-core CI machine's memory.
@@ -23,6 +24,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,13 @@ def _kill_all_at_exit() -> None:
 
 
 atexit.register(_kill_all_at_exit)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM to the test process unwinds it (``SystemExit``) so fixture teardown and the
+    ``atexit`` hook stop the members (Python's default SIGTERM action skips both)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 @dataclass
@@ -154,13 +163,14 @@ class ReplicaSet:
         member.proc = None
 
     def start(self) -> None:
-        """Start every member, initiate ``rs0`` and wait for member 0 to be primary."""
+        """Start every member, initiate ``rs0`` and wait for a primary and secondaries."""
+        _exit_on_sigterm()
         for member in self.members:
             self.start_member(member)
         config = {
             "_id": REPLICA_SET,
             "members": [
-                {"_id": m.index, "host": m.host, "priority": 2 if m.index == 0 else 1}
+                {"_id": m.index, "host": m.host, "priority": 1}
                 for m in self.members
             ],
             "settings": {
@@ -235,26 +245,24 @@ class ReplicaSet:
             time.sleep(0.05)
 
     def wait_healthy(self, timeout_s: float = 60.0) -> None:
-        """Restart stopped members; wait until member 0 is primary and the others secondaries."""
+        """Restart stopped members; wait until one is primary and the others secondaries."""
         for member in self.members:
             self.start_member(member)
         deadline = time.monotonic() + timeout_s
         while True:
-            states = self.states()
-            if states.get(0) == "PRIMARY" and all(
-                states.get(m.index) == "SECONDARY" for m in self.members[1:]
-            ):
-                self.primary(timeout_s)  # and member 0 knows it
+            states = sorted(self.states().values())
+            if states == ["PRIMARY"] + ["SECONDARY"] * (len(self.members) - 1):
+                self.primary(timeout_s)  # and the primary says so itself
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replica set not healthy after {timeout_s} s: {states}")
             time.sleep(0.1)
 
-    def step_down(self, member: Member, seconds: int = 10) -> None:
+    def step_down(self, member: Member, seconds: int = 5) -> None:
         """``replSetStepDown`` on ``member`` (it cannot be re-elected for ``seconds``)."""
         client = member.direct()
         try:
-            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=5)
+            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=2)
         except PyMongoError:
             pass  # older servers drop the connection as they step down
         finally:

@@ -18,6 +18,10 @@ Spec: issue 2, item 6.
   ``wait`` seconds), then re-reads the changelog, so no migration is ever applied twice.
 * ``dropIndexes`` of an index or collection that does not exist counts as done (a revert
   can be repeated); every other command error stops the run, naming file and command.
+* On a replica set a ``createIndexes`` without its own ``commitQuorum`` is sent with
+  ``commitQuorum: "majority"`` (issue 10): the server's default, all voting members, makes an
+  index build wait forever while one secondary is down; a majority commits it and the member
+  that was down builds the index when it catches up.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Annotated, Any
 
 import typer
 from bson import json_util
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from uptime.platform.resources import migrations_dir
@@ -238,9 +242,19 @@ async def _changelog(db: Any) -> dict[str, dict]:
     return {doc["file_name"]: doc async for doc in db[CHANGELOG].find({}, {"_id": 0})}
 
 
+async def _commit_quorum(db: Any) -> dict[str, str]:
+    """``{"commitQuorum": "majority"}`` on a replica set, ``{}`` on a standalone (which
+    refuses the option)."""
+    hello = await db.client.admin.command("hello")
+    return {"commitQuorum": "majority"} if "setName" in hello else {}
+
+
 async def _run_commands(db: Any, migration: Migration, part: str) -> None:
+    quorum = await _commit_quorum(db)
     for index, command in enumerate(getattr(migration, part)):
         name = next(iter(command))
+        if name == "createIndexes" and "commitQuorum" not in command:
+            command = {**command, **quorum}
         try:
             await db.command(command)
         except OperationFailure as exc:
@@ -276,8 +290,9 @@ async def migrate_up(
     migrations = load_migrations(directory)
     applied_now: list[str] = []
     async with _Lock(db, ttl=lock_ttl, wait=lock_wait) as lock:
-        await db[CHANGELOG].create_index(
-            [("file_name", ASCENDING)], name="file_name_unique", unique=True
+        await db[CHANGELOG].create_indexes(
+            [IndexModel([("file_name", ASCENDING)], name="file_name_unique", unique=True)],
+            **await _commit_quorum(db),
         )
         applied = await _changelog(db)  # read under the lock
         for migration in migrations:
