@@ -6,7 +6,8 @@ CPU seconds, RSS, open fds). Any module records into these objects; the helpers 
 hooks the ingest (``POST /polls``, ``uptime import``) and the runs follower call:
 
 * :func:`record_ingest` — rows stored / already present / rejected, by source;
-* :func:`follower_progress` — the follower's lag and events applied;
+* :func:`follower_progress` — the follower's lag and events applied (or :func:`watch_follower`,
+  which reads the lag from a ``RunsFollower`` at scrape time);
 * :func:`report_finished` — a report's outcome, duration, rows and time-zone fallbacks
   (called by the report service).
 
@@ -20,7 +21,7 @@ Names (all prefixed ``uptime_``; durations in seconds, lag in seconds):
 ``report_timezone_fallbacks_total``            counter    stores that fell back to America/Chicago
 ``report_pipeline_info{pipeline}``             gauge      1 for the default pipeline version
 ``ingest_rows_total{collection,source,result}`` counter   result: stored|already_present|rejected
-``follower_lag_seconds``                       gauge      now − cluster time of the last event applied
+``follower_lag_seconds``                       gauge      seconds since the follower last confirmed being current
 ``follower_events_total``                      counter    change events applied by the follower
 ``database_up``                                gauge      1 if the last /healthz ping answered
 ``background_task_failures_total{task}``       counter    background tasks that ended in an error
@@ -62,7 +63,7 @@ INGEST_ROWS = Counter(
 )
 FOLLOWER_LAG = Gauge(
     "uptime_follower_lag_seconds",
-    "Runs follower lag: now minus the cluster time of the last store_status event applied.",
+    "Runs follower lag: seconds since it last confirmed having applied every store_status write.",
 )
 FOLLOWER_EVENTS = Counter(
     "uptime_follower_events_total", "store_status change events applied by the runs follower."
@@ -92,6 +93,20 @@ def follower_progress(*, lag_s: float | None = None, events: int = 0) -> None:
         FOLLOWER_LAG.set(max(0.0, lag_s))
     if events:
         FOLLOWER_EVENTS.inc(events)
+
+
+def watch_follower(follower: object) -> None:
+    """Make ``uptime_follower_lag_seconds`` read the runs follower at scrape time: seconds
+    since it last confirmed being current (``state["applied_at"]``: after each batch, and
+    about every second while idle), so a stalled follower's lag grows. Hook for the API
+    lifespan, next to ``ops.register_check(app, "follower", ...)``."""
+    from datetime import UTC, datetime
+
+    def lag() -> float:
+        applied = (getattr(follower, "state", None) or {}).get("applied_at")
+        return (datetime.now(UTC) - applied).total_seconds() if applied else float("nan")
+
+    FOLLOWER_LAG.set_function(lag)
 
 
 def report_finished(

@@ -11,14 +11,16 @@
   when ``UPTIME_API_TOKEN`` is set, as for every other endpoint).
 
 Component checks: ``register_check(app, name, check)`` where ``check()`` is an async callable
-returning ``None`` when healthy or a one-line reason when not. The runs follower registers
-``"follower"`` in the API's lifespan (a check that reports its lag and whether it runs).
+returning ``None`` when healthy or a one-line reason when not. The API's lifespan registers the
+runs follower with ``register_check(app, "follower", follower_check(follower))`` and
+``metrics.watch_follower(follower)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
@@ -40,6 +42,35 @@ def register_check(app: FastAPI, name: str, check: HealthCheck) -> None:
     checks: dict[str, HealthCheck] = getattr(app.state, "health_checks", None) or {}
     checks[name] = check
     app.state.health_checks = checks
+
+
+#: A follower whose last sign of life (``state["heartbeat"]``) is older than this is stalled.
+FOLLOWER_STALL_S = 30.0
+
+
+def follower_check(follower: Any, stall_s: float = FOLLOWER_STALL_S) -> HealthCheck:
+    """The ``/healthz`` check of a running ``uptime.timeline.RunsFollower``: unhealthy when its
+    task ended (crashed or stopped) or when it has not written its state (``heartbeat``, at
+    least every second while idle, after every batch) for ``stall_s`` seconds, except while
+    it rebuilds the whole collection (``pending == -1``). Use in the API lifespan::
+
+        register_check(app, "follower", follower_check(follower))
+    """
+
+    async def check() -> str | None:
+        task = getattr(follower, "_task", None)
+        if task is None or task.done():
+            return "not running"
+        state = getattr(follower, "state", {}) or {}
+        beat = state.get("heartbeat")
+        if state.get("pending") == -1 or beat is None:
+            return None  # rebuilding, or starting: alive
+        age = (datetime.now(UTC) - beat).total_seconds()
+        if age > stall_s:
+            return f"stalled: no progress for {age:.0f} s (mode {state.get('mode')})"
+        return None
+
+    return check
 
 
 async def _database(request: Request) -> str | None:
