@@ -172,6 +172,7 @@ ReportId = Annotated[
 
 # -- routes --------------------------------------------------------------------------------
 router = APIRouter(dependencies=[Depends(require_token)])
+open_router = APIRouter()
 
 
 def pipeline_version(query: str | None, body: str | None) -> str:
