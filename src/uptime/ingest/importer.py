@@ -75,6 +75,7 @@ from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for cal
     parse_timestamp,
 )
 from uptime.ingest.replace import replace_rows, staging_collection
+from uptime.platform import metrics
 from uptime.report.schedules import refresh_schedules
 from uptime.report.pipeline import zone_known
 
@@ -810,6 +811,8 @@ async def import_file(
     summary.notes.extend(rej.notes)
     summary.seconds = time.perf_counter() - started
     summary.rows_per_second = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
+    metrics.record_ingest(summary.collection, "import", stored=summary.loaded,
+                          already_present=summary.already_present, rejected=summary.rejected)
     return summary
 
 
