@@ -11,10 +11,9 @@ Spec: issue 2, item 6.
   sha256 hex of the file's bytes}`` with a unique index on ``file_name``. ``status`` flags an
   applied file whose bytes changed since.
 * Lock: ``migrations_lock {_id: "migrations", owner, acquired_at, expires_at}``. Taking it is
-  an insert of that fixed ``_id`` (duplicate key = held by someone else); a lock whose
-  ``expires_at`` passed (the holder died) is taken over atomically with one
-  ``find_one_and_update`` on the expired document (server clock, ``$$NOW``). The holder
-  renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
+  one atomic upsert of that fixed ``_id`` that sets this process as owner only if there is no
+  owner or ``expires_at`` passed (the holder died); all times are the server's clock
+  (``$$NOW``). The holder renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
   ``wait`` seconds), then re-reads the changelog, so no migration is ever applied twice.
 * ``dropIndexes`` of an index or collection that does not exist counts as done (a revert
   can be repeated); every other command error stops the run, naming file and command.
@@ -33,7 +32,7 @@ import re
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,37 +153,41 @@ class _Lock:
         self._renewer: asyncio.Task | None = None
 
     async def _try_acquire(self) -> bool:
-        """Insert the lock document (fixed ``_id``; a duplicate key = held by someone else),
-        or take it over atomically if it expired. (``$expr`` is not allowed in an upsert's
-        filter, so the insert stamps the client's clock; renewal and takeover use the
-        server's ``$$NOW``. With a 5-minute lifetime, clock skew between hosts is immaterial.)"""
-        now = datetime.now(timezone.utc)
+        """Take the lock if it is free or expired, in one atomic upsert with an update
+        pipeline: ``acquired_at``/``expires_at`` are the server's ``$$NOW`` (and ``$$NOW`` +
+        ttl) when the write is applied, so a process whose clock is off, or that waited out
+        an outage, never writes a lock that has already expired (issue 10, item 6b). Returns
+        True if the lock is now ours."""
+        free = {
+            "$or": [
+                {"$eq": [{"$type": "$owner"}, "missing"]},
+                {"$lt": ["$expires_at", "$$NOW"]},
+            ]
+        }
+
+        def take(value: Any, current: str) -> dict:
+            return {"$cond": [free, value, current]}
+
         try:
-            await self.collection.insert_one(
-                {
-                    "_id": LOCK_ID,
-                    "owner": self.owner,
-                    "acquired_at": now,
-                    "expires_at": now + timedelta(seconds=self.ttl),
-                }
-            )
-            return True
-        except DuplicateKeyError:
-            pass
-        taken = await self.collection.find_one_and_update(
-            {"_id": LOCK_ID, "$expr": {"$lt": ["$expires_at", "$$NOW"]}},
-            [
-                {
-                    "$set": {
-                        "owner": self.owner,
-                        "acquired_at": "$$NOW",
-                        "expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]},
+            doc = await self.collection.find_one_and_update(
+                {"_id": LOCK_ID},
+                [
+                    {
+                        "$set": {
+                            "owner": take({"$literal": self.owner}, "$owner"),
+                            "acquired_at": take("$$NOW", "$acquired_at"),
+                            "expires_at": take(
+                                {"$add": ["$$NOW", int(self.ttl * 1000)]}, "$expires_at"
+                            ),
+                        }
                     }
-                }
-            ],
-            return_document=ReturnDocument.AFTER,
-        )
-        return taken is not None
+                ],
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # two first-ever upserts raced: the other one won
+            return False
+        return doc is not None and doc.get("owner") == self.owner
 
     async def _renew(self) -> None:
         while True:
