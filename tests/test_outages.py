@@ -161,3 +161,23 @@ async def test_database_killed_mid_report(tmp_path, monkeypatch):
         loop.set_exception_handler(previous_handler)
         logging.getLogger("uptime").removeHandler(handler)
         rs.stop()
+
+
+async def test_migrations_lock_times_are_the_server_clock(db, monkeypatch):
+    """Rule (item 6b, the migrations lock too): taking the lock writes acquired_at = the
+    server's $$NOW and expires_at = that + ttl, whatever the process's clock says (the lock
+    code does not read it: datetime is patched to a year-2000 clock here)."""
+    import uptime.platform.migrations as migrations
+
+    class Stale(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2000, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(migrations, "datetime", Stale)
+    lock = migrations._Lock(db, ttl=300, wait=5)
+    async with lock:
+        doc = await db[migrations.LOCK_COLLECTION].find_one({"_id": migrations.LOCK_ID})
+        server = await server_now(db)
+    assert abs(doc["acquired_at"] - server) < timedelta(seconds=5)
+    assert doc["expires_at"] - doc["acquired_at"] == timedelta(seconds=300)
