@@ -59,6 +59,18 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
+def _reap(member: Member, timeout_s: float) -> None:
+    """Wait for ``member``'s signalled process to exit (SIGKILL after ``timeout_s``)."""
+    assert member.proc is not None
+    try:
+        member.proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        member.proc.kill()
+        member.proc.wait()
+    _LIVE.discard(member.proc.pid)
+    member.proc = None
+
+
 @dataclass
 class Member:
     """One mongod of the set: its port, data dir, log, and process while it runs."""
@@ -154,13 +166,7 @@ class ReplicaSet:
             return
         with contextlib.suppress(ProcessLookupError):
             member.proc.send_signal(sig)
-        try:
-            member.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            member.proc.kill()
-            member.proc.wait()
-        _LIVE.discard(member.proc.pid)
-        member.proc = None
+        _reap(member, 60)
 
     def start(self) -> None:
         """Start every member, initiate ``rs0`` and wait for a primary and secondaries."""
@@ -198,15 +204,8 @@ class ReplicaSet:
             with contextlib.suppress(ProcessLookupError):
                 member.proc.terminate()
         for member in self.members:
-            if member.proc is None:
-                continue
-            try:
-                member.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                member.proc.kill()
-                member.proc.wait()
-            _LIVE.discard(member.proc.pid)
-            member.proc = None
+            if member.proc is not None:
+                _reap(member, 20)
 
     # -- state -----------------------------------------------------------------------------
     def states(self) -> dict[int, str]:

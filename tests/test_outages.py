@@ -181,3 +181,43 @@ async def test_migrations_lock_times_are_the_server_clock(db, monkeypatch):
         server = await server_now(db)
     assert abs(doc["acquired_at"] - server) < timedelta(seconds=5)
     assert doc["expires_at"] - doc["acquired_at"] == timedelta(seconds=300)
+
+
+async def test_transient_error_regenerates_in_process(db, settings, monkeypatch):
+    """Rule: a generation cut by a transient database error (here AutoReconnect on the first
+    two tries of the pipeline) is generated again by the same process with the same attempt
+    and completes with the undisturbed CSV; a report whose database stays unavailable longer
+    than RETRY_LIMIT_S is marked Failed with the connection reason."""
+    from pymongo.errors import AutoReconnect
+
+    from uptime.report import pipeline
+
+    monkeypatch.setattr(reports, "RETRY_BACKOFF_S", (0.01, 0.02))
+    await insert_stores(db, 5)
+    real = pipeline.iter_report_rows
+    calls = 0
+
+    async def flaky(db_, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls <= 2 or kwargs["as_of"] == T0 - timedelta(days=1):
+            raise AutoReconnect("connection closed")
+        async for row in real(db_, **kwargs):
+            yield row
+
+    monkeypatch.setattr(pipeline, "iter_report_rows", flaky)
+    service = ReportService(db, settings)
+    await service.start(background=False, recover=False)
+    doc = await service.wait(await service.trigger(T0))
+    assert (doc["status"], doc["attempt"], calls) == ("Complete", 1, 3)
+    out = bytearray()
+    async for chunk in reports.iter_csv_chunks(db, doc["file_id"]):
+        out += chunk
+    assert out.decode() == await expected_csv(db, T0)
+    assert await db.reports.files.count_documents({}) == 1  # the cut attempts left no file
+
+    monkeypatch.setattr(reports, "RETRY_LIMIT_S", 0.2)
+    failed = await service.wait(await service.trigger(T0 - timedelta(days=1)))
+    await service.stop()
+    assert failed["status"] == "Failed" and failed["attempt"] == 1
+    assert failed["error"].startswith("lost the connection to MongoDB")

@@ -87,6 +87,9 @@ PROGRESS_INTERVAL_S = 0.5
 WRITE_BUFFER_CHARS = 64 * 1024
 #: Back-off before generating again after a transient database error (seconds: first, max).
 RETRY_BACKOFF_S = (0.5, 5.0)
+#: After this long (seconds) of transient failures in a row the report is marked Failed
+#: (if the database takes that write; else its lease expires and it is recovered later).
+RETRY_LIMIT_S = 120.0
 
 RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
 #: ``secrets.token_urlsafe(24)``: 24 random bytes (192 bits) as 32 URL-safe base64 chars.
@@ -285,6 +288,8 @@ class _Generation:
         # What the report ignores is counted beside everything else (future polls: after
         # max(as_of, server time + 5 min); a default as_of is never after the latter).
         ignored = asyncio.create_task(self._record_ignored(as_of_requested))
+        # retrieved whatever happens (a failed count must not surface as "never retrieved")
+        ignored.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
             as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
             if as_of is None:
@@ -362,17 +367,28 @@ class _Generation:
             log.debug("report %s traceback", self.report_id, exc_info=exc)
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
-            with contextlib.suppress(LeaseLostError):
-                await self._update(
-                    {
-                        "$set": {
-                            "status": FAILED,
-                            "error": describe_error(exc, self.version),
-                            "finished_at": utcnow(),
-                            "lease": None,
-                        }
+            await self.fail(exc)
+
+    async def fail(self, exc: BaseException) -> None:
+        """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer ours;
+        if the database refuses the write, log it (the lease then expires and the report is
+        recovered)."""
+        try:
+            await self._update(
+                {
+                    "$set": {
+                        "status": FAILED,
+                        "error": describe_error(exc, self.version),
+                        "finished_at": utcnow(),
+                        "lease": None,
                     }
-                )
+                }
+            )
+        except LeaseLostError:
+            pass
+        except PyMongoError as db_exc:
+            log.warning("report %s: could not mark it Failed: %s", self.report_id,
+                        tasks.one_line(db_exc))
 
     async def _record_ignored(self, as_of: datetime | None) -> None:
         """Store what the report ignores (``quality.ignored_counts``, one aggregation) in
@@ -595,13 +611,21 @@ class ReportService:
         attempt, back-off ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
         tag = pipeline.pipeline_tag(version)
         delay, max_delay = RETRY_BACKOFF_S
+        first_failure: float | None = None
         async with self._semaphore:
             while True:
                 started = time.monotonic()
+                generation = _Generation(self.db, report_id, self.owner, attempt, version)
                 try:
-                    await _Generation(self.db, report_id, self.owner, attempt, version).run(as_of)
+                    await generation.run(as_of)
                 except TransientGenerationError as exc:
                     metrics.report_finished(tag, "retried", time.monotonic() - started)
+                    first_failure = first_failure or started
+                    if time.monotonic() - first_failure > RETRY_LIMIT_S:
+                        log.error("report %s failed: database unavailable for %.0f s (%s)",
+                                  report_id, RETRY_LIMIT_S, exc)
+                        await generation.fail(exc.__cause__ or exc)
+                        break
                     log.warning("report %s: database unavailable (%s); generating again in "
                                 "%.1f s", report_id, exc, delay)
                     await asyncio.sleep(delay)
