@@ -102,3 +102,32 @@ async def test_healthz_names_an_unhealthy_component(settings):
         "detail": "unhealthy: follower, other", "status": "unavailable", "database": "ok",
         "follower": "not running", "other": "RuntimeError: boom",
     }
+
+
+async def test_follower_check_stalled_and_alive():
+    """Rule: the follower check is healthy while the follower's heartbeat is recent or it is
+    rebuilding; stalled when the heartbeat is older than stall_s (plus the rebuild interval
+    in fallback mode); "not running" when its task ended."""
+    from datetime import UTC, datetime, timedelta
+
+    class Follower:
+        standalone_interval_s = 60.0
+
+        def __init__(self, state):
+            self.state = state
+            self._task = asyncio.get_running_loop().create_future()
+
+    now = datetime.now(UTC)
+    fresh = Follower({"heartbeat": now, "mode": "change_stream", "pending": 0})
+    old = Follower({"heartbeat": now - timedelta(seconds=45), "mode": "change_stream",
+                    "pending": 0})
+    old_fallback = Follower({"heartbeat": now - timedelta(seconds=45), "mode": "fallback",
+                             "pending": 0})
+    rebuilding = Follower({"heartbeat": now - timedelta(seconds=500), "pending": -1})
+    ended = Follower({"heartbeat": now})
+    ended._task.set_result(None)
+    results = [await ops.follower_check(f, stall_s=30)() for f in
+               (fresh, old, old_fallback, rebuilding, ended)]
+    assert results[0] is None and results[2] is None and results[3] is None
+    assert results[1].startswith("stalled: no progress for 45 s")
+    assert results[4] == "not running"

@@ -51,8 +51,9 @@ FOLLOWER_STALL_S = 30.0
 def follower_check(follower: Any, stall_s: float = FOLLOWER_STALL_S) -> HealthCheck:
     """The ``/healthz`` check of a running ``uptime.timeline.RunsFollower``: unhealthy when its
     task ended (crashed or stopped) or when it has not written its state (``heartbeat``, at
-    least every second while idle, after every batch) for ``stall_s`` seconds, except while
-    it rebuilds the whole collection (``pending == -1``). Use in the API lifespan::
+    least every second while idle, after every batch) for ``stall_s`` seconds (plus its
+    rebuild interval in ``fallback`` mode, e.g. on a standalone server), except while it
+    rebuilds the whole collection (``pending == -1``). Use in the API lifespan::
 
         register_check(app, "follower", follower_check(follower))
     """
@@ -66,7 +67,10 @@ def follower_check(follower: Any, stall_s: float = FOLLOWER_STALL_S) -> HealthCh
         if state.get("pending") == -1 or beat is None:
             return None  # rebuilding, or starting: alive
         age = (datetime.now(UTC) - beat).total_seconds()
-        if age > stall_s:
+        limit = stall_s
+        if state.get("mode") == "fallback":  # periodic rebuilds (standalone): one per interval
+            limit += float(getattr(follower, "standalone_interval_s", 0.0))
+        if age > limit:
             return f"stalled: no progress for {age:.0f} s (mode {state.get('mode')})"
         return None
 
