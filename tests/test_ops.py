@@ -131,3 +131,29 @@ async def test_follower_check_stalled_and_alive():
     assert results[0] is None and results[2] is None and results[3] is None
     assert results[1].startswith("stalled: no progress for 45 s")
     assert results[4] == "not running"
+
+
+async def test_metrics_count_pushed_polls(settings):
+    """Rule: POST /polls adds its counts to uptime_ingest_rows_total{source="api"}: a request
+    of 3 polls, one of them invalid, then the same 2 valid ones again → stored 2, already
+    present 2, rejected 1."""
+    app = api.create_app(settings)
+    polls = [{"store_id": "m1", "timestamp_utc": "2024-05-06T12:00:00Z", "status": "active"},
+             {"store_id": "m2", "timestamp_utc": "2024-05-06T12:00:00Z", "status": "inactive"}]
+    labels = {"collection": "store_status", "source": "api"}
+
+    def value(text: str, result: str) -> float:
+        key = ("uptime_ingest_rows_total", tuple(sorted({**labels, "result": result}.items())))
+        return samples(text).get(key, 0.0)
+
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            before = (await http.get("/metrics")).text
+            first = await http.post("/polls", json=[*polls, {"store_id": "m3"}])
+            again = await http.post("/polls", json=polls)
+            after = (await http.get("/metrics")).text
+    assert first.status_code == again.status_code == 200
+    assert value(after, "stored") - value(before, "stored") == 2
+    assert value(after, "already_present") - value(before, "already_present") == 2
+    assert value(after, "rejected") - value(before, "rejected") == 1
