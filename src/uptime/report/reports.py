@@ -251,7 +251,11 @@ async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | 
     cutoff = now - timedelta(days=ttl_days)
     query = {
         "created_at": {"$lt": cutoff},
-        "$or": [{"status": {"$ne": RUNNING}}, {"lease.expires_at": {"$lt": now}}],
+        # A Running report is kept while its lease lives (the server's clock, as leases are).
+        "$or": [
+            {"status": {"$ne": RUNNING}},
+            {"$expr": {"$lt": ["$lease.expires_at", "$$NOW"]}},
+        ],
     }
     deleted = 0
     async for doc in db[REPORTS_COLLECTION].find(query, {"file_id": 1}):
