@@ -367,7 +367,8 @@ class _Generation:
             if tasks.is_transient(exc):  # outage or failover: the service starts it again
                 ignored.cancel()
                 raise TransientGenerationError(tasks.one_line(exc)) from exc
-            log.error("report %s failed: %s", self.report_id, tasks.one_line(exc))
+            level = logging.WARNING if isinstance(exc, NoPollsError) else logging.ERROR
+            log.log(level, "report %s failed: %s", self.report_id, tasks.one_line(exc))
             log.debug("report %s traceback", self.report_id, exc_info=exc)
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
