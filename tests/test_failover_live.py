@@ -101,22 +101,27 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
                 incremental = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
                 state1 = await db.runs_follower.find_one({})
                 health = (await http.get("/healthz")).json()
+                scraped = (await http.get("/metrics")).text
         await timeline.rebuild_runs(db)
         rebuilt = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
     finally:
         await check.drop_database(name)
         await check.close()
     polls_in_runs = sum(r["polls"] for r in incremental)
+    lag = next(float(line.split()[-1]) for line in scraped.splitlines()
+               if line.startswith("uptime_follower_lag_seconds "))
     print(f"kill -9 of primary m{old.index} after {KILL_AT} of {REQUESTS} requests: first "
           f"acknowledged request {first_ack_after:.2f} s later ({retries} retried 503s); "
           f"polls acknowledged {len(acked):,}, found {len(acked & found):,} "
           f"(store_status {len(found):,}); follower current {caught_up:.2f} s after the last "
           f"ack; runs {len(incremental):,} holding {polls_in_runs:,} poll instants; full "
           f"rebuilds {state0.get('rebuilds', 0)} -> {state1.get('rebuilds', 0)}; "
-          f"healthz {health}")
+          f"healthz {health}, follower lag metric {lag:.2f} s")
     assert acked <= found and len(found) == len(acked)
     assert current, "the follower did not apply every acknowledged poll"
     assert polls_in_runs == len({a.rsplit("|", 1)[0] for a in acked})
     assert incremental == rebuilt
     assert state1.get("rebuilds", 0) == state0.get("rebuilds", 0), "fell back to a rebuild"
     assert state1["mode"] == "change_stream"
+    assert health == {"status": "ok", "database": "ok", "follower": "ok"}
+    assert 0 <= lag < 10

@@ -12,8 +12,10 @@
 
 Component checks: ``register_check(app, name, check)`` where ``check()`` is an async callable
 returning ``None`` when healthy or a one-line reason when not. The API's lifespan registers the
-runs follower with ``register_check(app, "follower", follower_check(follower))`` and
-``metrics.watch_follower(follower)``.
+runs follower on its own: ``/healthz`` and ``/metrics`` find the follower this process runs
+on the app's database (``uptime.timeline``'s registry) and check it with
+:func:`follower_check` / read its lag with ``metrics.watch_follower``; a check registered
+under ``"follower"`` takes precedence.
 """
 
 from __future__ import annotations
@@ -96,6 +98,29 @@ async def _component(check: HealthCheck, timeout: float) -> str | None:
         return one_line(exc)
 
 
+def _running_follower(db: Any) -> Any:
+    """The runs follower this process runs on ``db`` (``uptime.timeline``'s registry of
+    active followers), or None: no timeline package, or no follower (``UPTIME_FOLLOW_RUNS``
+    false)."""
+    try:
+        from uptime.timeline import follower as timeline_follower
+    except ImportError:
+        return None
+    active = getattr(timeline_follower, "_ACTIVE", None) or {}
+    return active.get((id(db.client), db.name))
+
+
+def _checks(request: Request) -> dict[str, HealthCheck]:
+    """Registered checks, plus the follower's when one runs and none was registered."""
+    checks = dict(getattr(request.app.state, "health_checks", None) or {})
+    if "follower" not in checks:
+        follower = _running_follower(request.app.state.db)
+        if follower is not None:
+            checks["follower"] = follower_check(follower)
+            metrics.watch_follower(follower)
+    return checks
+
+
 @health_router.get(
     "/healthz",
     summary="Database ping and component checks (no token needed)",
@@ -107,7 +132,7 @@ async def healthz(request: Request) -> Any:
     timeout = request.app.state.settings.health_timeout_s
     problems: dict[str, str | None] = {"database": await _database(request)}
     metrics.DATABASE_UP.set(0 if problems["database"] else 1)
-    for name, check in (getattr(request.app.state, "health_checks", None) or {}).items():
+    for name, check in _checks(request).items():
         problems[name] = await _component(check, timeout)
     body = {name: problem or "ok" for name, problem in problems.items()}
     if not any(problems.values()):
@@ -124,8 +149,11 @@ async def healthz(request: Request) -> Any:
 
 
 @metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format)")
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(request: Request) -> Response:
     """Report durations/outcomes/rows, pipeline version, ingest counts, follower lag, time-zone
     fallbacks, database up, background task failures, and the process metrics."""
+    follower = _running_follower(request.app.state.db)
+    if follower is not None:
+        metrics.watch_follower(follower)
     payload, content_type = metrics.exposition()
     return Response(content=payload, media_type=content_type)
