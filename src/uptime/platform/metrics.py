@@ -98,8 +98,8 @@ def follower_progress(*, lag_s: float | None = None, events: int = 0) -> None:
 def watch_follower(follower: object) -> None:
     """Make ``uptime_follower_lag_seconds`` read the runs follower at scrape time: seconds
     since it last confirmed being current (``state["applied_at"]``: after each batch, and
-    about every second while idle), so a stalled follower's lag grows. Hook for the API
-    lifespan, next to ``ops.register_check(app, "follower", ...)``."""
+    about every second while idle), so a stalled follower's lag grows. ``/metrics`` and
+    ``/healthz`` (``uptime.web.ops``) call it with the follower this process runs."""
     from datetime import UTC, datetime
 
     def lag() -> float:
