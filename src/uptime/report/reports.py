@@ -254,7 +254,10 @@ async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | 
         # A Running report is kept while its lease lives (the server's clock, as leases are).
         "$or": [
             {"status": {"$ne": RUNNING}},
-            {"$expr": {"$lt": ["$lease.expires_at", "$$NOW"]}},
+            {
+                "lease.expires_at": {"$type": "date"},
+                "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]},
+            },
         ],
     }
     deleted = 0
@@ -674,16 +677,21 @@ class ReportService:
         """
         claimed: list[str] = []
         while True:
-            # Expired and new expiry both by the server's clock when the claim is applied.
+            # Expired and new expiry both by the server's clock when the claim is applied
+            # (a report without a lease date is not claimed, as before).
             doc = await self.reports.find_one_and_update(
-                {"status": RUNNING, "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]}},
+                {
+                    "status": RUNNING,
+                    "lease.expires_at": {"$type": "date"},
+                    "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]},
+                },
                 [
                     {
                         "$set": {
                             "lease": self._new_lease(),
                             "progress": 0.0,
                             "started_at": None,
-                            "attempt": {"$add": ["$attempt", 1]},
+                            "attempt": {"$add": [{"$ifNull": ["$attempt", 0]}, 1]},
                         }
                     }
                 ],
