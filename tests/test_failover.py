@@ -195,9 +195,9 @@ async def test_secondary_down_for_the_whole_test(rs, rsdb, tmp_path):
 
 
 async def test_migrations_lock_and_changelog_survive_failover(rs, rsdb, tmp_path):
-    """A step-down while ``migrate up`` holds the lock: either the run finishes on the new
-    primary (retryable writes) or it fails and a second run finishes it; in the end every file
-    is recorded exactly once in the changelog, its indexes exist, and the lock is free."""
+    """A step-down while ``migrate up`` holds the lock: the run finishes on the new primary
+    (commands are sent again after a not-primary error, changelog writes are retryable); every
+    file is recorded exactly once in the changelog, its indexes exist, and the lock is free."""
     import json
 
     from uptime.platform.migrations import CHANGELOG, LOCK_COLLECTION, migrate_up
@@ -235,6 +235,7 @@ async def test_migrations_lock_and_changelog_survive_failover(rs, rsdb, tmp_path
           f"done {took:.2f} s later "
           f"({'second run after ' + type(first_error).__name__ if first_error else 'first run'})"
           f"; changelog {len(entries)} entries")
+    assert first_error is None
     assert sorted(entries) == names
     assert {f"f{i}_1" for i in range(12)} <= indexes
     assert await db[LOCK_COLLECTION].count_documents({}) == 0

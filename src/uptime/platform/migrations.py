@@ -16,7 +16,9 @@ Spec: issue 2, item 6.
   (``$$NOW``). The holder renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
   ``wait`` seconds), then re-reads the changelog, so no migration is ever applied twice.
 * ``dropIndexes`` of an index or collection that does not exist counts as done (a revert
-  can be repeated); every other command error stops the run, naming file and command.
+  can be repeated); every other command error stops the run, naming file and command. A
+  command cut by a failover (not primary, step-down, connection lost) is sent again to the
+  new primary for up to ``FAILOVER_RETRY_S`` seconds.
 * On a replica set a ``createIndexes`` without its own ``commitQuorum`` is sent with
   ``commitQuorum: "majority"`` (issue 10): the server's default, all voting members, makes an
   index build wait forever while one secondary is down; a majority commits it and the member
@@ -252,6 +254,30 @@ async def _commit_quorum(db: Any) -> dict[str, str]:
     return {"commitQuorum": "majority"} if "setName" in hello else {}
 
 
+#: How long a migration command is retried through a failover (seconds).
+FAILOVER_RETRY_S = 60.0
+
+
+async def _command(db: Any, command: dict) -> None:
+    """Run one migration command; retry it through a failover (not-primary, step-down,
+    connection lost: ``tasks.is_transient``) for up to ``FAILOVER_RETRY_S`` seconds. Commands
+    are not retried by the driver, and a repeated ``createIndexes``/``dropIndexes`` of the same
+    spec is harmless (an existing identical index is a no-op; a missing one on drop counts as
+    done)."""
+    from uptime.platform.tasks import is_transient
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FAILOVER_RETRY_S
+    while True:
+        try:
+            await db.command(command)
+            return
+        except PyMongoError as exc:
+            if not is_transient(exc) or loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def _run_commands(db: Any, migration: Migration, part: str) -> None:
     quorum = await _commit_quorum(db)
     for index, command in enumerate(getattr(migration, part)):
@@ -259,7 +285,7 @@ async def _run_commands(db: Any, migration: Migration, part: str) -> None:
         if name == "createIndexes" and "commitQuorum" not in command:
             command = {**command, **quorum}
         try:
-            await db.command(command)
+            await _command(db, command)
         except OperationFailure as exc:
             if name == "dropIndexes" and exc.code in _IGNORABLE_DROP_CODES:
                 continue
