@@ -27,7 +27,8 @@ from typing import Any
 
 import pymongo
 from fastapi import APIRouter, FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
 from uptime.platform import metrics
@@ -121,10 +122,29 @@ def _checks(request: Request) -> dict[str, HealthCheck]:
     return checks
 
 
+class Health(BaseModel):
+    """``/healthz``'s answer: ``status`` and one entry per component (``database``, and
+    ``follower`` when the runs follower runs here): ``"ok"`` or the reason it is not."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str = Field(description='"ok", or "unavailable" (503)')
+    database: str = Field(description='"ok", or "unavailable: <reason>"')
+
+
+class Unhealthy(Health):
+    detail: str = Field(description="what is wrong, for a person")
+
+
 @health_router.get(
     "/healthz",
     summary="Database ping and component checks (no token needed)",
-    responses={503: {"description": "MongoDB or a component (the runs follower) is unhealthy"}},
+    response_model=Health,
+    responses={
+        503: {
+            "model": Unhealthy,
+            "description": "MongoDB or a component (the runs follower) is unhealthy",
+        }
+    },
 )
 async def healthz(request: Request) -> Any:
     """200 with every component "ok", else 503 naming what is wrong (answers within about
@@ -148,7 +168,13 @@ async def healthz(request: Request) -> Any:
     )
 
 
-@metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                     "description": "Prometheus text format 0.0.4"}},
+)
 async def prometheus_metrics(request: Request) -> Response:
     """Report durations/outcomes/rows, pipeline version, ingest counts, follower lag, time-zone
     fallbacks, database up, background task failures, and the process metrics."""
