@@ -74,7 +74,8 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t",
                                          timeout=60) as http:
-                assert await timeline.wait_current(db, timeout_s=30)
+                served = app.state.db  # the follower's own client: in-memory progress
+                assert await timeline.wait_current(served, timeout_s=30)
                 state0 = await db.runs_follower.find_one({})
                 old = rs.primary()
                 for r in range(REQUESTS):
@@ -95,7 +96,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
                     if killed_at is not None and first_ack_after is None:
                         first_ack_after = time.monotonic() - killed_at
                 t0 = time.monotonic()
-                current = await timeline.wait_current(db, timeout_s=60)
+                current = await timeline.wait_current(served, timeout_s=60)
                 caught_up = time.monotonic() - t0
                 found = {d["_id"] async for d in db.store_status.find({}, {"_id": 1})}
                 incremental = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
