@@ -378,9 +378,9 @@ class _Generation:
             await self.fail(exc)
 
     async def fail(self, exc: BaseException) -> None:
-        """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer ours;
-        if the database refuses the write, log it (the lease then expires and the report is
-        recovered)."""
+        """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer
+        ours; if the database refuses the write, log it (the lease then expires and the report
+        is recovered)."""
         try:
             await self._update(
                 {
