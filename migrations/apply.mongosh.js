@@ -26,13 +26,29 @@ const changelog = db.getCollection("migrations_changelog");
 const lock = db.getCollection("migrations_lock");
 const owner = `mongosh:${fileName}:${new Date().toISOString()}`;
 
-const now = new Date();
+// Taken like `uptime migrate` takes it: one atomic upsert that sets us as owner only if the
+// lock is free or expired, with times from the server's clock ($$NOW).
+const free = { $or: [{ $eq: [{ $type: "$owner" }, "missing"] }, { $lt: ["$expires_at", "$$NOW"] }] };
+const take = (value, current) => ({ $cond: [free, value, current] });
+let held = null;
 try {
-  lock.insertOne({ _id: "migrations", owner, acquired_at: now, expires_at: new Date(now.getTime() + 300000) });
+  held = lock.findOneAndUpdate(
+    { _id: "migrations" },
+    [{ $set: {
+      owner: take({ $literal: owner }, "$owner"),
+      acquired_at: take("$$NOW", "$acquired_at"),
+      expires_at: take({ $add: ["$$NOW", 300000] }, "$expires_at"),
+    } }],
+    { upsert: true, returnDocument: "after" });
 } catch (e) {
-  if (e.code !== 11000) throw e;
+  if (e.code !== 11000) throw e;  // raced with another first-ever lock: it won
+}
+if (!held || held.owner !== owner) {
   throw new Error(`migrations are locked: ${EJSON.stringify(lock.findOne({ _id: "migrations" }))}`);
 }
+// On a replica set an index build commits on a majority (the default, all voting members,
+// waits forever while one secondary is down), as `uptime migrate` does.
+const quorum = db.hello().setName ? { commitQuorum: "majority" } : {};
 try {
   const applied = changelog.findOne({ file_name: fileName });
   if (direction === "up" && applied) {
@@ -42,7 +58,8 @@ try {
   } else {
     migration[direction].forEach((command, i) => {
       const name = Object.keys(command)[0];
-      const result = db.runCommand(command);
+      const result = db.runCommand(
+        name === "createIndexes" && !("commitQuorum" in command) ? { ...command, ...quorum } : command);
       // dropIndexes of a missing index/collection counts as done, like `uptime migrate`.
       if (!result.ok && !(name === "dropIndexes" && (result.code === 26 || result.code === 27))) {
         throw new Error(`${fileName}: ${direction}[${i}] (${name}) failed: ${EJSON.stringify(result)}`);

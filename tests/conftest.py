@@ -103,3 +103,28 @@ def mongosh() -> str:
             pytest.fail("mongosh not found in CI: `make mongosh` should have installed it")
         pytest.skip("mongosh not installed (run `make mongosh`)")
     return path
+
+
+@pytest.fixture(scope="session")
+def replset(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A real three-member replica set ``rs0`` (``tests/replset.py``), started once for the
+    session and stopped at its end (also on failure; an ``atexit`` hook kills leftovers).
+
+    Tests using it are marked ``replset``; each gets the set healthy again (one primary, the
+    others secondaries) through the ``rs`` fixture."""
+    from replset import ReplicaSet
+
+    rs = ReplicaSet(tmp_path_factory.mktemp("replset"))
+    try:
+        rs.start()
+        yield rs
+    finally:
+        rs.stop()
+
+
+@pytest.fixture
+def rs(replset):
+    """The session's replica set, healthy at the start of the test (stopped members restarted,
+    one primary, the others secondaries)."""
+    replset.wait_healthy()
+    return replset

@@ -106,7 +106,8 @@ async def test_bearer_token(db, settings):
     settings = settings.model_copy(update={"api_token": "s3cret"})
     await insert_stores(db, 2)
     async with running_app(settings) as http:
-        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        health = (await http.get("/healthz")).json()
+        assert (health["status"], health["database"]) == ("ok", "ok")
         no = await http.post("/trigger_report")
         wrong = await http.get("/reports", headers={"Authorization": "Bearer nope"})
         assert no.status_code == wrong.status_code == 401
@@ -157,7 +158,9 @@ async def test_database_down_is_503(settings):
     await dead.close()
     for resp in (health, listed, got):
         assert resp.status_code == 503, resp.text
-        assert resp.json() == {"detail": "the database is unavailable; try again shortly"}
+        assert resp.json()["detail"] == "the database is unavailable; try again shortly"
+    assert health.json()["status"] == "unavailable"
+    assert health.json()["database"].startswith("unavailable: ServerSelectionTimeoutError")
 
 
 @pytest.mark.parametrize("n_triggers", [20])

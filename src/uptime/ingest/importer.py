@@ -29,16 +29,18 @@ Rules:
   unique index on data fields is needed, so data written by other systems may hold
   duplicates.
 * An hours or timezones file is the new truth for the stores it mentions (stores with at
-  least one valid row): rows are inserted with a deterministic ``_id`` (identical rows already
-  stored count *already present* and are not rewritten), then every other row of those stores
-  is deleted (*replaced*). Stores the file does not mention keep their rows.
+  least one valid row): rows are staged with a deterministic ``_id``, then each group of
+  stores gets its staged rows inserted (identical rows already stored count *already
+  present* and are not rewritten) and every other row deleted (*replaced*) in one
+  transaction (``uptime.ingest.replace``), so a reader never sees a store's old and new rows
+  together. Stores the file does not mention keep their rows.
 * Bad rows are written to a rejects CSV (``line,reason,<the row's fields>``) and are not
   loaded; the valid rows are loaded all the same. Counting: ``loaded + already_present +
   rejected`` = the data rows of the file (blank lines are not rows).
 
 Memory: a status import holds two batches of rows at most (plus the set of distinct store ids
-already validated); an hours/timezones import also holds the ids of the rows it loaded (about
-100 bytes per row), which the replacement step needs.
+already validated); an hours/timezones import stages its rows in a collection and holds
+one group of stores' rows (``replace.STORES_PER_TRANSACTION`` stores) while replacing them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,6 +74,8 @@ from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for cal
     parse_store_id,
     parse_timestamp,
 )
+from uptime.ingest.replace import replace_rows, staging_collection
+from uptime.platform import metrics
 from uptime.report.schedules import refresh_schedules
 from uptime.report.pipeline import zone_known
 
@@ -96,7 +100,6 @@ _ALIASES = {"day": "dayofweek"}
 BATCH_SIZE = 5000
 #: Insert batches sent but not yet acknowledged (MongoDB works on them while we parse).
 IN_FLIGHT = 1
-_DELETE_CHUNK = 1000
 _VALID_ID_CACHE_MAX = 1_000_000
 
 _REJECTS_HEADER_START = "line,reason"
@@ -676,23 +679,6 @@ async def _import_status(
     await _finish(writer, batch, summary, rejected)
 
 
-async def _replace_rows(collection: Any, stores: Iterable[str], keep: Callable[[Any], bool]) -> int:
-    """Delete the rows of ``stores`` whose ``_id`` ``keep`` refuses; return how many."""
-    removed = 0
-    stores = list(stores)
-    for start in range(0, len(stores), _DELETE_CHUNK):
-        chunk = stores[start : start + _DELETE_CHUNK]
-        stale = [
-            doc["_id"]
-            async for doc in collection.find({"store_id": {"$in": chunk}}, {"_id": 1})
-            if not keep(doc["_id"])
-        ]
-        for s in range(0, len(stale), _DELETE_CHUNK):
-            result = await collection.delete_many({"_id": {"$in": stale[s : s + _DELETE_CHUNK]}})
-            removed += result.deleted_count
-    return removed
-
-
 async def _import_hours(
     db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress
 ) -> None:
@@ -700,9 +686,9 @@ async def _import_hours(
     i_sid, i_day = c["store_id"], c["dayofweek"]
     i_start, i_end = c["start_time_local"], c["end_time_local"]
     collection = db[COLLECTIONS["hours"]]
-    writer = _Writer(collection, await _has_rows(collection))
+    staging = staging_collection(db, collection.name)  # replaced atomically at the end
+    writer = _Writer(staging, False)
     stores: set[str] = set()
-    row_ids: set[str] = set()
     batch: list[dict] = []
     rejected = 0
     for line, row in _rows(src, rej):
@@ -716,14 +702,13 @@ async def _import_hours(
             rejected += 1
             continue
         stores.add(doc["store_id"])
-        row_ids.add(doc["_id"])
         batch.append(doc)
         if len(batch) >= BATCH_SIZE:
             await writer.submit(batch)
             batch = []
             prog.update(src.raw.tell())
     await _finish(writer, batch, summary, rejected)
-    summary.replaced = await _replace_rows(collection, stores, row_ids.__contains__)
+    await replace_rows(db, collection, staging, summary)  # one transaction per store group
     summary.stores = stores
 
 
@@ -733,7 +718,8 @@ async def _import_timezones(
     c = src.columns
     i_sid, i_tz = c["store_id"], c["timezone_str"]
     collection = db[COLLECTIONS["timezones"]]
-    writer = _Writer(collection, await _has_rows(collection))
+    staging = staging_collection(db, collection.name)  # replaced atomically at the end
+    writer = _Writer(staging, False)
     zones = ZoneChecker(db)
     seen: dict[str, tuple[str, int]] = {}  # store -> (zone, line)
     batch: list[dict] = []
@@ -766,8 +752,7 @@ async def _import_timezones(
             batch = []
             prog.update(src.raw.tell())
     await _finish(writer, batch, summary, rejected)
-    keep = {f"{sid}|{zone}" for sid, (zone, _) in seen.items()}
-    summary.replaced = await _replace_rows(collection, seen, keep.__contains__)
+    await replace_rows(db, collection, staging, summary)  # one transaction per store group
     summary.stores = set(seen)
 
 
@@ -826,6 +811,8 @@ async def import_file(
     summary.notes.extend(rej.notes)
     summary.seconds = time.perf_counter() - started
     summary.rows_per_second = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
+    metrics.record_ingest(summary.collection, "import", stored=summary.loaded,
+                          already_present=summary.already_present, rejected=summary.rejected)
     return summary
 
 

@@ -23,6 +23,7 @@ from pymongo import WriteConcern
 
 from uptime.ingest.store import insert_unique
 from uptime.ingest.validate import PollValidator, RowError
+from uptime.platform import metrics
 
 MEDIA_JSON = "application/json"
 MEDIA_NDJSON = "application/x-ndjson"
@@ -183,4 +184,6 @@ async def store_polls(db: Any, items: list[Any], lines: list[int] | None = None)
     _DuplicateHint.precheck = present * 100 > len(docs)
     result.stored = inserted
     result.already_present += present
+    metrics.record_ingest(COLLECTION, "api", stored=inserted,
+                          already_present=result.already_present, rejected=len(result.rejected))
     return result

@@ -11,13 +11,18 @@ Spec: issue 2, item 6.
   sha256 hex of the file's bytes}`` with a unique index on ``file_name``. ``status`` flags an
   applied file whose bytes changed since.
 * Lock: ``migrations_lock {_id: "migrations", owner, acquired_at, expires_at}``. Taking it is
-  an insert of that fixed ``_id`` (duplicate key = held by someone else); a lock whose
-  ``expires_at`` passed (the holder died) is taken over atomically with one
-  ``find_one_and_update`` on the expired document (server clock, ``$$NOW``). The holder
-  renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
+  one atomic upsert of that fixed ``_id`` that sets this process as owner only if there is no
+  owner or ``expires_at`` passed (the holder died); all times are the server's clock
+  (``$$NOW``). The holder renews it every ``ttl / 3`` while working. A second ``migrate up`` waits for the lock (up to
   ``wait`` seconds), then re-reads the changelog, so no migration is ever applied twice.
 * ``dropIndexes`` of an index or collection that does not exist counts as done (a revert
-  can be repeated); every other command error stops the run, naming file and command.
+  can be repeated); every other command error stops the run, naming file and command. A
+  command cut by a failover (not primary, step-down, connection lost) is sent again to the
+  new primary for up to ``FAILOVER_RETRY_S`` seconds.
+* On a replica set a ``createIndexes`` without its own ``commitQuorum`` is sent with
+  ``commitQuorum: "majority"`` (issue 10): the server's default, all voting members, makes an
+  index build wait forever while one secondary is down; a majority commits it and the member
+  that was down builds the index when it catches up.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import re
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from bson import json_util
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from uptime.platform.resources import migrations_dir
@@ -150,37 +155,41 @@ class _Lock:
         self._renewer: asyncio.Task | None = None
 
     async def _try_acquire(self) -> bool:
-        """Insert the lock document (fixed ``_id``; a duplicate key = held by someone else),
-        or take it over atomically if it expired. (``$expr`` is not allowed in an upsert's
-        filter, so the insert stamps the client's clock; renewal and takeover use the
-        server's ``$$NOW``. With a 5-minute lifetime, clock skew between hosts is immaterial.)"""
-        now = datetime.now(timezone.utc)
+        """Take the lock if it is free or expired, in one atomic upsert with an update
+        pipeline: ``acquired_at``/``expires_at`` are the server's ``$$NOW`` (and ``$$NOW`` +
+        ttl) when the write is applied, so a process whose clock is off, or that waited out
+        an outage, never writes a lock that has already expired (issue 10, item 6b). Returns
+        True if the lock is now ours."""
+        free = {
+            "$or": [
+                {"$eq": [{"$type": "$owner"}, "missing"]},
+                {"$lt": ["$expires_at", "$$NOW"]},
+            ]
+        }
+
+        def take(value: Any, current: str) -> dict:
+            return {"$cond": [free, value, current]}
+
         try:
-            await self.collection.insert_one(
-                {
-                    "_id": LOCK_ID,
-                    "owner": self.owner,
-                    "acquired_at": now,
-                    "expires_at": now + timedelta(seconds=self.ttl),
-                }
-            )
-            return True
-        except DuplicateKeyError:
-            pass
-        taken = await self.collection.find_one_and_update(
-            {"_id": LOCK_ID, "$expr": {"$lt": ["$expires_at", "$$NOW"]}},
-            [
-                {
-                    "$set": {
-                        "owner": self.owner,
-                        "acquired_at": "$$NOW",
-                        "expires_at": {"$add": ["$$NOW", int(self.ttl * 1000)]},
+            doc = await self.collection.find_one_and_update(
+                {"_id": LOCK_ID},
+                [
+                    {
+                        "$set": {
+                            "owner": take({"$literal": self.owner}, "$owner"),
+                            "acquired_at": take("$$NOW", "$acquired_at"),
+                            "expires_at": take(
+                                {"$add": ["$$NOW", int(self.ttl * 1000)]}, "$expires_at"
+                            ),
+                        }
                     }
-                }
-            ],
-            return_document=ReturnDocument.AFTER,
-        )
-        return taken is not None
+                ],
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # two first-ever upserts raced: the other one won
+            return False
+        return doc is not None and doc.get("owner") == self.owner
 
     async def _renew(self) -> None:
         while True:
@@ -238,11 +247,45 @@ async def _changelog(db: Any) -> dict[str, dict]:
     return {doc["file_name"]: doc async for doc in db[CHANGELOG].find({}, {"_id": 0})}
 
 
-async def _run_commands(db: Any, migration: Migration, part: str) -> None:
-    for index, command in enumerate(getattr(migration, part)):
-        name = next(iter(command))
+async def _commit_quorum(db: Any) -> dict[str, str]:
+    """``{"commitQuorum": "majority"}`` on a replica set, ``{}`` on a standalone (which
+    refuses the option)."""
+    hello = await db.client.admin.command("hello")
+    return {"commitQuorum": "majority"} if "setName" in hello else {}
+
+
+#: How long a migration command is retried through a failover (seconds).
+FAILOVER_RETRY_S = 60.0
+
+
+async def _command(db: Any, command: dict) -> None:
+    """Run one migration command; retry it through a failover (not-primary, step-down,
+    connection lost: ``tasks.is_transient``) for up to ``FAILOVER_RETRY_S`` seconds. Commands
+    are not retried by the driver, and a repeated ``createIndexes``/``dropIndexes`` of the same
+    spec is harmless (an existing identical index is a no-op; a missing one on drop counts as
+    done)."""
+    from uptime.platform.tasks import is_transient
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FAILOVER_RETRY_S
+    while True:
         try:
             await db.command(command)
+            return
+        except PyMongoError as exc:
+            if not is_transient(exc) or loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _run_commands(db: Any, migration: Migration, part: str) -> None:
+    quorum = await _commit_quorum(db)
+    for index, command in enumerate(getattr(migration, part)):
+        name = next(iter(command))
+        if name == "createIndexes" and "commitQuorum" not in command:
+            command = {**command, **quorum}
+        try:
+            await _command(db, command)
         except OperationFailure as exc:
             if name == "dropIndexes" and exc.code in _IGNORABLE_DROP_CODES:
                 continue
@@ -276,8 +319,9 @@ async def migrate_up(
     migrations = load_migrations(directory)
     applied_now: list[str] = []
     async with _Lock(db, ttl=lock_ttl, wait=lock_wait) as lock:
-        await db[CHANGELOG].create_index(
-            [("file_name", ASCENDING)], name="file_name_unique", unique=True
+        await db[CHANGELOG].create_indexes(
+            [IndexModel([("file_name", ASCENDING)], name="file_name_unique", unique=True)],
+            **await _commit_quorum(db),
         )
         applied = await _changelog(db)  # read under the lock
         for migration in migrations:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
             this is considered crashed and started again.
         polls_max_items / polls_max_bytes: ``UPTIME_POLLS_MAX_ITEMS`` /
             ``UPTIME_POLLS_MAX_BYTES``; limits of one ``POST /polls`` request (413 past them).
+        db_timeout_s: ``UPTIME_DB_TIMEOUT_S``; the service's server-selection timeout
+            (seconds): with the database down, endpoints answer 503 after this long.
+        health_timeout_s: ``UPTIME_HEALTH_TIMEOUT_S``; ``/healthz``'s own ping timeout.
     """
 
     model_config = SettingsConfigDict(
@@ -64,6 +67,8 @@ class Settings(BaseSettings):
     # POST /polls has polls_max_bytes).
     max_queued_reports: int = Field(default=20, ge=1)
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
+    db_timeout_s: float = Field(default=3.0, gt=0)
+    health_timeout_s: float = Field(default=1.5, gt=0)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

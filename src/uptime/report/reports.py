@@ -33,9 +33,16 @@ Lifecycle (all in :class:`ReportService`, one per process):
   scratch. Every write of a generator is fenced by ``(lease.owner, attempt)``, so a process
   that lost its lease stops and cleans up after itself. A report started
   ``MAX_ATTEMPTS`` times is marked Failed instead, so nothing stays Running forever.
-  Lease times use the clock of the process writing them (UTC).
+  Lease times are the database server's clock (``$$NOW`` in an update pipeline), taken when
+  the write is applied: a claim or renewal that waited out an outage never writes a lease that
+  has already expired (issue 10, item 6b).
 * Every row is also stored in ``report_rows`` (``uptime.report.rows``: queryable for the
   dashboard's summary); rows are deleted with the file (abort, restart, retention).
+* Outages and failovers: a generation interrupted by a transient database error (connection
+  lost, primary stepped down, no server selectable; ``uptime.platform.tasks.is_transient``) is
+  started again in the same process, same attempt, after a short back-off, for as long as its
+  lease is ours; so an outage shorter than the lease costs no attempt, a longer one one
+  attempt (the lease expires and the report is claimed again).
 * Retention: reports created more than ``UPTIME_REPORT_TTL_DAYS`` ago are deleted together
   with their GridFS files (on start and hourly).
 """
@@ -60,8 +67,9 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from uptime.report import csvout, pipeline, quality, rows as stored_rows
+from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
+from uptime.report import csvout, pipeline, quality, rows as stored_rows
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,11 @@ RETENTION_INTERVAL_S = 3600.0
 PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
+#: Back-off before generating again after a transient database error (seconds: first, max).
+RETRY_BACKOFF_S = (0.5, 5.0)
+#: After this long (seconds) of transient failures in a row the report is marked Failed
+#: (if the database takes that write; else its lease expires and it is recovered later).
+RETRY_LIMIT_S = 120.0
 
 RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
 #: ``secrets.token_urlsafe(24)``: 24 random bytes (192 bits) as 32 URL-safe base64 chars.
@@ -86,6 +99,10 @@ _REPORT_ID_RE = re.compile(REPORT_ID_PATTERN)
 
 class LeaseLostError(RuntimeError):
     """Another process took over this report (our lease expired); stop without writing."""
+
+
+class TransientGenerationError(RuntimeError):
+    """Generation was interrupted by a database outage or failover; start it again."""
 
 
 class NoPollsError(RuntimeError):
@@ -234,7 +251,14 @@ async def delete_expired(db: AsyncDatabase, ttl_days: float, *, now: datetime | 
     cutoff = now - timedelta(days=ttl_days)
     query = {
         "created_at": {"$lt": cutoff},
-        "$or": [{"status": {"$ne": RUNNING}}, {"lease.expires_at": {"$lt": now}}],
+        # A Running report is kept while its lease lives (the server's clock, as leases are).
+        "$or": [
+            {"status": {"$ne": RUNNING}},
+            {
+                "lease.expires_at": {"$type": "date"},
+                "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]},
+            },
+        ],
     }
     deleted = 0
     async for doc in db[REPORTS_COLLECTION].find(query, {"file_id": 1}):
@@ -271,6 +295,8 @@ class _Generation:
         # What the report ignores is counted beside everything else (future polls: after
         # max(as_of, server time + 5 min); a default as_of is never after the latter).
         ignored = asyncio.create_task(self._record_ignored(as_of_requested))
+        # retrieved whatever happens (a failed count must not surface as "never retrieved")
+        ignored.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
             as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
             if as_of is None:
@@ -340,24 +366,37 @@ class _Generation:
                 await asyncio.shield(self._abort(upload))
             raise
         except Exception as exc:  # every failure becomes a Failed report
-            if isinstance(exc, NoPollsError):
-                log.warning("report %s failed: %s", self.report_id, exc)
-            else:
-                log.exception("report %s failed", self.report_id)
             await self._abort(upload)
+            if tasks.is_transient(exc):  # outage or failover: the service starts it again
+                ignored.cancel()
+                raise TransientGenerationError(tasks.one_line(exc)) from exc
+            level = logging.WARNING if isinstance(exc, NoPollsError) else logging.ERROR
+            log.log(level, "report %s failed: %s", self.report_id, tasks.one_line(exc))
+            log.debug("report %s traceback", self.report_id, exc_info=exc)
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
-            with contextlib.suppress(LeaseLostError):
-                await self._update(
-                    {
-                        "$set": {
-                            "status": FAILED,
-                            "error": describe_error(exc, self.version),
-                            "finished_at": utcnow(),
-                            "lease": None,
-                        }
+            await self.fail(exc)
+
+    async def fail(self, exc: BaseException) -> None:
+        """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer
+        ours; if the database refuses the write, log it (the lease then expires and the report
+        is recovered)."""
+        try:
+            await self._update(
+                {
+                    "$set": {
+                        "status": FAILED,
+                        "error": describe_error(exc, self.version),
+                        "finished_at": utcnow(),
+                        "lease": None,
                     }
-                )
+                }
+            )
+        except LeaseLostError:
+            pass
+        except PyMongoError as db_exc:
+            log.warning("report %s: could not mark it Failed: %s", self.report_id,
+                        tasks.one_line(db_exc))
 
     async def _record_ignored(self, as_of: datetime | None) -> None:
         """Store what the report ignores (``quality.ignored_counts``, one aggregation) in
@@ -378,8 +417,9 @@ class _Generation:
             await upload.abort()
             await delete_file(self.db, upload._id)
             await stored_rows.delete_rows(self.db, self.report_id)
-        except Exception:
-            log.exception("report %s: could not abort the GridFS upload", self.report_id)
+        except Exception as exc:  # the next claim of the report deletes the file by file_id
+            log.warning("report %s: could not abort the GridFS upload: %s", self.report_id,
+                        tasks.one_line(exc))
 
     async def _stream_rows(
         self, upload: Any, as_of: datetime, total: asyncio.Task[int]
@@ -470,7 +510,7 @@ class ReportService:
             await self.recover()
             await self.sweep_retention()
         if background:
-            self._loop_task = asyncio.create_task(self._maintenance_loop(), name="reports-lease")
+            self._loop_task = tasks.spawn(self._maintenance_loop(), name="reports-lease")
 
     async def stop(self) -> None:
         """Cancel generation tasks and the lease loop; release this process's leases."""
@@ -502,27 +542,30 @@ class ReportService:
         """
         version = pipeline.check_version(version)
         report_id = new_report_id()
-        now = utcnow()
-        await self.reports.insert_one(
-            {
-                "_id": report_id,
-                "status": RUNNING,
-                "as_of_requested": as_utc(as_of),
-                "as_of": None,
-                "pipeline": pipeline.pipeline_tag(version),
-                "created_at": now,
-                "started_at": None,
-                "finished_at": None,
-                "progress": 0.0,
-                "total_stores": None,
-                "rows": None,
-                "timezone_fallbacks": None,
-                "ignored": None,
-                "file_id": None,
-                "error": None,
-                "attempt": 1,
-                "lease": {"owner": self.owner, "expires_at": now + self.lease},
-            }
+        # An upsert with an update pipeline, so created_at and the lease are the server's
+        # $$NOW when the write is applied (an insert can only carry the client's clock).
+        fields = {
+            "status": RUNNING,
+            "as_of_requested": as_utc(as_of),
+            "as_of": None,
+            "pipeline": pipeline.pipeline_tag(version),
+            "created_at": "$$NOW",
+            "started_at": None,
+            "finished_at": None,
+            "progress": 0.0,
+            "total_stores": None,
+            "rows": None,
+            "timezone_fallbacks": None,
+            "ignored": None,
+            "file_id": None,
+            "error": None,
+            "attempt": 1,
+            "lease": self._new_lease(),
+        }
+        await self.reports.update_one(
+            {"_id": report_id},
+            [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
+            upsert=True,
         )
         self._schedule(report_id, 1, as_utc(as_of), version)
         return report_id
@@ -550,10 +593,18 @@ class ReportService:
         return len(self._tasks)
 
     # -- background --------------------------------------------------------------------
+    def _new_lease(self) -> dict[str, Any]:
+        """A lease for this process expiring ``lease_seconds`` after the server's ``$$NOW``
+        (an aggregation expression: use it inside an update pipeline)."""
+        return {
+            "owner": {"$literal": self.owner},
+            "expires_at": {"$add": ["$$NOW", int(self.lease.total_seconds() * 1000)]},
+        }
+
     def _schedule(
         self, report_id: str, attempt: int, as_of: datetime | None, version: str
     ) -> None:
-        task = asyncio.create_task(
+        task = tasks.spawn(
             self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
         )
         self._tasks[report_id] = task
@@ -564,8 +615,44 @@ class ReportService:
     async def _run(
         self, report_id: str, attempt: int, as_of: datetime | None, version: str
     ) -> None:
+        """Generate the report; after a transient database error generate it again (same
+        attempt, back-off ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
+        tag = pipeline.pipeline_tag(version)
+        delay, max_delay = RETRY_BACKOFF_S
+        first_failure: float | None = None
         async with self._semaphore:
-            await _Generation(self.db, report_id, self.owner, attempt, version).run(as_of)
+            while True:
+                started = time.monotonic()
+                generation = _Generation(self.db, report_id, self.owner, attempt, version)
+                try:
+                    await generation.run(as_of)
+                except TransientGenerationError as exc:
+                    metrics.report_finished(tag, "retried", time.monotonic() - started)
+                    first_failure = first_failure or started
+                    if time.monotonic() - first_failure > RETRY_LIMIT_S:
+                        log.error("report %s failed: database unavailable for %.0f s (%s)",
+                                  report_id, RETRY_LIMIT_S, exc)
+                        await generation.fail(exc.__cause__ or exc)
+                        break
+                    log.warning("report %s: database unavailable (%s); generating again in "
+                                "%.1f s", report_id, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, max_delay)
+                    continue
+                break
+        with contextlib.suppress(PyMongoError):
+            doc = await self.reports.find_one(
+                {"_id": report_id}, {"status": 1, "rows": 1, "timezone_fallbacks": 1,
+                                     "attempt": 1, "lease": 1}
+            )
+            outcome = "lease_lost"
+            if doc is not None and doc.get("attempt") == attempt and doc["status"] != RUNNING:
+                outcome = doc["status"].lower()
+            metrics.report_finished(
+                tag, outcome, time.monotonic() - started,
+                rows=doc.get("rows") if outcome == "complete" else None,
+                fallbacks=doc.get("timezone_fallbacks") if outcome == "complete" else None,
+            )
 
     async def renew_leases(self) -> int:
         """Extend the lease of every report this process waits on or generates; return how many.
@@ -577,7 +664,7 @@ class ReportService:
             return 0
         result = await self.reports.update_many(
             {"_id": {"$in": list(self._tasks)}, "status": RUNNING, "lease.owner": self.owner},
-            {"$set": {"lease.expires_at": utcnow() + self.lease}},
+            [{"$set": {"lease.expires_at": self._new_lease()["expires_at"]}}],
         )
         return result.modified_count
 
@@ -590,17 +677,24 @@ class ReportService:
         """
         claimed: list[str] = []
         while True:
-            now = utcnow()
+            # Expired and new expiry both by the server's clock when the claim is applied
+            # (a report without a lease date is not claimed, as before).
             doc = await self.reports.find_one_and_update(
-                {"status": RUNNING, "lease.expires_at": {"$lt": now}},
                 {
-                    "$set": {
-                        "lease": {"owner": self.owner, "expires_at": now + self.lease},
-                        "progress": 0.0,
-                        "started_at": None,
-                    },
-                    "$inc": {"attempt": 1},
+                    "status": RUNNING,
+                    "lease.expires_at": {"$type": "date"},
+                    "$expr": {"$lt": ["$lease.expires_at", "$$NOW"]},
                 },
+                [
+                    {
+                        "$set": {
+                            "lease": self._new_lease(),
+                            "progress": 0.0,
+                            "started_at": None,
+                            "attempt": {"$add": [{"$ifNull": ["$attempt", 0]}, 1]},
+                        }
+                    }
+                ],
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
@@ -656,5 +750,15 @@ class ReportService:
                 if time.monotonic() >= next_retention:
                     await self.sweep_retention()
                     next_retention = time.monotonic() + RETENTION_INTERVAL_S
-            except PyMongoError:
-                log.exception("report lease/recovery loop: database error; retrying")
+            except Exception as exc:  # one line per failed round; the next round retries
+                log.warning("report lease/recovery loop: %s; retrying", tasks.one_line(exc))
+
+
+def _literal(value: Any) -> Any:
+    """``value`` as a constant inside an update pipeline (a string starting with ``$`` would
+    be read as a field path); expression documents (``$$NOW`` sums) are left as they are."""
+    if isinstance(value, dict) and any(k.startswith("$") for k in value):
+        return value
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return {"$literal": value}

@@ -11,7 +11,8 @@ when that setting is set):
   for a missing or malformed id.
 * ``GET /reports?limit=N`` → the most recent reports.
 * ``POST /polls`` (``uptime.web.polls``) → push polls as a JSON array or NDJSON.
-* ``GET /healthz`` → 200 ``{"status": "ok"}`` if MongoDB answers ``ping``, else 503.
+* ``GET /healthz`` → 200 ``{"status": "ok", ...}`` if MongoDB answers ``ping`` and every
+  component is healthy, else 503 (``uptime.web.ops``); ``GET /metrics`` → Prometheus metrics.
 
 Errors are always JSON ``{"detail": ...}`` (a list for 422, a string otherwise:
 ``uptime.web.errors``): client mistakes are 4xx (413 for a body over UPTIME_MAX_BODY_BYTES,
@@ -41,8 +42,8 @@ from pydantic import BaseModel, Field, field_validator
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from uptime.platform import asof
-from uptime.report import queue, reports
+from uptime.platform import asof, metrics
+from uptime.report import pipeline, queue, reports
 from uptime.report.quality import IgnoredCount
 from uptime.report.queue import QueueFullError
 from uptime.web.errors import (
@@ -53,6 +54,7 @@ from uptime.web.errors import (
     queue_full,
 )
 from uptime.platform.db import open_database
+from uptime.web import ops
 from uptime.platform.settings import Settings, get_settings
 from uptime.timeline.cli import start_follower
 
@@ -121,10 +123,6 @@ class ReportSummary(BaseModel):
     timezone_fallbacks: int | None = None
     error: str | None = None
     ignored: list[IgnoredCount] | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
 
 
 def _status_of(doc: dict[str, Any]) -> ReportStatus:
@@ -294,18 +292,6 @@ async def list_reports(
             for d in docs]
 
 
-@open_router.get(
-    "/healthz",
-    response_model=Health,
-    summary="Database ping (no token needed)",
-    responses=error_responses(503),
-)
-async def healthz(db: DbDep) -> Health:
-    """200 if MongoDB answers ``ping``, else 503."""
-    await db.command("ping")
-    return Health(status="ok")
-
-
 # -- error handlers ------------------------------------------------------------------------
 _MAX_ECHO = 200  # characters of a rejected input repeated back in a 422
 
@@ -360,7 +346,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_database(settings) as db:
+        async with open_database(
+            settings, server_selection_timeout_s=settings.db_timeout_s
+        ) as db:
             service = reports.ReportService(db, settings)
             await service.start()
             app.state.db = db
@@ -393,6 +381,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
     pages.mount(app)
+    app.include_router(ops.health_router)
+    app.include_router(ops.metrics_router, dependencies=[Depends(require_token)])
+    metrics.PIPELINE_INFO.labels(pipeline.pipeline_tag(pipeline.DEFAULT_VERSION)).set(1)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(QueueFullError, queue_full)
     app.add_exception_handler(ConnectionFailure, _database_unavailable)
