@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import rebuild_runs, recompute_stores
+from uptime.timeline.runs import apply_polls
 
 from timeline_support import B, B_MS, at, poll, reference_runs, runs_of
 
@@ -120,6 +121,76 @@ async def test_recompute_late_poll_splits_a_run(rdb) -> None:
     ]
 
 
+async def test_fast_path_extends_closes_and_opens_runs_exactly(rdb) -> None:
+    """Fast path of apply_polls (polls strictly after the latest run's last poll, no
+    pipeline): A gets 20 active (extends its open run: last_poll 20, polls 3), then 31
+    inactive (closes it at (20 + 31) / 2 = 25.5 ms: end2 = 51 in 2 x ms, end = floor = 25 ms,
+    and opens an inactive run with start2 = 51); B gets two polls at one new instant 7
+    (inactive wins: a new inactive run from 2 x 3 + 7 = ... (3 + 7) = 10, i.e. 5 ms) and 9
+    active (another run from 7 + 9 = 16); the new store N gets its first run (open both
+    ways). Every store went the fast way (no recompute)."""
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 10, "active"), poll("B", 3, "active")])
+    await rebuild_runs(rdb)
+    new = [poll("A", 20, "active"), poll("A", 31, "inactive"), poll("B", 7, "active"),
+           poll("B", 7, "inactive"), poll("B", 9, "active"), poll("N", 4, "active")]
+    await rdb["store_status"].insert_many(new)
+    appends: dict = {}
+    for d in new:
+        appends.setdefault(d["store_id"], []).append((d["timestamp_utc"], d["status"]))
+    result = await apply_polls(rdb, appends)
+    assert (result["fast"], result["recomputed"]) == (3, 0)
+    assert await runs_of(rdb) == [
+        run("A", "active", 0, 20, 3, None, 51),
+        run("A", "inactive", 31, 31, 1, 51, None),
+        run("B", "active", 3, 3, 1, None, 10),
+        run("B", "inactive", 7, 7, 1, 10, 16),
+        run("B", "active", 9, 9, 1, 16, None),
+        run("N", "active", 4, 4, 1, None, None),
+    ]
+
+
+async def test_polls_at_or_before_the_latest_poll_take_the_recompute_path(rdb) -> None:
+    """A poll at exactly the latest run's last poll instant with another status (inactive
+    wins there: the run splits) and a late poll are not appends: apply_polls recomputes those
+    stores (windowed pipeline) and the runs equal the reference; a store with both a late
+    poll and a new one goes the recompute way as a whole."""
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 10, "active"),
+        poll("C", 0, "active"), poll("C", 10, "inactive")])
+    await rebuild_runs(rdb)
+    new = [poll("A", 10, "inactive"), poll("C", 5, "inactive"), poll("C", 30, "active")]
+    await rdb["store_status"].insert_many(new)
+    appends: dict = {}
+    for d in new:
+        appends.setdefault(d["store_id"], []).append((d["timestamp_utc"], d["status"]))
+    result = await apply_polls(rdb, appends)
+    assert (result["fast"], result["recomputed"]) == (0, 2)
+    assert await runs_of(rdb) == [
+        run("A", "active", 0, 0, 1, None, 10),
+        run("A", "inactive", 10, 10, 1, 10, None),
+        run("C", "active", 0, 0, 1, None, 5),
+        run("C", "inactive", 5, 10, 2, 5, 40),
+        run("C", "active", 30, 30, 1, 40, None),
+    ]
+
+
+async def test_open_runs_index_serves_the_fast_path_read(rdb) -> None:
+    """The fast path's read {end2: null, store_id: {$in}} is an index scan of
+    end2_1_store_id_1 (migration 20261130043000) fetching only the open runs asked for, not
+    a collection scan (3 stores, 6 runs here)."""
+    await rdb["store_status"].insert_many([
+        poll(s, t, x) for s in ("A", "B", "C") for t, x in ((0, "active"), (5, "inactive"))])
+    await rebuild_runs(rdb)
+    plan = await rdb.command("explain", {"find": "status_runs", "filter": {
+        "end2": None, "store_id": {"$in": ["A", "C"]}}}, verbosity="executionStats")
+    stats = plan["executionStats"]
+    # end2: null has two index intervals (undefined and null): at most 2 keys per store
+    assert stats["nReturned"] == 2 and stats["totalDocsExamined"] == 2
+    assert stats["totalKeysExamined"] <= 4
+    assert "end2_1_store_id_1" in str(plan["queryPlanner"]["winningPlan"])
+
+
 async def test_recompute_rejects_inverted_range(rdb) -> None:
     """recompute_stores names the store whose (first, last) is inverted."""
     with pytest.raises(ValueError, match="store X"):
@@ -131,37 +202,54 @@ _poll = st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.integers(0, 40),
                   st.sampled_from(["active", "active", "inactive"]))
 
 
-@settings(max_examples=25, deadline=None,
+_append = st.tuples(st.sampled_from(["s1", "s2", "s3", "s4"]), st.integers(0, 35),
+                    st.sampled_from(["active", "active", "inactive"]))
+
+
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     first=st.lists(_poll, max_size=25),
     batches=st.lists(
-        st.tuples(st.lists(_poll, min_size=1, max_size=8), st.lists(st.integers(0, 60), max_size=3)),
+        st.tuples(st.lists(_poll, max_size=6), st.lists(_append, max_size=8),
+                  st.lists(st.integers(0, 60), max_size=3)),
         min_size=1, max_size=5),
 )
 async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> None:
-    """Rule (issue 8 item 5): runs kept current by recompute_stores after random batches —
-    late and out-of-order polls, duplicates, conflicting polls at one instant, deletions —
-    equal a full rebuild and the plain-Python reference after every batch."""
+    """Rule (issue 8 item 5): runs kept current by apply_polls (the follower's entry point)
+    after random batches — hourly appends after a store's latest poll (the fast path: extend
+    or close-and-open, several per store folded, some at the same instant, some at the latest
+    poll's very instant, a new store s4), mixed in one batch with late and out-of-order polls,
+    duplicates, conflicting polls at one instant and deletions (the recompute path) — equal a
+    full rebuild and the plain-Python reference after every batch."""
     await rdb["store_status"].delete_many({})
     await rdb["status_runs"].delete_many({})
     if first:
         await rdb["store_status"].insert_many([poll(s, t * 10, x) for s, t, x in first])
     await rebuild_runs(rdb)
-    for inserts, delete_idx in batches:
-        changes: dict[str, list[datetime]] = {}
-        docs = [poll(s, t * 10, x) for s, t, x in inserts]
-        await rdb["store_status"].insert_many(docs)
+    latest = {s: max(t * 10 for s2, t, _ in first if s2 == s) for s, _, _ in first}
+    for late, hourly, delete_idx in batches:
+        docs = [poll(s, t * 10, x) for s, t, x in late]
+        for s, step, x in hourly:  # after the store's latest poll so far (step 0: at it)
+            latest[s] = latest.get(s, 0) + step
+            docs.append(poll(s, latest[s], x))
         for d in docs:
-            changes.setdefault(d["store_id"], []).append(d["timestamp_utc"])
+            latest[d["store_id"]] = max(latest.get(d["store_id"], 0),
+                                        (d["timestamp_utc"] - at(0)) // timedelta(milliseconds=1))
+        appends: dict[str, list[tuple[datetime, str]]] = {}
+        if docs:
+            await rdb["store_status"].insert_many(docs)
+        for d in docs:
+            appends.setdefault(d["store_id"], []).append((d["timestamp_utc"], d["status"]))
+        deleted: dict[str, list[datetime]] = {}
         existing = await rdb["store_status"].find({}, {"_id": 1, "store_id": 1,
                                                       "timestamp_utc": 1}).sort("_id").to_list()
         for idx in delete_idx:
             if existing and idx < len(existing):
                 victim = existing[idx]
                 if (await rdb["store_status"].delete_one({"_id": victim["_id"]})).deleted_count:
-                    changes.setdefault(victim["store_id"], []).append(victim["timestamp_utc"])
-        await recompute_stores(rdb, {s: (min(ts), max(ts)) for s, ts in changes.items()})
+                    deleted.setdefault(victim["store_id"], []).append(victim["timestamp_utc"])
+        await apply_polls(rdb, appends, {s: (min(ts), max(ts)) for s, ts in deleted.items()})
         polls = await rdb["store_status"].find({}, {"_id": 0}).to_list()
         assert await runs_of(rdb) == reference_runs(polls)
     incremental = await runs_of(rdb)

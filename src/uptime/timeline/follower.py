@@ -1,8 +1,11 @@
 """Keep ``status_runs`` current from a change stream on ``store_status`` (issue 8, item 3).
 
 :class:`RunsFollower` watches ``store_status`` (inserts, updates, replaces, deletes), collects
-events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), turns
-each batch into ``{store_id: (first instant, last instant)}`` and calls
+events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), splits
+each batch into inserted polls per store and ``{store_id: (first instant, last instant)}`` of
+the other changes (:func:`split_events`) and calls :func:`uptime.timeline.runs.apply_polls`:
+stores whose new polls all come after their latest run (the hourly case) are appended to
+without a pipeline (one read + one bulk write for the batch), the rest are recomputed by
 :func:`uptime.timeline.runs.recompute_stores` — one windows + one main pipeline run per 5,000
 stores. Only AFTER that recompute is the batch's resume token stored in ``runs_follower``
 (at-least-once delivery; the recompute is idempotent), so a restart resumes from it and
@@ -54,7 +57,7 @@ from typing import Any
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
-from uptime.timeline.runs import rebuild_runs, recompute_stores
+from uptime.timeline.runs import apply_polls, rebuild_runs
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,30 @@ def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[dateti
             unknown = True
         add(parsed)
     return {s: (min(ts), max(ts)) for s, ts in touched.items()}, unknown
+
+
+def split_events(
+    events: Iterable[dict[str, Any]],
+) -> tuple[dict[str, list[tuple[datetime, Any]]], dict[str, tuple[datetime, datetime]], bool]:
+    """Turn change events into ``(appends, changes, unknown)`` for
+    :func:`uptime.timeline.runs.apply_polls`: ``appends`` = ``{store_id: [(timestamp_utc,
+    status), ...]}`` of inserted polls (candidates for the fast path; a non-string status
+    becomes None, i.e. not a poll); ``changes`` and ``unknown`` as :func:`changes_of` over
+    the other events (updates, replaces, deletes). Inserts of documents without a string
+    ``store_id`` and a Date ``timestamp_utc`` are no polls and change no run: dropped."""
+    appends: dict[str, list[tuple[datetime, Any]]] = {}
+    others: list[dict[str, Any]] = []
+    for ev in events:
+        if ev.get("operationType") != "insert":
+            others.append(ev)
+            continue
+        doc = ev.get("fullDocument")
+        p = _poll_of(doc)
+        if p is not None:
+            status = doc.get("status")
+            appends.setdefault(p[0], []).append((p[1], status if isinstance(status, str) else None))
+    changes, unknown = changes_of(others)
+    return appends, changes, unknown
 
 
 async def operation_time(db: Any) -> Timestamp | None:
@@ -396,13 +423,14 @@ class RunsFollower:
 
     async def _apply(self, stream: Any, events: list[dict[str, Any]]) -> None:
         started = time.perf_counter()
+        applied: dict[str, Any] = {}
         self.state["pending"] = len(events)
-        changes, unknown = changes_of(events)
+        appends, changes, unknown = split_events(events)
         if unknown:
             await self._rebuild("a change to a poll with an unknown _id and no pre-image")
             await self._save(mode="change_stream", reason="following (after a full rebuild)")
-        elif changes:
-            await recompute_stores(self.db, changes)
+        elif changes or appends:
+            applied = await apply_polls(self.db, appends, changes)
         last = events[-1]
         until = token_time(stream.resume_token) or last.get("clusterTime")
         seconds = time.perf_counter() - started
@@ -419,7 +447,9 @@ class RunsFollower:
                         "store_id": store[0] if store else None,
                         "cluster_time": last.get("clusterTime"),
                         "wall": last.get("wallTime")},
-            last_batch={"events": len(events), "stores": len(changes), "seconds": seconds,
+            last_batch={"events": len(events), "stores": len(set(appends) | set(changes)),
+                        "fast": applied.get("fast", 0),
+                        "recomputed": applied.get("recomputed", 0), "seconds": seconds,
                         "at": datetime.now(UTC)},
         )
         await self._advance(until)
