@@ -59,6 +59,8 @@ STORES_PER_RUN = 5_000
 #: chunks recomputed at once, and the fewest stores worth a chunk of their own
 PARALLEL = 2
 PARALLEL_MIN_STORES = 500
+#: the fewest fast-path stores worth a bulk write of their own
+FAST_MIN_STORES = 200
 #: windows whose first poll to read is at most this much older than the newest one's share
 #: one index range scan (one seek per store of the range; it reads every poll of those stores
 #: since the oldest such window); older ones are read store by store ($lookup, ~0.2 ms each)
@@ -392,26 +394,31 @@ async def apply_polls(
             for doc in await _drain(cursor):
                 latest.setdefault(doc["store_id"], []).append(doc)
         batch = ObjectId()
-        ops: list[Any] = []
-        done: list[str] = []
+        per_store: list[tuple[str, list[Any]]] = []
         for store, instants in folded.items():
             open_runs = latest.get(store, [])
             if len(open_runs) > 1 or (open_runs and instants[0][0] <= open_runs[0]["last_poll"]):
                 slow[store] = (instants[0][0], instants[-1][0])
                 continue
             head = open_runs[0] if open_runs else None
-            ops.extend(append_ops(store, head, instants, batch))
-            done.append(store)
-        if ops:
+            per_store.append((store, append_ops(store, head, instants, batch)))
+        # PARALLEL bulks of disjoint stores at once (each bulk is one server thread)
+        size = max(FAST_MIN_STORES, -(-len(per_store) // PARALLEL))
+        groups = [per_store[i : i + size] for i in range(0, len(per_store), size)]
+
+        async def write(group: list[tuple[str, list[Any]]]) -> int:
+            ops = [op for _, store_ops in group for op in store_ops]
             result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
             # each upserting ReplaceOne matches or inserts; an UpdateOne that matched nothing
-            # means that store's latest run changed between the read and the write
+            # means that store's latest run changed between the read and the write (another
+            # writer): recompute every store of this bulk (exact)
             if result.matched_count + result.upserted_count < len(ops):
-                # a latest run changed under us: recompute every store of this bulk (exact)
-                for store in done:
+                for store, _ in group:
                     slow[store] = (folded[store][0][0], folded[store][-1][0])
-                done = []
-        fast = len(done)
+                return 0
+            return len(group)
+
+        fast = sum(await asyncio.gather(*(write(g) for g in groups)))
     recomputed = 0
     if slow:
         recomputed = (await recompute_stores(db, slow))["stores"]
