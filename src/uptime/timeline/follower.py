@@ -163,6 +163,8 @@ class EventBatch:
         self.others: list[dict[str, Any]] = []
         self.events = 0
         self.last: dict[str, Any] | None = None
+        #: the stream's resume token right after this batch (set by the reader)
+        self.token: dict[str, Any] | None = None
 
     def add(self, ev: dict[str, Any]) -> None:
         self.events += 1
@@ -403,35 +405,74 @@ class RunsFollower:
             if first is not None:
                 one = EventBatch()
                 one.add(first)
-                await self._apply(stream, one)
+                one.token = stream.resume_token
+                await self._apply(one)
         if self.state.get("mode") != "change_stream":
             await self._save(mode="change_stream",
                              reason=f"following (after: {self.state.get('reason')})")
+        # The stream is read by a task of its own, one batch ahead: collecting the next batch
+        # (getMores, decoding) overlaps applying this one (the server's writes).
+        reader, batches = self._reader(stream)
         try:
             last_persist = 0.0
             while not self._stopping.is_set():
-                events = await self._collect(stream)
+                events = await self._next_batch(reader, batches)
                 behind = await self._backlog_s(events)
                 if behind is not None:
+                    await self._stop_reader(reader)
                     await stream.close()
                     stream = await self._fresh_stream(
                         f"{events.events:,}-event batches {behind} s behind the server (a bulk "
                         "load): one rebuild is cheaper than catching up")
                     await self._save(mode="change_stream",
                                      reason=f"following (after: {self.state.get('reason')})")
+                    reader, batches = self._reader(stream)
                 elif events.events:
-                    await self._apply(stream, events)
+                    await self._apply(events)
                     last_persist = time.monotonic()
                 else:
-                    until = token_time(stream.resume_token)
-                    await self._advance(until)
+                    await self._advance(token_time(events.token))
                     if time.monotonic() - last_persist >= self.idle_persist_s:
-                        await self._save(token=stream.resume_token,
+                        await self._save(token=events.token,
                                          applied_until=self.applied_until,
                                          applied_at=datetime.now(UTC))
                         last_persist = time.monotonic()
         finally:
+            await self._stop_reader(reader)
             await stream.close()
+
+    def _reader(self, stream: Any) -> tuple[asyncio.Task, asyncio.Queue]:
+        """Start the task that collects batches from ``stream`` into a queue (one batch
+        ahead); each batch carries the stream's resume token as of its last event (an empty
+        batch: as of the idle getMore)."""
+        batches: asyncio.Queue[EventBatch] = asyncio.Queue(maxsize=1)
+
+        async def read() -> None:
+            while True:
+                events = await self._collect(stream)
+                events.token = stream.resume_token
+                await batches.put(events)
+
+        return asyncio.create_task(read(), name="runs-follower-reader"), batches
+
+    @staticmethod
+    async def _next_batch(reader: asyncio.Task, batches: asyncio.Queue) -> EventBatch:
+        """The next batch, or the reader's exception (a stream error)."""
+        get = asyncio.ensure_future(batches.get())
+        done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            return get.result()
+        get.cancel()
+        reader.result()  # raises what ended the reader
+        raise RuntimeError("runs follower: the stream reader ended")
+
+    @staticmethod
+    async def _stop_reader(reader: asyncio.Task) -> None:
+        reader.cancel()
+        try:
+            await reader
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - ending it is the point
+            pass
 
     async def _backlog_s(self, events: EventBatch) -> int | None:
         """Seconds the stream is behind when a full batch is more than ``backlog_rebuild_s``
@@ -471,7 +512,7 @@ class RunsFollower:
             wall = wall.replace(tzinfo=UTC)
         return (datetime.now(UTC) - wall).total_seconds() > self.catch_up_s
 
-    async def _apply(self, stream: Any, events: EventBatch) -> None:
+    async def _apply(self, events: EventBatch) -> None:
         started = time.perf_counter()
         applied: dict[str, Any] = {}
         self.state["pending"] = events.events
@@ -482,14 +523,14 @@ class RunsFollower:
         elif changes or appends:
             applied = await apply_polls(self.db, appends, changes)
         last = events.last or {}
-        until = token_time(stream.resume_token) or last.get("clusterTime")
+        until = token_time(events.token) or last.get("clusterTime")
         seconds = time.perf_counter() - started
         self.state["events"] = self.state.get("events", 0) + events.events
         self.state["batches"] = self.state.get("batches", 0) + 1
         store = _poll_of(last.get("fullDocument")) or poll_from_id(
             (last.get("documentKey") or {}).get("_id"))
         await self._save(
-            token=stream.resume_token,
+            token=events.token,
             applied_until=until,
             applied_at=datetime.now(UTC),
             pending=0,
