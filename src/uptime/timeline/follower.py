@@ -544,6 +544,9 @@ class RunsFollower:
                         "at": datetime.now(UTC)},
         )
         await self._advance(until)
+        log.debug("runs follower: %d events, %d stores (%d appended, %d recomputed) in %.3f s",
+                 events.events, len(set(appends) | set(changes)), applied.get("fast", 0),
+                 applied.get("recomputed", 0), seconds)
 
 
 async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
