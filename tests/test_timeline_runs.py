@@ -257,6 +257,36 @@ async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> 
     assert await runs_of(rdb) == incremental
 
 
+async def test_full_rebuild_reads_the_poll_index_alone(rdb) -> None:
+    """The whole-collection rebuild (full_rebuild_pipeline) is a covered scan of
+    store_id_1_timestamp_utc_1_status_1: PROJECTION_COVERED, 0 documents examined for 5
+    polls (4 valid: an unknown status is filtered on the index keys), and the same runs as
+    the file's full mode with a store range (the $expr path, which fetches)."""
+    from bson import ObjectId
+
+    from uptime.timeline.runs import full_rebuild_pipeline
+
+    await rdb["store_status"].insert_many([
+        poll("A", 0, "active"), poll("A", 10, "inactive"), poll("A", 20, "inactive"),
+        poll("B", 5, "active"), poll("B", 6, "unknown")])
+    let = {"windows": None, "store_from": None, "store_to": None, "since": None,
+           "batch": ObjectId()}
+    plan = await rdb.command(
+        "explain", {"aggregate": "store_status", "cursor": {},
+                    "pipeline": full_rebuild_pipeline()[:-1], "let": let},
+        verbosity="executionStats")
+    cursor = plan["stages"][0]["$cursor"]
+    assert "PROJECTION_COVERED" in str(cursor["queryPlanner"]["winningPlan"])
+    assert cursor["executionStats"]["totalDocsExamined"] == 0
+    assert cursor["executionStats"]["nReturned"] == 4
+    await rebuild_runs(rdb)
+    covered = await runs_of(rdb)
+    await rdb["status_runs"].delete_many({})
+    await rebuild_runs(rdb, store_range=("", "\uffff"))
+    assert await runs_of(rdb) == covered == reference_runs(
+        await rdb["store_status"].find({}, {"_id": 0}).to_list())
+
+
 async def test_explain_of_rebuild_and_windows_keeps_the_server_up(rdb) -> None:
     """explain("executionStats") of the windows pipeline and of the full rebuild answers, and
     the server still answers afterwards: inside $unionWith the filters are $redact, not $match

@@ -90,6 +90,25 @@ def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
     return stages
 
 
+#: the fields of a poll the runs need: exactly the keys of the poll index
+_POLL_FIELDS = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
+
+
+@functools.lru_cache(maxsize=1)
+def full_rebuild_pipeline() -> list[dict]:
+    """``status_runs.v1.json``'s full mode (``windows: null``, every store) as a **covered**
+    scan of ``store_id_1_timestamp_utc_1_status_1``: stage 1 without its ``$expr`` (the mode
+    switch and store range: any ``$expr`` makes the planner fetch every poll document), then a
+    ``$project`` of the three indexed fields (the planner then reads the index keys alone,
+    ``PROJECTION_COVERED``), and without the recompute-only ``$unionWith`` stages (empty in
+    full mode). Same runs as the file with ``windows: null``; measured 11.5 s instead of
+    18.5 s at scale 1 (sidecar, "Timings"). Takes the same ``let`` (``batch`` is used)."""
+    main = load_runs_pipeline()
+    first = {k: v for k, v in main[0]["$match"].items() if k != "$expr"}
+    return [{"$match": first}, {"$project": _POLL_FIELDS},
+            *(stage for stage in main[1:] if "$unionWith" not in stage)]
+
+
 def _utc_ms(moment: datetime) -> datetime:
     """tz-aware UTC, truncated to ms (BSON Date precision); naive = UTC already."""
     if moment.tzinfo is None:
@@ -113,7 +132,8 @@ async def rebuild_runs(
     db: AsyncDb, *, store_range: tuple[str | None, str | None] = (None, None)
 ) -> dict[str, Any]:
     """Rebuild ``status_runs`` from every valid poll in ``store_status``: one run of
-    ``status_runs.v1.json`` with ``windows: null`` (issue 8 item 3, ``uptime runs rebuild``).
+    ``status_runs.v1.json`` with ``windows: null`` (issue 8 item 3, ``uptime runs rebuild``);
+    for the whole collection as the covered scan of :func:`full_rebuild_pipeline`.
 
     ``store_range`` = ``(store_from, store_to)`` limits it to ``store_from <= store_id <
     store_to`` (``None`` = unbounded). Runs of the range that the rebuild did not write (stores
@@ -128,9 +148,10 @@ async def rebuild_runs(
     started = time.perf_counter()
     batch = ObjectId()
     store_from, store_to = store_range
+    whole = store_from is None and store_to is None
     await _drain(
         await db["store_status"].aggregate(
-            load_runs_pipeline(),
+            full_rebuild_pipeline() if whole else load_runs_pipeline(),
             let={"windows": None, "store_from": store_from, "store_to": store_to,
                  "since": None, "batch": batch},
             comment=f"{PIPELINE_TAG}:rebuild",
