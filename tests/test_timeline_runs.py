@@ -121,58 +121,57 @@ async def test_recompute_late_poll_splits_a_run(rdb) -> None:
     ]
 
 
-async def test_fast_path_extends_closes_and_opens_runs_exactly(rdb) -> None:
-    """Fast path of apply_polls (polls strictly after the latest run's last poll, no
-    pipeline): A gets 20 active (extends its open run: last_poll 20, polls 3), then 31
-    inactive (closes it at (20 + 31) / 2 = 25.5 ms: end2 = 51 in 2 x ms, end = floor = 25 ms,
-    and opens an inactive run with start2 = 51); B gets two polls at one new instant 7
-    (inactive wins: a new inactive run from 2 x 3 + 7 = ... (3 + 7) = 10, i.e. 5 ms) and 9
-    active (another run from 7 + 9 = 16); the new store N gets its first run (open both
-    ways). Every store went the fast way (no recompute)."""
-    await rdb["store_status"].insert_many([
-        poll("A", 0, "active"), poll("A", 10, "active"), poll("B", 3, "active")])
-    await rebuild_runs(rdb)
-    new = [poll("A", 20, "active"), poll("A", 31, "inactive"), poll("B", 7, "active"),
-           poll("B", 7, "inactive"), poll("B", 9, "active"), poll("N", 4, "active")]
-    await rdb["store_status"].insert_many(new)
+async def insert_and_apply(rdb, docs: list[dict]) -> dict:
+    """Insert polls and hand them to apply_polls as the follower would (per store, in order)."""
+    await rdb["store_status"].insert_many(docs)
     appends: dict = {}
-    for d in new:
+    for d in docs:
         appends.setdefault(d["store_id"], []).append((d["timestamp_utc"], d["status"]))
-    result = await apply_polls(rdb, appends)
-    assert (result["fast"], result["recomputed"]) == (3, 0)
-    assert await runs_of(rdb) == [
-        run("A", "active", 0, 20, 3, None, 51),
-        run("A", "inactive", 31, 31, 1, 51, None),
-        run("B", "active", 3, 3, 1, None, 10),
-        run("B", "inactive", 7, 7, 1, 10, 16),
-        run("B", "active", 9, 9, 1, 16, None),
-        run("N", "active", 4, 4, 1, None, None),
-    ]
+    return await apply_polls(rdb, appends)
 
 
-async def test_polls_at_or_before_the_latest_poll_take_the_recompute_path(rdb) -> None:
-    """A poll at exactly the latest run's last poll instant with another status (inactive
-    wins there: the run splits) and a late poll are not appends: apply_polls recomputes those
-    stores (windowed pipeline) and the runs equal the reference; a store with both a late
-    poll and a new one goes the recompute way as a whole."""
-    await rdb["store_status"].insert_many([
-        poll("A", 0, "active"), poll("A", 10, "active"),
-        poll("C", 0, "active"), poll("C", 10, "inactive")])
+# Hand-computed cases of apply_polls: (stored polls, new polls, (fast, recomputed), runs).
+# "fast": polls strictly after the latest run's last poll (no pipeline). A gets 20 active
+# (extends its open run: last_poll 20, polls 3), then 31 inactive (closes it at (20 + 31) / 2 =
+# 25.5 ms: end2 = 51 in 2 x ms, end = floor = 25 ms; opens an inactive run with start2 = 51);
+# B gets two polls at one new instant 7 (inactive wins: a new inactive run from 3 + 7 = 10,
+# i.e. 5 ms) and 9 active (another run from 7 + 9 = 16); the new store N gets its first run.
+# "recompute": a poll at exactly A's last poll instant with another status (inactive wins
+# there: the run splits) and C's late poll 5 are not appends; C's new poll 30 goes the
+# recompute way with it (the store as a whole).
+_APPLY_CASES = {
+    "fast": (
+        [("A", 0, "active"), ("A", 10, "active"), ("B", 3, "active")],
+        [("A", 20, "active"), ("A", 31, "inactive"), ("B", 7, "active"), ("B", 7, "inactive"),
+         ("B", 9, "active"), ("N", 4, "active")],
+        (3, 0),
+        [("A", "active", 0, 20, 3, None, 51), ("A", "inactive", 31, 31, 1, 51, None),
+         ("B", "active", 3, 3, 1, None, 10), ("B", "inactive", 7, 7, 1, 10, 16),
+         ("B", "active", 9, 9, 1, 16, None), ("N", "active", 4, 4, 1, None, None)],
+    ),
+    "recompute": (
+        [("A", 0, "active"), ("A", 10, "active"), ("C", 0, "active"), ("C", 10, "inactive")],
+        [("A", 10, "inactive"), ("C", 5, "inactive"), ("C", 30, "active")],
+        (0, 2),
+        [("A", "active", 0, 0, 1, None, 10), ("A", "inactive", 10, 10, 1, 10, None),
+         ("C", "active", 0, 0, 1, None, 5), ("C", "inactive", 5, 10, 2, 5, 40),
+         ("C", "active", 30, 30, 1, 40, None)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_APPLY_CASES))
+async def test_apply_polls_fast_path_and_recompute_path_exactly(rdb, case) -> None:
+    """apply_polls (the follower's entry point) after polls are inserted: appends strictly
+    after a store's latest poll take the fast path and extend / close-and-open runs with exact
+    half-ms bounds; a poll at or before the latest poll sends its store (as a whole) to the
+    windowed recompute. Expected runs hand-computed (see _APPLY_CASES)."""
+    stored, new, counts, expected = _APPLY_CASES[case]
+    await rdb["store_status"].insert_many([poll(*p) for p in stored])
     await rebuild_runs(rdb)
-    new = [poll("A", 10, "inactive"), poll("C", 5, "inactive"), poll("C", 30, "active")]
-    await rdb["store_status"].insert_many(new)
-    appends: dict = {}
-    for d in new:
-        appends.setdefault(d["store_id"], []).append((d["timestamp_utc"], d["status"]))
-    result = await apply_polls(rdb, appends)
-    assert (result["fast"], result["recomputed"]) == (0, 2)
-    assert await runs_of(rdb) == [
-        run("A", "active", 0, 0, 1, None, 10),
-        run("A", "inactive", 10, 10, 1, 10, None),
-        run("C", "active", 0, 0, 1, None, 5),
-        run("C", "inactive", 5, 10, 2, 5, 40),
-        run("C", "active", 30, 30, 1, 40, None),
-    ]
+    result = await insert_and_apply(rdb, [poll(*p) for p in new])
+    assert (result["fast"], result["recomputed"]) == counts
+    assert await runs_of(rdb) == [run(*r) for r in expected]
 
 
 async def test_open_runs_index_serves_the_fast_path_read(rdb) -> None:
