@@ -135,7 +135,8 @@ async def insert_and_apply(rdb, docs: list[dict]) -> dict:
 # (extends its open run: last_poll 20, polls 3), then 31 inactive (closes it at (20 + 31) / 2 =
 # 25.5 ms: end2 = 51 in 2 x ms, end = floor = 25 ms; opens an inactive run with start2 = 51);
 # B gets two polls at one new instant 7 (inactive wins: a new inactive run from 3 + 7 = 10,
-# i.e. 5 ms) and 9 active (another run from 7 + 9 = 16); the new store N gets its first run.
+# i.e. 5 ms) and 9 active (another run from 7 + 9 = 16); the new store N gets its first run;
+# store "X<LF>y" has a control character: no poll, no run (rule 1).
 # "recompute": a poll at exactly A's last poll instant with another status (inactive wins
 # there: the run splits) and C's late poll 5 are not appends; C's new poll 30 goes the
 # recompute way with it (the store as a whole).
@@ -143,7 +144,7 @@ _APPLY_CASES = {
     "fast": (
         [("A", 0, "active"), ("A", 10, "active"), ("B", 3, "active")],
         [("A", 20, "active"), ("A", 31, "inactive"), ("B", 7, "active"), ("B", 7, "inactive"),
-         ("B", 9, "active"), ("N", 4, "active")],
+         ("B", 9, "active"), ("N", 4, "active"), ("X\ny", 4, "active")],
         (3, 0),
         [("A", "active", 0, 20, 3, None, 51), ("A", "inactive", 31, 31, 1, 51, None),
          ("B", "active", 3, 3, 1, None, 10), ("B", "inactive", 7, 7, 1, 10, 16),
@@ -259,26 +260,27 @@ async def test_incremental_equals_rebuild_and_reference(rdb, first, batches) -> 
 
 async def test_full_rebuild_reads_the_poll_index_alone(rdb) -> None:
     """The whole-collection rebuild (full_rebuild_pipeline) is a covered scan of
-    store_id_1_timestamp_utc_1_status_1: PROJECTION_COVERED, 0 documents examined for 5
-    polls (4 valid: an unknown status is filtered on the index keys), and the same runs as
-    the file's full mode with a store range (the $expr path, which fetches)."""
+    store_id_1_timestamp_utc_1_status_1 (hinted): PROJECTION_COVERED, 0 documents examined
+    for 6 polls (an unknown status is filtered on the index keys; the control-character store
+    C<tab>x is dropped later, as a piece), and the same runs as the file's full mode with a
+    store range (the $expr path, which fetches) and the reference (no run for C<tab>x)."""
     from bson import ObjectId
 
-    from uptime.timeline.runs import full_rebuild_pipeline
+    from uptime.timeline.runs import POLL_INDEX, full_rebuild_pipeline
 
     await rdb["store_status"].insert_many([
         poll("A", 0, "active"), poll("A", 10, "inactive"), poll("A", 20, "inactive"),
-        poll("B", 5, "active"), poll("B", 6, "unknown")])
+        poll("B", 5, "active"), poll("B", 6, "unknown"), poll("C\tx", 1, "active")])
     let = {"windows": None, "store_from": None, "store_to": None, "since": None,
            "batch": ObjectId()}
     plan = await rdb.command(
         "explain", {"aggregate": "store_status", "cursor": {},
-                    "pipeline": full_rebuild_pipeline()[:-1], "let": let},
+                    "pipeline": full_rebuild_pipeline()[:-1], "let": let, "hint": POLL_INDEX},
         verbosity="executionStats")
     cursor = plan["stages"][0]["$cursor"]
     assert "PROJECTION_COVERED" in str(cursor["queryPlanner"]["winningPlan"])
     assert cursor["executionStats"]["totalDocsExamined"] == 0
-    assert cursor["executionStats"]["nReturned"] == 4
+    assert cursor["executionStats"]["nReturned"] == 5  # C\tx's poll: dropped as a piece
     await rebuild_runs(rdb)
     covered = await runs_of(rdb)
     await rdb["status_runs"].delete_many({})

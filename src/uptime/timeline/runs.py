@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -47,6 +48,7 @@ from typing import Any
 
 from bson import Int64, ObjectId, json_util
 from pymongo import DeleteMany, ReplaceOne, UpdateOne
+from pymongo.errors import OperationFailure
 
 from uptime.platform.resources import pipelines_dir
 
@@ -90,6 +92,10 @@ def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
     return stages
 
 
+#: the poll index (migration 20261129150000) the full rebuild reads alone
+POLL_INDEX = "store_id_1_timestamp_utc_1_status_1"
+#: store ids the runs ignore (rule 1: control characters), as in the pipeline's stage 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: the fields of a poll the runs need: exactly the keys of the poll index
 _POLL_FIELDS = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
 
@@ -105,8 +111,15 @@ def full_rebuild_pipeline() -> list[dict]:
     18.5 s at scale 1 (sidecar, "Timings"). Takes the same ``let`` (``batch`` is used)."""
     main = load_runs_pipeline()
     first = {k: v for k, v in main[0]["$match"].items() if k != "$expr"}
-    return [{"$match": first}, {"$project": _POLL_FIELDS},
-            *(stage for stage in main[1:] if "$unionWith" not in stage)]
+    # the control-character rule on store_id (a `$not` regex) cannot be checked on index
+    # keys in a covered plan: it moves to the pieces (stage 5's `s`, one per stretch)
+    store_rule = dict(first["store_id"])
+    no_control = store_rule.pop("$not")
+    first["store_id"] = store_rule
+    rest = [stage for stage in main[1:] if "$unionWith" not in stage]
+    pieces = next(i for i, stage in enumerate(rest) if "$project" in stage) + 1
+    return [{"$match": first}, {"$project": _POLL_FIELDS}, *rest[:pieces],
+            {"$match": {"s": {"$not": no_control}}}, *rest[pieces:]]
 
 
 def _utc_ms(moment: datetime) -> datetime:
@@ -148,16 +161,21 @@ async def rebuild_runs(
     started = time.perf_counter()
     batch = ObjectId()
     store_from, store_to = store_range
-    whole = store_from is None and store_to is None
-    await _drain(
-        await db["store_status"].aggregate(
-            full_rebuild_pipeline() if whole else load_runs_pipeline(),
-            let={"windows": None, "store_from": store_from, "store_to": store_to,
-                 "since": None, "batch": batch},
-            comment=f"{PIPELINE_TAG}:rebuild",
-            allowDiskUse=True,
-        )
-    )
+    let = {"windows": None, "store_from": store_from, "store_to": store_to, "since": None,
+           "batch": batch}
+    options: dict[str, Any] = {"comment": f"{PIPELINE_TAG}:rebuild", "allowDiskUse": True}
+    if store_from is None and store_to is None:
+        try:  # the poll index in store/time order, read alone (not e.g. status_1)
+            await _drain(await db["store_status"].aggregate(
+                full_rebuild_pipeline(), let=let, hint=POLL_INDEX, **options))
+        except OperationFailure as exc:
+            if exc.code != 2:  # BadValue: no such index (migrations not applied)
+                raise
+            await _drain(await db["store_status"].aggregate(
+                full_rebuild_pipeline(), let=let, **options))
+    else:
+        await _drain(await db["store_status"].aggregate(load_runs_pipeline(), let=let,
+                                                        **options))
     stale: dict[str, Any] = _not_batch(batch)
     if store_from is not None or store_to is not None:
         bounds: dict[str, Any] = {}
@@ -395,6 +413,8 @@ async def apply_polls(
     for store, polls in appends.items():
         if not isinstance(store, str):
             raise ValueError(f"apply_polls: store id {store!r} is not a string")
+        if _CONTROL.search(store):
+            continue  # not a valid poll's store (rule 1): no runs
         instants = fold_instants(polls)
         if not instants:
             continue
