@@ -459,10 +459,13 @@ class RunsFollower:
     async def _next_batch(reader: asyncio.Task, batches: asyncio.Queue) -> EventBatch:
         """The next batch, or the reader's exception (a stream error)."""
         get = asyncio.ensure_future(batches.get())
-        done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()  # stopped, or the reader ended: no batch is coming
         if get in done:
             return get.result()
-        get.cancel()
         reader.result()  # raises what ended the reader
         raise RuntimeError("runs follower: the stream reader ended")
 
