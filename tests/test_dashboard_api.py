@@ -13,6 +13,7 @@ from dashboard_data import (DST_BUSINESS_UTC, DST_ROW, DST_RUNS, DST_STORE, EXPE
 from reports_support import insert_stores
 from test_api import poll_until_done, running_app
 from uptime.report import interval, pipeline
+from uptime.platform.migrations import ensure_current
 
 
 async def _report(http, as_of=T) -> tuple[str, dict[str, dict]]:
@@ -222,6 +223,55 @@ async def test_store_runs_follow_the_contract(db):
     clipped = clip_runs(runs, ms[0] - 10, ms[2])
     assert [(r["start_ms"], r["end_ms"]) for r in clipped] == [
         (ms[0] - 10, ms[0] + 0.5), (ms[0] + 0.5, ms[2])]
+
+
+async def test_store_runs_read_status_runs_cut_as_of(db):
+    """With a runs follower current, store_runs reads the runs from status_runs: runs with
+    first_poll <= as_of, the last holding up to as_of; a run going on after as_of keeps only
+    its polls at or before as_of (last_poll, polls). Hand-computed: polls a@0 a@10 i@20 i@30
+    i@40 a@50 (ms after t0): as of 35 ms -> active [.., 15 ms) 2 polls, inactive [15, 35) with
+    polls 20 and 30 only; as of 19 ms -> one active run to 19 ms. The same as the on-the-fly
+    path (no follower). A stored run changed by hand shows through (so it was read there);
+    once the follower is stopped, the on-the-fly path answers again."""
+    from uptime.timeline import RunsFollower, wait_current
+    from uptime.web.runs import store_runs
+
+    t0 = _z("2024-03-01T00:00")
+    ms0 = int(t0.timestamp() * 1000)
+    polls = [(0, "active"), (10, "active"), (20, "inactive"), (30, "inactive"),
+             (40, "inactive"), (50, "active")]
+    await db.store_status.insert_many([
+        {"store_id": "r", "timestamp_utc": t0 + timedelta(milliseconds=m), "status": x}
+        for m, x in polls])
+
+    def shape(runs):
+        return [(r["status"], r["first_poll"], r["last_poll"], r["polls"], r["start2"],
+                 r["end2"]) for r in runs]
+
+    def t(m):
+        return t0 + timedelta(milliseconds=m)
+
+    live_35 = await store_runs(db, "r", t(35))  # no follower: on the fly
+    await ensure_current(db, apply=True)
+    follower = RunsFollower(db)
+    await follower.start()
+    try:
+        assert await wait_current(db, 30.0)
+        stored_35 = await store_runs(db, "r", t(35))
+        assert shape(stored_35) == [
+            ("active", t(0), t(10), 2, None, 2 * ms0 + 30),
+            ("inactive", t(20), t(30), 2, 2 * ms0 + 30, 2 * ms0 + 70),
+        ]
+        assert shape(stored_35) == shape(live_35)
+        assert shape(await store_runs(db, "r", t(19))) == [
+            ("active", t(0), t(10), 2, None, 2 * ms0 + 38)]
+        assert await store_runs(db, "r", t(-1)) == []
+        await db.status_runs.update_one({"store_id": "r", "first_poll": t(0)},
+                                        {"$set": {"polls": 99}})
+        assert shape(await store_runs(db, "r", t(60)))[0][3] == 99
+    finally:
+        await follower.stop()
+    assert shape(await store_runs(db, "r", t(60)))[0][3] == 2
 
 
 async def test_dashboard_needs_the_token_but_pages_load(db, settings):

@@ -19,6 +19,7 @@ from uptime.timeline.follower import (
     STATE_ID,
     changes_of,
     poll_from_id,
+    split_events,
     token_time,
 )
 
@@ -197,6 +198,24 @@ def test_changes_of_events() -> None:
     assert poll_from_id("nope") is None
     assert token_time({"_data": "8263F0B2C5000000012B"}).time == 0x63F0B2C5
     assert token_time({"_data": "zz"}) is None
+
+
+def test_split_events_sends_inserts_to_the_fast_path_candidates() -> None:
+    """Inserted polls become per-store (timestamp, status) lists (fast-path candidates; a
+    non-string status becomes None, i.e. no poll); inserts without a string store_id or a
+    Date timestamp change no run and are dropped; updates and deletes become (first, last)
+    ranges as in changes_of."""
+    events = [
+        {"operationType": "insert", "fullDocument": poll("A", 9, "active")},
+        {"operationType": "insert", "fullDocument": poll("A", 7, "inactive")},
+        {"operationType": "insert", "fullDocument": {"store_id": "C", "timestamp_utc": at(1),
+                                                     "status": {"x": 1}}},
+        {"operationType": "insert", "fullDocument": {"store_id": 7, "timestamp_utc": at(1)}},
+        {"operationType": "delete", "documentKey": {"_id": importer_id("B", 5, "active")}},
+    ]
+    assert split_events(events) == (
+        {"A": [(at(9), "active"), (at(7), "inactive")], "C": [(at(1), None)]},
+        {"B": (at(5), at(5))}, False)
 
 
 async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, monkeypatch) -> None:

@@ -31,6 +31,8 @@ def reference_runs(polls: list[dict]) -> list[dict]:
     for p in polls:
         if not isinstance(p["store_id"], str) or p["status"] not in ("active", "inactive"):
             continue
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in p["store_id"]):
+            continue  # rule 1: ids with control characters are ignored
         inst = by_store.setdefault(p["store_id"], {})
         inst[p["timestamp_utc"]] = inst.get(p["timestamp_utc"], False) or p["status"] == "inactive"
     out = []

@@ -11,12 +11,15 @@ derived by the report's rules 1-2: valid polls only; polls at one ms instant cou
 inactive wins; the status changes at the midpoint between consecutive distinct instants of
 different status (``start2`` = previous run's last poll ms + this run's first poll ms).
 
-``store_runs`` is the one function the API reads runs through. Until the ``status_runs``
-collection (maintained by ``uptime.timeline``, branch h1-timeline) is merged, it derives the
-runs of the one store on the fly from its polls (``RUNS_PIPELINE``, a ``$setWindowFields``
-aggregation over that store's polls, a few hundred per week). Switching to the collection means
-replacing its body by a ``find`` on ``status_runs`` (``{store_id, first_poll <= as_of}``,
-sorted by ``first_poll``) followed by the same as-of cut (``_as_of_cut``).
+``store_runs`` is the one function the API reads runs through. It reads the store's runs
+from the ``status_runs`` collection (kept current by ``uptime.timeline``'s follower; index
+``store_id_1_first_poll_1``: ``{store_id, first_poll <= as_of}`` sorted by ``first_poll``)
+and cuts them as of ``as_of`` (``_as_of_cut``) — when the collection is current: a runs
+follower has applied every write acknowledged before the request
+(``uptime.timeline.wait_current``, up to ``CURRENT_WAIT_S``). Otherwise (no follower running,
+one still rebuilding or lagging, a standalone server) and for a store without any run, the
+runs are derived on the fly from the store's polls (``RUNS_PIPELINE``, a ``$setWindowFields``
+aggregation over that store's polls), which is always exact.
 
 As of T (the report's view): only polls at or before T count, and the last run holds up to T.
 """
@@ -120,15 +123,58 @@ def _as_of_cut(runs: list[dict[str, Any]], as_of: datetime) -> list[dict[str, An
     return kept
 
 
+#: how long a request waits for the runs follower to be current before deriving on the fly (s)
+CURRENT_WAIT_S = 1.0
+#: the contract's fields of a run (``status_runs`` also holds ``start``, ``end``, ``batch``)
+_RUN_FIELDS = {"store_id": 1, "status": 1, "first_poll": 1, "last_poll": 1, "polls": 1,
+               "start2": 1, "end2": 1}
+
+
+async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]] | None:
+    """The store's runs from ``status_runs`` cut as of ``as_of``; None when the collection has
+    no run of the store at all (then only the polls can tell)."""
+    runs = await db["status_runs"].find(
+        {"store_id": store_id, "first_poll": {"$lte": as_of}}, _RUN_FIELDS,
+        sort=[("first_poll", 1)], comment="store_runs@status_runs").to_list()
+    if not runs:
+        has_any = await db["status_runs"].count_documents({"store_id": store_id}, limit=1)
+        return [] if has_any else None
+    last = runs[-1]
+    if last["last_poll"] > as_of:
+        # the run goes on after as_of: its last poll and distinct instants up to as_of only
+        # (polls after as_of are ignored, as in the report)
+        cursor = await db["store_status"].aggregate([
+            {"$match": {"store_id": store_id,
+                        "timestamp_utc": {"$gte": last["first_poll"], "$lte": as_of},
+                        "status": {"$in": list(VALID_STATUSES)}}},
+            {"$group": {"_id": "$timestamp_utc"}},
+            {"$group": {"_id": None, "last": {"$max": "$_id"}, "polls": {"$sum": 1}}},
+        ], comment="store_runs@cut")
+        async with cursor:
+            cut = await cursor.to_list()
+        if cut:
+            runs[-1] = {**last, "last_poll": cut[0]["last"], "polls": cut[0]["polls"]}
+    return _as_of_cut(runs, as_of)
+
+
 async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]]:
     """All runs of ``store_id`` as of ``as_of`` (UTC), oldest first, in the contract's shape;
-    the last run's ``end2`` is ``2 × as_of`` ms (it holds up to ``as_of``). ``[]`` when the
-    store has no valid poll at or before ``as_of``.
+    the last run's ``end2`` is ``2 × as_of`` ms (it holds up to ``as_of``), its ``last_poll``
+    and ``polls`` count only polls at or before ``as_of``. ``[]`` when the store has no valid
+    poll at or before ``as_of``. Read from ``status_runs`` when the runs follower is current;
+    derived from the polls otherwise or when that collection has no run of the store (issue
+    11; issue 8's status timeline).
 
     Raises:
-        pymongo.errors.PyMongoError: the server failed the aggregation.
+        pymongo.errors.PyMongoError: the server failed the query or aggregation.
     """
+    from uptime.timeline import wait_current
+
     as_of = to_utc(as_of)
+    if await wait_current(db, CURRENT_WAIT_S):
+        stored = await _stored_runs(db, store_id, as_of)
+        if stored is not None:
+            return stored
     cursor = await db["store_status"].aggregate(
         RUNS_PIPELINE, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live"
     )
