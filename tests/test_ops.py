@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reports_support import T0, insert_stores
 from uptime.platform import metrics
+from uptime.report import pipeline
 from uptime.web import api, ops
 
 
@@ -25,12 +26,12 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 async def test_metrics_count_a_report_and_ingest(db, settings):
     """Rule: /metrics (Prometheus text format, parsed here by prometheus-client's own parser)
-    counts one more complete report of store_uptime@v1 with its 3 rows, observes its
-    duration once, marks v1 as the default pipeline, and shows ingest counts recorded through
+    counts one more complete report of the default pipeline (v2) with its 3 rows, observes its
+    duration once, marks it as the pipeline in use, and shows ingest counts recorded through
     metrics.record_ingest (the hook POST /polls and the importer call)."""
     await insert_stores(db, 3)
     app = api.create_app(settings)
-    tag = "store_uptime@v1"
+    tag = pipeline.pipeline_tag(pipeline.default_version())
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -55,8 +55,18 @@ async def prepare_inputs(db: Any) -> None:
 
     await ensure_schedules(db)
     if (id(db.client), db.name) in _ACTIVE:
-        if not await wait_current(db, WAIT_S):
-            log.warning("report v2: the runs follower lags more than %.0f s behind", WAIT_S)
+        # The follower of this process (`uptime serve`): never report on a timeline it has not
+        # caught up on (e.g. its first rebuild is still running); a stale v2 report would
+        # silently differ from v1.
+        if await wait_current(db, WAIT_S):
+            return
+        log.warning("report v2: the runs follower lags more than %.0f s behind; waiting up "
+                    "to %.0f s", WAIT_S, CATCH_UP_S)
+        if not await wait_current(db, CATCH_UP_S):
+            raise TimelineNotCurrentError(
+                "the status timeline (status_runs) did not catch up; check `uptime runs "
+                "status`, or run the report with --pipeline v1"
+            )
         return
     state = await db[STATE_COLLECTION].find_one({"_id": STATE_ID}, {"heartbeat": 1}) or {}
     beat = state.get("heartbeat")
