@@ -195,9 +195,10 @@ async def _all_store_ids(db: AsyncDb, *, reported_only: bool = True) -> list[str
     """Distinct string store ids in store_status, sorted (a DISTINCT_SCAN of the poll index);
     with ``reported_only`` without the ids holding control characters (those stores are
     ignored, issue 9 item 8)."""
-    # Strings only, selected by the server: a non-string id (say a Date in year 10000) is
-    # never decoded here.
-    ids = await db["store_status"].distinct("store_id", {"store_id": {"$type": "string"}})
+    # No filter: a query (even {$type: "string"}) turns the DISTINCT_SCAN into a scan of
+    # every poll key (~2 s at 800k polls, measured). Non-string ids are dropped below; a Date
+    # outside Python's range decodes as DatetimeMS (the client's DATETIME_AUTO), never raises.
+    ids = await db["store_status"].distinct("store_id")
     return sorted(
         i for i in ids if isinstance(i, str) and not (reported_only and _CONTROL_RE.search(i))
     )
