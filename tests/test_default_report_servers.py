@@ -1,0 +1,156 @@
+"""The default report works on every MongoDB a user brings and never waits on the timeline
+(issue 14): on a standalone server and on a replica set (``server_kind``), the default report
+of the CLI and of the API completes, is byte-identical to ``--pipeline v1`` at the same
+``as_of``, and records (and shows) the pipeline that produced it; a lagging or crashed
+follower makes the report take v1 at once instead of waiting or failing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reports_support import T0, insert_stores
+from test_api import poll_until_done, running_app
+from uptime.cli import app
+from uptime.platform.settings import get_settings
+from uptime.report import pipeline, reports
+from uptime.timeline import RunsFollower, timeline_freshness, wait_current
+
+
+@pytest.fixture
+def cli_env(monkeypatch, any_uri, db_name):
+    """The CLI pointed at the ``server_kind`` server and this test's database."""
+    monkeypatch.setenv("MONGODB_URI", any_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", db_name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def test_cli_default_report_equals_v1(any_db, cli_env, server_kind, tmp_path: Path):
+    """Issue 14 items 1 and 5: ``report`` with no ``--pipeline`` exits 0 on both kinds of
+    server, its CSV is byte-identical to ``--pipeline v1`` at the same as_of, and the output
+    names the pipeline that ran: v1 on a standalone (no change streams, so the timeline cannot
+    be known current) with the reason. On today's main the standalone case exits 1
+    (TimelineNotCurrentError)."""
+    await insert_stores(any_db, 30)
+    runner = CliRunner()
+    started = time.monotonic()
+    default = await asyncio.to_thread(
+        runner.invoke, app, ["report", "--output", str(tmp_path / "d.csv")])
+    took = time.monotonic() - started
+    assert default.exit_code == 0, default.output
+    v1 = await asyncio.to_thread(
+        runner.invoke, app, ["report", "--pipeline", "v1", "--as-of", T0.isoformat(),
+                             "--output", str(tmp_path / "v1.csv")])
+    assert v1.exit_code == 0, v1.output
+    assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "v1.csv").read_bytes()
+    assert (tmp_path / "d.csv").read_text().count("\n") == 31
+    doc = await any_db.reports.find_one({"pipeline_requested": "default"})
+    assert doc["status"] == "Complete" and doc["as_of"] == T0
+    assert f"pipeline: {doc['pipeline']}" in default.output
+    if server_kind == "standalone":
+        assert doc["pipeline"] == "store_uptime@v1"
+        assert doc["pipeline_reason"].startswith("timeline standalone")
+        assert "standalone" in default.output
+    assert took < 30, f"default report took {took:.1f} s"
+
+
+async def test_api_default_report_equals_v1_and_shows_pipeline(any_db, any_settings,
+                                                               server_kind):
+    """Issue 14 items 1, 4 and 5: through ``uptime serve``'s app (follower inside), a default
+    ``POST /trigger_report`` completes on both kinds of server with the CSV of
+    ``?pipeline=v1``; ``/get_report`` names the pipeline (status JSON while Running, the
+    ``X-Report-Pipeline`` header of the CSV) and ``/reports`` lists it. On a replica set
+    whose follower is current the default runs v2; on a standalone it runs v1, and
+    ``/healthz`` says ``degraded`` (200) with mode fallback, its reason and the last
+    rebuild's age."""
+    await insert_stores(any_db, 25)
+    async with running_app(any_settings) as http:
+        if server_kind == "replset":  # the app's follower: first start (a rebuild), then live
+            deadline = time.monotonic() + 30
+            while not await wait_current(any_db, 1.0):
+                assert time.monotonic() < deadline, "the app's follower never became current"
+                await asyncio.sleep(0.1)
+        default_id = (await http.post("/trigger_report")).json()["report_id"]
+        status = await http.get("/get_report", params={"report_id": default_id})
+        if status.headers["content-type"].startswith("application/json"):
+            assert status.json()["pipeline"].startswith("store_uptime@v")
+            assert status.json()["pipeline_requested"] == "default"
+        done = await poll_until_done(http, default_id)
+        v1_id = (await http.post("/trigger_report", params={
+            "pipeline": "v1", "as_of": T0.isoformat()})).json()["report_id"]
+        v1 = await poll_until_done(http, v1_id)
+        listed = {r["report_id"]: r for r in (await http.get("/reports")).json()}
+        health = await http.get("/healthz")
+    assert done.headers["content-type"].startswith("text/csv"), done.text
+    assert done.text == v1.text and done.text.count("\n") == 26
+    expected = "store_uptime@v1" if server_kind == "standalone" else "store_uptime@v2"
+    assert done.headers["x-report-pipeline"] == expected
+    assert listed[default_id]["pipeline"] == expected
+    assert listed[v1_id]["pipeline"] == "store_uptime@v1"
+    assert health.status_code == 200, health.text
+    body = health.json()
+    if server_kind == "standalone":
+        assert body["status"] == "degraded"
+        assert body["timeline"]["mode"] == "fallback"
+        assert "standalone" in body["timeline"]["reason"]
+        assert body["follower"].startswith("degraded: mode fallback")
+        assert listed[default_id]["pipeline_reason"].startswith("timeline standalone")
+    else:
+        assert body["status"] == "ok" and body["timeline"]["mode"] == "change_stream"
+
+
+async def test_lagging_follower_gives_v1_at_once(db, settings):
+    """Issue 14 item 2: a follower that has not applied the latest writes (here a real one
+    holding its batch open for 30 s) never makes a report wait for it: the default report
+    runs v1 within about the wait budget (far below the 30 s), equal to v1."""
+    await insert_stores(db, 10)
+    follower = RunsFollower(db, batch_wait_s=30.0)
+    await follower.start()
+    try:
+        assert await wait_current(db, 30.0)
+        await db.store_status.insert_one(
+            {"store_id": "s000000", "timestamp_utc": T0 + timedelta(minutes=30),
+             "status": "inactive"})
+        fresh = await timeline_freshness(db, 0.3)
+        assert not fresh.current and fresh.state == "lagging" and fresh.waited_s < 1.0
+        service = reports.ReportService(db, settings)
+        await service.start(recover=False)
+        try:
+            started = time.monotonic()
+            rid = await service.trigger()
+            doc = await service.wait(rid)
+            took = time.monotonic() - started
+        finally:
+            await service.stop()
+    finally:
+        await follower.stop()
+    assert doc["status"] == "Complete" and doc["pipeline"] == "store_uptime@v1"
+    assert doc["pipeline_reason"].startswith("timeline lagging")
+    assert took < 10, f"the report waited {took:.1f} s"
+    v1 = [r async for r in pipeline.iter_report_rows(db, as_of=doc["as_of"], version="v1")]
+    assert doc["rows"] == len(v1) == 10
+
+
+async def test_crashed_follower_gives_v1_at_once(db, settings):
+    """Issue 14 item 2: a follower of this process whose task ended (crashed) is never waited
+    for: freshness says ``stopped`` at once and the default report runs v1."""
+    await insert_stores(db, 8)
+    follower = RunsFollower(db)
+    await follower.start()
+    try:
+        assert await wait_current(db, 30.0)
+        follower._task.cancel()  # the task ends as a crash would; it stays registered
+        await asyncio.sleep(0.05)
+        fresh = await timeline_freshness(db, 5.0)
+        assert fresh.state == "stopped" and fresh.waited_s < 1.0
+        version, reason = await pipeline.choose_version(db)
+        assert version == "v1" and reason.startswith("timeline stopped")
+    finally:
+        await follower.stop()
