@@ -175,7 +175,9 @@ async def healthz(request: Request) -> Any:
     for name, check in _checks(request).items():
         problems[name] = await _component(check, timeout)
     body: dict[str, Any] = {name: problem or "ok" for name, problem in problems.items()}
-    timeline = _timeline(request.app.state.db)
+    registered = getattr(request.app.state, "health_checks", None) or {}
+    # the timeline of this process's follower, unless another follower check was registered
+    timeline = None if "follower" in registered else _timeline(request.app.state.db)
     degraded = timeline is not None and (timeline["mode"] == "fallback" or timeline["rebuilding"])
     if timeline is not None:
         body["timeline"] = timeline
