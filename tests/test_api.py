@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
-from uptime.report import pipeline, queue, reports
+from uptime.report import queue, reports
 from uptime.web import api
 from uptime.platform.settings import Settings
 
