@@ -1,5 +1,5 @@
 """The ingestion benchmark (issue 8 item 6): the batches it pushes, and one tiny run through
-a real ``uptime serve`` child process on the test server."""
+a real ``uptime-monitor serve`` child process on the test server."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_batches_are_distinct_hourly_polls() -> None:
 
 
 async def test_tiny_run_through_uptime_serve(mongo_uri: str) -> None:
-    """Rule: the run starts uptime serve, stores every pushed poll exactly once (else it
+    """Rule: the run starts uptime-monitor serve, stores every pushed poll exactly once (else it
     raises), reports polls/s and latencies, and drops its database."""
     with MongoClient(mongo_uri) as client:
         before = set(client.list_database_names())

@@ -7,6 +7,7 @@ follower makes the report take v1 at once instead of waiting or failing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -63,7 +64,7 @@ async def test_cli_default_report_equals_v1(any_db, cli_env, server_kind, tmp_pa
 
 async def test_api_default_report_equals_v1_and_shows_pipeline(any_db, any_settings,
                                                                server_kind):
-    """Issue 14 items 1, 4 and 5: through ``uptime serve``'s app (follower inside), a default
+    """Issue 14 items 1, 4 and 5: through ``uptime-monitor serve``'s app (follower inside), a default
     ``POST /trigger_report`` completes on both kinds of server with the CSV of
     ``?pipeline=v1``; ``/get_report`` names the pipeline (status JSON while Running, the
     ``X-Report-Pipeline`` header of the CSV) and ``/reports`` lists it. On a replica set
@@ -154,3 +155,47 @@ async def test_crashed_follower_gives_v1_at_once(db, settings):
         assert version == "v1" and reason.startswith("timeline stopped")
     finally:
         await follower.stop()
+
+
+async def test_runs_status_on_standalone_says_degraded(cli_env, any_db, server_kind):
+    """Issue 14 item 4: on a standalone server ``runs status`` shows mode ``fallback`` with
+    its reason, says the timeline is DEGRADED with the last rebuild's age, and that reports
+    run pipeline v1; on the replica set, a live follower is shown as live."""
+    await insert_stores(any_db, 3)
+    follower = RunsFollower(any_db)
+    await follower.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (follower.state.get("last_rebuild") and follower.state.get("pending") == 0
+                   and (server_kind == "standalone" or follower.state.get("mode") == "change_stream")):
+            assert time.monotonic() < deadline, follower.state
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.1)  # one idle persist: the heartbeat of a live follower
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["runs", "status"])
+    finally:
+        await follower.stop()
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps at the terminal width
+    if server_kind == "standalone":
+        assert "mode: fallback — standalone server" in text
+        assert re.search(r"timeline: DEGRADED — not kept live \(last rebuild \d+ s ago\); "
+                         r"reports run pipeline v1", text), text
+    else:
+        assert "timeline: live" in text, text
+
+
+def test_console_script_is_uptime_monitor() -> None:
+    """Issue 14 item 7: the console script is ``uptime-monitor`` (``uptime`` is the procps
+    command on every Linux machine: no script of that name), and ``python -m uptime`` runs
+    the same command line under that name."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from conftest import REPO_ROOT
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"uptime-monitor": "uptime.cli:main"}
+    out = subprocess.run([sys.executable, "-m", "uptime", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "Usage: uptime-monitor " in out.stdout, out.stdout + out.stderr

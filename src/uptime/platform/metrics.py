@@ -3,7 +3,7 @@
 Served by ``GET /metrics`` (``uptime.web.ops``) in the Prometheus text format through the
 ``prometheus-client`` library's default registry (which also carries the process metrics:
 CPU seconds, RSS, open fds). Any module records into these objects; the helpers below are the
-hooks the ingest (``POST /polls``, ``uptime import``) and the runs follower call:
+hooks the ingest (``POST /polls``, ``uptime-monitor import``) and the runs follower call:
 
 * :func:`record_ingest` — rows stored / already present / rejected, by source;
 * :func:`follower_progress` — the follower's lag and events applied (or :func:`watch_follower`,
@@ -57,7 +57,7 @@ PIPELINE_INFO = Gauge(
 )
 INGEST_ROWS = Counter(
     "uptime_ingest_rows_total",
-    "Rows received by POST /polls or uptime import, by result (stored, already_present, "
+    "Rows received by POST /polls or uptime-monitor import, by result (stored, already_present, "
     "rejected).",
     ["collection", "source", "result"],
 )

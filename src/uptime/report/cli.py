@@ -1,6 +1,6 @@
-"""CLI commands of the report service: ``uptime report``, ``uptime reports``, ``uptime serve``.
+"""CLI commands of the report service: ``uptime-monitor report``, ``uptime-monitor reports``, ``uptime-monitor serve``.
 
-``uptime report`` goes through the same stored-report path as ``POST /trigger_report``: it
+``uptime-monitor report`` goes through the same stored-report path as ``POST /trigger_report``: it
 creates a report document, generates it into GridFS (``uptime.report.reports.ReportService``) and
 then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
 summary go to stderr, so ``--output -`` pipes clean CSV.
@@ -215,7 +215,7 @@ def reports_command(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
 ) -> None:
     """List recent reports (newest first): id, status, as_of, pipeline, rows, ignored input
-    documents (details: GET /reports or uptime check)."""
+    documents (details: GET /reports or uptime-monitor check)."""
     docs = _run_db(_list(limit))
     table = Table(show_header=True, header_style="bold")
     for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",

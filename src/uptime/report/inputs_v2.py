@@ -12,7 +12,7 @@ rebuild cannot be told) every report is v1; on a replica set a report is v1 whil
 follower lags (sustained ingestion), rebuilds, has stopped or crashed, and v2 otherwise.
 Measured (README, round 2, scale 1): v1 5.15 s in the service; a full rebuild of the runs
 13.0-13.9 s, so catching up synchronously by a rebuild never pays. With no follower running
-and a stored resume token (``uptime report`` after ``uptime serve`` ran), a follower is
+and a stored resume token (``uptime-monitor report`` after ``uptime-monitor serve`` ran), a follower is
 started for the report and given the same budget to resume (cheap when little was written);
 without a token (first use) the report is v1 and no rebuild is started. The report records
 the pipeline that produced it (``reports.pipeline``) and why (``pipeline_reason``).
@@ -30,7 +30,7 @@ long as it takes; only tools use it (the benchmark builds v2's inputs with it):
     and says so in the log;
   - a follower elsewhere has a heartbeat younger than ``LIVE_HEARTBEAT_S``: wait for it the
     same way; if it does not catch up (it may have just stopped), go on as below;
-  - no follower runs (e.g. ``uptime report`` after ``uptime import`` with no ``uptime serve``):
+  - no follower runs (e.g. ``uptime-monitor report`` after ``uptime-monitor import`` with no ``uptime-monitor serve``):
     a follower is started here for the report — it resumes from the stored change-stream token
     and applies what was written since (cheap), or, with no usable token, rebuilds the
     collection once (about 15-30 s at 2.8M polls; later reports resume) — and stopped once
@@ -146,7 +146,7 @@ async def prepare_inputs(db: Any) -> None:
 
     await ensure_schedules(db)
     if running_follower(db) is not None:
-        # The follower of this process (`uptime serve`): never report on a timeline it has not
+        # The follower of this process (`uptime-monitor serve`): never report on a timeline it has not
         # caught up on (e.g. its first rebuild is still running); a stale v2 report would
         # silently differ from v1.
         if await wait_current(db, WAIT_S):
@@ -155,7 +155,7 @@ async def prepare_inputs(db: Any) -> None:
                     "to %.0f s", WAIT_S, CATCH_UP_S)
         if not await wait_current(db, CATCH_UP_S):
             raise TimelineNotCurrentError(
-                "the status timeline (status_runs) did not catch up; check `uptime runs "
+                "the status timeline (status_runs) did not catch up; check `uptime-monitor runs "
                 "status`, or run the report with --pipeline v1"
             )
         return
@@ -174,7 +174,7 @@ async def prepare_inputs(db: Any) -> None:
         if not await wait_current(db, CATCH_UP_S):
             raise TimelineNotCurrentError(
                 "the status timeline (status_runs) could not be brought up to date; check "
-                "`uptime runs status`, or run the report with --pipeline v1"
+                "`uptime-monitor runs status`, or run the report with --pipeline v1"
             )
         # Let it store its resume token (its first idle round), so the next report resumes
         # from there instead of rebuilding.

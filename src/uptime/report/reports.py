@@ -309,7 +309,7 @@ class _Generation:
             if as_of is None:
                 raise NoPollsError(
                     "store_status holds no polls, so there is nothing to report on; import "
-                    "polls with `uptime import --status FILE` and trigger a new report"
+                    "polls with `uptime-monitor import --status FILE` and trigger a new report"
                 )
             # v2 only on a current timeline (and schedules), else v1 at once (exact)
             self.version, reason = await pipeline.choose_version(self.db, self.requested)
@@ -512,7 +512,7 @@ class ReportService:
         """With ``recover`` (the service) resume reports whose lease expired,
         sweep retention and do both periodically; with ``background`` renew leases.
 
-        The CLI's ``uptime report`` uses ``recover=False``: it generates its own report only.
+        The CLI's ``uptime-monitor report`` uses ``recover=False``: it generates its own report only.
         """
         self._recover = recover
         if recover:

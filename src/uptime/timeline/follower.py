@@ -22,7 +22,7 @@ Which instants an event touches:
   cannot be placed: the follower then **rebuilds the whole collection** (safe, about
   15-30 s at 2.8M polls) and logs why.
 
-Fallbacks (logged at WARNING, shown by ``uptime runs status`` as mode ``fallback`` + reason):
+Fallbacks (logged at WARNING, shown by ``uptime-monitor runs status`` as mode ``fallback`` + reason):
 
 * the stored token is no longer in the oplog (``ChangeStreamHistoryLost`` and friends), or
   there is no stored token (first start): a new stream is opened at the current cluster time
@@ -224,7 +224,7 @@ class RunsFollower:
         standalone_interval_s: seconds between full rebuilds on a standalone server.
         idle_persist_s: how often an idle follower writes its progress (applied_until).
         backlog_rebuild_s: a full batch whose last event is more than this many seconds
-            behind the server's cluster time (a bulk load, e.g. ``uptime import`` while
+            behind the server's cluster time (a bulk load, e.g. ``uptime-monitor import`` while
             following) is dropped: a new stream is opened and the collection rebuilt.
         catch_up_s: an event written more than this many seconds ago (server wall clock)
             means a backlog: the batch then keeps filling past ``batch_wait_s``.
@@ -282,7 +282,7 @@ class RunsFollower:
             del _ACTIVE[self._key]
 
     async def run_forever(self) -> None:
-        """Follow until cancelled (``uptime runs follow``)."""
+        """Follow until cancelled (``uptime-monitor runs follow``)."""
         await self.start()
         assert self._task is not None
         await self._task

@@ -1,6 +1,6 @@
 """Ingestion benchmark: sustained ``POST /polls`` throughput (issue 8 item 6, "Ingestion").
 
-The server is the real ``uptime serve`` in a child process (with whatever runs inside it --
+The server is the real ``uptime-monitor serve`` in a child process (with whatever runs inside it --
 the runs follower once it is part of the service), on the benchmark's MongoDB server and a
 fresh database ``uptime_bench_ingest_<random>`` dropped at the end. ``clients`` concurrent
 httpx clients push pre-encoded JSON batches of ``batch`` polls: a fleet of ``stores`` stores
@@ -14,7 +14,7 @@ until then. Every poll must be stored exactly once (checked by count).
 Target: >= 20,000 polls/s on a 2-core machine.
 
 Run alone: ``python -m uptime.tools.bench_ingest [POLLS]`` (server: ``MONGODB_URI`` or the
-embedded one); ``uptime bench`` runs it after the report scales (``--no-ingest`` skips it).
+embedded one); ``uptime-monitor bench`` runs it after the report scales (``--no-ingest`` skips it).
 """
 
 from __future__ import annotations
@@ -71,14 +71,14 @@ async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0
     async with httpx.AsyncClient(base_url=base, timeout=2.0) as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"uptime serve exited with code {proc.returncode}")
+                raise RuntimeError(f"uptime-monitor serve exited with code {proc.returncode}")
             try:
                 if (await http.get("/healthz")).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"uptime serve did not answer /healthz within {timeout:.0f} s")
+    raise RuntimeError(f"uptime-monitor serve did not answer /healthz within {timeout:.0f} s")
 
 
 async def _follower_catch_up(db: Any, timeout_s: float | None = None) -> float | None:
@@ -104,7 +104,7 @@ async def run_ingest_bench(
     stores: int = DEFAULT_STORES,
     say: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Start ``uptime serve`` on ``uri``, push ``polls`` polls, return the figures:
+    """Start ``uptime-monitor serve`` on ``uri``, push ``polls`` polls, return the figures:
     ``{polls, batch, clients, seconds, polls_per_s, latency_p50_ms, latency_p99_ms,
     service_peak_rss_bytes, follower, follower_catch_up_s, polls_per_s_until_runs_current,
     target, pass}`` (the catch-up: seconds from the last answer until ``status_runs`` holds
@@ -126,7 +126,7 @@ async def run_ingest_bench(
     bodies = make_batches(polls, batch, stores)
     warmup = make_batches(batch, batch, stores, offset=polls)[0]
     say(f"ingest: {polls:,} polls in {len(bodies)} batches of {batch:,}, {clients} clients, "
-        f"{stores:,} stores; starting uptime serve on port {port}")
+        f"{stores:,} stores; starting uptime-monitor serve on port {port}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uptime.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning"],
@@ -238,7 +238,7 @@ def _follower_text(result: dict[str, Any]) -> str:
 
 
 def ingest_target(result: dict[str, Any]) -> dict[str, Any]:
-    """The target row of ``uptime bench``'s targets table for a :func:`run_ingest_bench`
+    """The target row of ``uptime-monitor bench``'s targets table for a :func:`run_ingest_bench`
     result."""
     follower = "with" if result["follower"] else "without"
     return {
