@@ -199,3 +199,77 @@ def test_console_script_is_uptime_monitor() -> None:
     out = subprocess.run([sys.executable, "-m", "uptime", "--help"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "Usage: uptime-monitor " in out.stdout, out.stdout + out.stderr
+
+
+async def _current_follower(db, server_kind: str) -> RunsFollower | None:
+    """On the replica set, a follower of this process made current (so the default path
+    takes v2); on a standalone none (the default path takes v1)."""
+    if server_kind == "standalone":
+        return None
+    follower = RunsFollower(db)
+    await follower.start()
+    assert await wait_current(db, 30.0)
+    return follower
+
+
+@pytest.mark.parametrize("folder,status", [("loop_v1_2023", "store_status_head_sample.csv"),
+                                           ("loop_v2_2024", "store_status_sample.csv")])
+async def test_default_report_on_public_files(any_db, server_kind, public_data, tmp_path,
+                                              folder, status):
+    """Issue 14 item 5 on the public Loop files: imported with the importer, the default
+    report of the report service is byte-identical to v1's on both kinds of server, and is
+    produced by v2 on a replica set whose follower is current, by v1 on a standalone."""
+    import io
+
+    from pipeline_support import load
+    from uptime.ingest.importer import import_files
+    from uptime.platform.settings import Settings
+
+    await load(any_db)  # the indexes
+    src = public_data / folder
+    await import_files(any_db, status=src / status, hours=src / "menu_hours.csv",
+                       timezones=src / "timezones.csv", rejects=tmp_path / "rejects/")
+    follower = await _current_follower(any_db, server_kind)
+    try:
+        service = reports.ReportService(any_db, Settings(lease_seconds=30), owner="t")
+        await service.start(background=False, recover=False)
+        files, docs = {}, {}
+        for version in (None, "v1"):
+            as_of = None if version is None else docs[None]["as_of"]
+            doc = await service.wait(await service.trigger(as_of, version))
+            assert doc["status"] == "Complete", doc
+            buf = io.BytesIO()
+            await reports.write_csv(any_db, doc["file_id"], buf)
+            files[version], docs[version] = buf.getvalue(), doc
+        await service.stop()
+    finally:
+        if follower is not None:
+            await follower.stop()
+    assert files[None] == files["v1"] and files["v1"].count(b"\n") > 100
+    expected = "store_uptime@v1" if server_kind == "standalone" else "store_uptime@v2"
+    assert docs[None]["pipeline"] == expected, docs[None]["pipeline_reason"]
+
+
+async def test_default_rows_match_reference_model(any_db, server_kind):
+    """Issue 14 item 5, oracle-style: ``iter_report_rows`` on its default path (no version:
+    v2 on a current timeline, else v1) gives the reference model's rows for random
+    edge-case stores around New York's spring-forward, on both kinds of server."""
+    import reference_model
+    from pipeline_support import load, utc
+    from test_pipeline_differential import DST_AS_OF, _dataset
+    from uptime.report.pipeline import choose_version, known_timezones
+
+    as_of = utc(DST_AS_OF[0])
+    polls, hours, zones = _dataset(1000, as_of)
+    await load(any_db, polls, hours, zones)
+    expected = reference_model.report(polls, hours, zones, as_of,
+                                      set(await known_timezones(any_db)))
+    follower = await _current_follower(any_db, server_kind)
+    try:
+        version, _reason = await choose_version(any_db)
+        rows = {r["store_id"]: r async for r in pipeline.iter_report_rows(any_db, as_of=as_of)}
+    finally:
+        if follower is not None:
+            await follower.stop()
+    assert version == ("v1" if server_kind == "standalone" else "v2")
+    assert rows == {sid: m.row(sid) for sid, m in expected.items()}
