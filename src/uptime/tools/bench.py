@@ -645,7 +645,9 @@ async def run_bench(
                                       with_alt=with_alt, say=say, v2=scale == v2_scale)
                 )
             if ingest:  # POST /polls throughput (issue 8 item 6), uptime-monitor serve as a child
-                from uptime.tools.bench_ingest import ingest_target, run_ingest_bench
+                from uptime.tools.bench_ingest import (
+                    ingest_target, report_during_push_target, run_ingest_bench,
+                )
 
                 ingest_result = await run_ingest_bench(uri, say=say)
             if history_stores:
@@ -659,6 +661,8 @@ async def run_bench(
     targets = evaluate_targets(results)
     if ingest:
         targets.append(ingest_target(ingest_result))
+        if ingest_result.get("report"):
+            targets.append(report_during_push_target(ingest_result["report"]))
     v2_doc = {"report": next((r.v2 for r in results if r.v2), None),
               "history": history if history_stores else None}
     if v2_doc["report"] or v2_doc["history"]:
