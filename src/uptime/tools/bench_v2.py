@@ -80,6 +80,10 @@ async def cli_report(uri: str, database: str, version: str, as_of: datetime, out
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"uptime-monitor report --pipeline {version} failed: {stderr.decode()[-2000:]}")
+    # a v2 request runs v1 when the timeline is not current (issue 14): never time v1 as v2
+    if f"pipeline: store_uptime@{version}" not in " ".join(stderr.decode().split()):
+        raise RuntimeError(f"uptime-monitor report --pipeline {version} ran another pipeline: "
+                           f"{stderr.decode()[-2000:]}")
     return seconds
 
 
