@@ -70,7 +70,7 @@ async def test_api_default_report_equals_v1_and_shows_pipeline(any_db, any_setti
     ``X-Report-Pipeline`` header of the CSV) and ``/reports`` lists it. On a replica set
     whose follower is current the default runs v2; on a standalone it runs v1, and
     ``/healthz`` says ``degraded`` (200) with mode fallback, its reason and the last
-    rebuild's age."""
+    rebuild's age, and ``/metrics`` ``uptime_timeline_degraded 1``."""
     await insert_stores(any_db, 25)
     async with running_app(any_settings) as http:
         if server_kind == "replset":  # the app's follower: first start (a rebuild), then live
@@ -89,6 +89,7 @@ async def test_api_default_report_equals_v1_and_shows_pipeline(any_db, any_setti
         v1 = await poll_until_done(http, v1_id)
         listed = {r["report_id"]: r for r in (await http.get("/reports")).json()}
         health = await http.get("/healthz")
+        scraped = (await http.get("/metrics")).text
     assert done.headers["content-type"].startswith("text/csv"), done.text
     assert done.text == v1.text and done.text.count("\n") == 26
     expected = "store_uptime@v1" if server_kind == "standalone" else "store_uptime@v2"
@@ -103,8 +104,11 @@ async def test_api_default_report_equals_v1_and_shows_pipeline(any_db, any_setti
         assert "standalone" in body["timeline"]["reason"]
         assert body["follower"].startswith("degraded: mode fallback")
         assert listed[default_id]["pipeline_reason"].startswith("timeline standalone")
+        assert "\nuptime_timeline_degraded 1.0\n" in scraped
+        assert re.search(r"\nuptime_timeline_last_rebuild_age_seconds \d", scraped)
     else:
         assert body["status"] == "ok" and body["timeline"]["mode"] == "change_stream"
+        assert "\nuptime_timeline_degraded 0.0\n" in scraped
 
 
 async def test_lagging_follower_gives_v1_at_once(db, settings):
