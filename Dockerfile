@@ -8,4 +8,4 @@ COPY migrations ./migrations
 RUN pip install --no-cache-dir .
 EXPOSE 8000
 # Inside a container the service must listen beyond loopback; compose publishes it on 127.0.0.1 only.
-CMD ["uptime", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uptime-monitor", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -29,7 +29,7 @@ test: install mongosh
 	$(PY) -m pytest
 
 bench: install
-	$(VENV)/bin/uptime bench
+	$(VENV)/bin/uptime-monitor bench
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -1,6 +1,6 @@
 // Apply or revert one migration file from mongosh, recording it in migrations_changelog
-// exactly as `uptime migrate` does (file_name, applied_at, checksum = sha256 of the bytes),
-// so `uptime migrate status` sees it. Takes the same lock (migrations_lock, _id "migrations").
+// exactly as `uptime-monitor migrate` does (file_name, applied_at, checksum = sha256 of the bytes),
+// so `uptime-monitor migrate status` sees it. Takes the same lock (migrations_lock, _id "migrations").
 //
 //   mongosh "mongodb://HOST/uptime" --quiet \
 //     --eval 'const MIGRATION = "migrations/20261129140000-initial-indexes.json"' \
@@ -26,7 +26,7 @@ const changelog = db.getCollection("migrations_changelog");
 const lock = db.getCollection("migrations_lock");
 const owner = `mongosh:${fileName}:${new Date().toISOString()}`;
 
-// Taken like `uptime migrate` takes it: one atomic upsert that sets us as owner only if the
+// Taken like `uptime-monitor migrate` takes it: one atomic upsert that sets us as owner only if the
 // lock is free or expired, with times from the server's clock ($$NOW).
 const free = { $or: [{ $eq: [{ $type: "$owner" }, "missing"] }, { $lt: ["$expires_at", "$$NOW"] }] };
 const take = (value, current) => ({ $cond: [free, value, current] });
@@ -47,7 +47,7 @@ if (!held || held.owner !== owner) {
   throw new Error(`migrations are locked: ${EJSON.stringify(lock.findOne({ _id: "migrations" }))}`);
 }
 // On a replica set an index build commits on a majority (the default, all voting members,
-// waits forever while one secondary is down), as `uptime migrate` does.
+// waits forever while one secondary is down), as `uptime-monitor migrate` does.
 const quorum = db.hello().setName ? { commitQuorum: "majority" } : {};
 try {
   const applied = changelog.findOne({ file_name: fileName });
@@ -60,7 +60,7 @@ try {
       const name = Object.keys(command)[0];
       const result = db.runCommand(
         name === "createIndexes" && !("commitQuorum" in command) ? { ...command, ...quorum } : command);
-      // dropIndexes of a missing index/collection counts as done, like `uptime migrate`.
+      // dropIndexes of a missing index/collection counts as done, like `uptime-monitor migrate`.
       if (!result.ok && !(name === "dropIndexes" && (result.code === 26 || result.code === 27))) {
         throw new Error(`${fileName}: ${direction}[${i}] (${name}) failed: ${EJSON.stringify(result)}`);
       }

@@ -1,4 +1,4 @@
-// Build the status timeline (status_runs) from mongosh, as `uptime runs rebuild` and the
+// Build the status timeline (status_runs) from mongosh, as `uptime-monitor runs rebuild` and the
 // follower's recompute do (issue 8; sidecar: pipelines/status_runs.v1.md).
 //
 // Full rebuild (optionally of a store-id range [storeFrom, storeTo)):

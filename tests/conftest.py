@@ -2,6 +2,12 @@
 
 The server is ``UPTIME_TEST_MONGODB_URI`` when set; otherwise one is started through the
 product's own embedded launcher (``uptime.platform.embedded.EmbeddedMongo``) in a temporary data dir.
+
+The tests of the default report path also run against a plain **standalone** mongod (no
+replica set, so no change streams: issue 14): ``standalone_uri`` (``UPTIME_TEST_STANDALONE_URI``
+when set, else the same binary started without ``--replSet``), and the parametrised
+``server_kind`` / ``any_uri`` / ``any_db`` / ``any_settings`` fixtures (``["standalone",
+"replset"]``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,83 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with EmbeddedMongo(tmp_path_factory.mktemp("mongod")) as server:
         assert server.uri is not None
         yield server.uri
+
+
+@pytest.fixture(scope="session")
+def standalone_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real standalone mongod (no ``--replSet``: no change streams, no cluster time)
+    for the session: ``UPTIME_TEST_STANDALONE_URI``, else the embedded launcher's binary
+    started here on a free port and stopped (SIGTERM, then kill) at the end."""
+    import subprocess
+    import time
+
+    from pymongo import MongoClient
+
+    from uptime.platform.embedded import find_mongod, free_port
+
+    configured = os.environ.get("UPTIME_TEST_STANDALONE_URI")
+    if configured:
+        yield configured
+        return
+    folder = tmp_path_factory.mktemp("mongod-standalone")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(find_mongod()), "--dbpath", str(folder), "--bind_ip", "127.0.0.1",
+         "--port", str(port), "--logpath", str(folder / "mongod.log"), "--quiet"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with MongoClient(uri, serverSelectionTimeoutMS=500) as probe:
+                    hello = probe.admin.command("hello")
+                assert not hello.get("setName"), "expected a standalone server"
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"standalone mongod did not start; see {folder}/mongod.log")
+                time.sleep(0.2)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(params=["standalone", "replset"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """The kind of server a default-report-path test runs on (issue 14: the main job must work
+    on a standalone server as on a replica set)."""
+    return request.param
+
+
+@pytest.fixture
+def any_uri(server_kind: str, request: pytest.FixtureRequest) -> str:
+    """URI of the ``server_kind`` server: the standalone one, or the session's replica set."""
+    name = "standalone_uri" if server_kind == "standalone" else "mongo_uri"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+async def any_db(any_uri: str, db_name: str) -> AsyncIterator:
+    """A fresh database on the ``server_kind`` server, dropped after the test."""
+    c = make_client(any_uri)
+    try:
+        yield c[db_name]
+    finally:
+        await c.drop_database(db_name)
+        await c.close()
+
+
+@pytest.fixture
+def any_settings(any_uri: str, db_name: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the ``server_kind`` server and this test's database."""
+    return Settings(mongodb_uri=any_uri, mongodb_database=db_name, data_dir=tmp_path / "data")
 
 
 @pytest.fixture

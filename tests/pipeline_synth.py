@@ -5,7 +5,7 @@ storage schema of the foundation issue (section 4), with the awkward cases the r
 cover: duplicate and conflicting polls at one instant, invalid statuses, polls exactly at
 as_of, polling gaps, multi-hour outages, overnight / equal / 23:59:59 hours rows,
 missing days, no hours at all, missing or unknown timezones.
-(Datasets for timing come from ``uptime generate``; see ``uptime bench``.)
+(Datasets for timing come from ``uptime-monitor generate``; see ``uptime-monitor bench``.)
 """
 
 from __future__ import annotations

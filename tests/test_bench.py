@@ -1,4 +1,4 @@
-"""Tests of ``uptime bench`` (issue 5): a tiny-scale smoke run against the real test server,
+"""Tests of ``uptime-monitor bench`` (issue 5): a tiny-scale smoke run against the real test server,
 plus the target arithmetic, the run plan and the dataset cache."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The timeline phases of ``uptime bench`` (issue 8, item 6): ``uptime.tools.bench_runs``."""
+"""The timeline phases of ``uptime-monitor bench`` (issue 8, item 6): ``uptime.tools.bench_runs``."""
 
 from __future__ import annotations
 

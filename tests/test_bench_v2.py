@@ -1,4 +1,4 @@
-"""``uptime bench``'s report-v2 phases (issue 8, item 6): a tiny smoke run against the real
+"""``uptime-monitor bench``'s report-v2 phases (issue 8, item 6): a tiny smoke run against the real
 test server, and the DuckDB alternative's CSV against the pipelines' on edge-case files."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from uptime.tools.bench import run_bench
 
 async def test_v2_phases_time_v1_v2_duckdb_and_history(mongo_uri: str, tmp_path: Path) -> None:
     """Rule: with v2 on, one bench run (scale 0.01) also builds the runs and schedules, times
-    `uptime report --pipeline v1|v2` and the DuckDB alternative (from the CSV files), finds the
+    `uptime-monitor report --pipeline v1|v2` and the DuckDB alternative (from the CSV files), finds the
     three CSVs byte-identical, times the 1-week / 6-week history (20 stores), reports the v2
     targets in the JSON, and drops every database it made."""
     settings = Settings(mongodb_uri=mongo_uri, mongodb_database="unused", data_dir=tmp_path / "d")

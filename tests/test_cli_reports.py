@@ -1,4 +1,4 @@
-"""`uptime report --output`: a path the CSV cannot be written to is a usage error (exit 2)
+"""`uptime-monitor report --output`: a path the CSV cannot be written to is a usage error (exit 2)
 found before any report is generated, never a traceback."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_out_of_range_as_of_is_a_usage_error(monkeypatch):
 
 
 def test_unreachable_database_is_a_one_line_error(monkeypatch):
-    """Rule: `uptime reports` against a server that does not answer exits 2 with the reason."""
+    """Rule: `uptime-monitor reports` against a server that does not answer exits 2 with the reason."""
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
     result = CliRunner().invoke(app, ["reports"])
     assert result.exit_code == 2, result.output

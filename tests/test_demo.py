@@ -20,8 +20,8 @@ def _env(mongo_uri: str, db_name: str, tmp_path: Path) -> dict[str, str]:
 
 
 async def test_demo_csv_equals_uptime_report(db, db_name, mongo_uri, tmp_path):
-    """The demo (generate → uptime import → uptime serve → HTTP trigger/poll/download) saves
-    a CSV whose bytes equal `uptime report --as-of <the demo's as_of>`, prints where it is
+    """The demo (generate → uptime-monitor import → uptime-monitor serve → HTTP trigger/poll/download) saves
+    a CSV whose bytes equal `uptime-monitor report --as-of <the demo's as_of>`, prints where it is
     and the median uptime last week, ends with the dashboard's address (--no-wait: then
     stops), and works in the database it is told to use."""
     out = tmp_path / "demo"

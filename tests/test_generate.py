@@ -117,7 +117,7 @@ def test_reuses_real_hours_and_timezones(tmp_path: Path, public_data: Path) -> N
 
 
 def test_generate_command(tmp_path: Path) -> None:
-    """Rule: `uptime generate --out DIR --stores N --days D --as-of ISO` writes the files."""
+    """Rule: `uptime-monitor generate --out DIR --stores N --days D --as-of ISO` writes the files."""
     result = CliRunner().invoke(
         app,
         ["generate", "--out", str(tmp_path), "--stores", "5", "--days", "1",

@@ -1,5 +1,5 @@
 """Issue 9 (output side and API hygiene): bad stored data never crashes a report and is counted;
-``uptime check``; as_of forms; spreadsheet-safe CSV; queue bound; body limit; OpenAPI.
+``uptime-monitor check``; as_of forms; spreadsheet-safe CSV; queue bound; body limit; OpenAPI.
 
 Every value below is the issue's own; each test failed before the change.
 """
@@ -186,7 +186,7 @@ async def test_mongosh_runner_default_as_of_skips_future_polls(db, mongo_uri, mo
     assert await pipeline.resolve_as_of(db, None) == T0
 
 
-# ------------------------------------------------------------------ item 6: uptime check
+# ------------------------------------------------------------------ item 6: uptime-monitor check
 
 
 async def test_checks_find_each_bad_document_exactly_once(db):
@@ -204,7 +204,7 @@ async def test_checks_find_each_bad_document_exactly_once(db):
 
 
 def test_check_command_lists_and_exits_1(mongo_uri, db_name, monkeypatch):
-    """Item 6: `uptime check` prints collection, reason, _id and value of each offending
+    """Item 6: `uptime-monitor check` prints collection, reason, _id and value of each offending
     document (the year-10000 Date without a traceback) and exits 1; a clean database exits 0."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("MONGODB_DATABASE", db_name)
@@ -300,7 +300,7 @@ async def test_digits_are_not_an_as_of(settings, value):
 
 
 def test_cli_refuses_digits_as_as_of(monkeypatch):
-    """Item 9: `uptime report --as-of 12` is a usage error (exit 2) naming the expected form."""
+    """Item 9: `uptime-monitor report --as-of 12` is a usage error (exit 2) naming the expected form."""
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
     get_settings.cache_clear()
     result = CliRunner().invoke(cli_app, ["report", "--as-of", "12"])
@@ -424,7 +424,7 @@ async def test_openapi_says_what_the_service_does(settings):
 
 
 def test_help_texts_fit_80_columns():
-    """Also: `uptime --help` and each command's help fit 80 columns (no line longer), and a
+    """Also: `uptime-monitor --help` and each command's help fit 80 columns (no line longer), and a
     paragraph is wrapped by the terminal, not at the docstring's line breaks."""
     commands = [[], ["import"], ["migrate"], ["migrate", "up"], ["migrate", "down"],
                 ["migrate", "status"], ["report"], ["reports"], ["check"], ["serve"],
@@ -440,7 +440,7 @@ def test_help_texts_fit_80_columns():
 
 
 async def test_cli_report_prints_ignored(mongo_uri, db_name, db):
-    """Item 5: `uptime report` prints what it ignored (here the year-10000 poll) and exits 0
+    """Item 5: `uptime-monitor report` prints what it ignored (here the year-10000 poll) and exits 0
     without a traceback."""
     await seed(db, bad=False)
     await db.store_status.insert_one(dict(BAD[("store_status", "timestamp_out_of_range")]))
@@ -486,7 +486,7 @@ async def test_validator_migration_warns_and_never_refuses(db):
 
 
 async def test_alternative_report_ignores_the_same_documents(db, mongo_uri, settings):
-    """Items 5, 7, 8: the polars alternative (uptime bench's byte check) applies the same
+    """Items 5, 7, 8: the polars alternative (uptime-monitor bench's byte check) applies the same
     rules: on the seeded bad documents plus store "=1+2" and a poll before year 1 its CSV
     equals the service's, byte for byte."""
     from uptime.tools.alt_report import alt_report, to_csv

@@ -1,4 +1,4 @@
-"""``uptime import`` command (issue 2, item 5): summary, rejects, exit codes 0 / 1 / 2."""
+"""``uptime-monitor import`` command (issue 2, item 5): summary, rejects, exit codes 0 / 1 / 2."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ async def test_concurrent_up_in_one_process_applies_each_once(db, mig_dir: Path)
 async def test_concurrent_up_in_two_processes_applies_each_once(
     db, mig_dir: Path, mongo_uri: str
 ) -> None:
-    """Rule: two `uptime migrate up` processes started together apply each file exactly once."""
+    """Rule: two `uptime-monitor migrate up` processes started together apply each file exactly once."""
     env = {**os.environ, "MONGODB_URI": mongo_uri, "MONGODB_DATABASE": db.name}
     cmd = [sys.executable, "-m", "uptime.cli", "migrate", "up", "--dir", str(mig_dir)]
     procs = [
@@ -187,7 +187,7 @@ async def test_status_flags_pending_changed_and_missing(db, mig_dir: Path) -> No
 def test_status_command_output(
     mongo_uri: str, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rule: `uptime migrate status` prints one line per file and exits 1 while one is pending."""
+    """Rule: `uptime-monitor migrate status` prints one line per file and exits 1 while one is pending."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("MONGODB_DATABASE", "test_mig_status_cli")
     get_settings.cache_clear()
@@ -257,11 +257,11 @@ async def test_ensure_current_refuses_or_applies(
     db, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rule: with auto-migrate off, pending migrations raise an error naming them and telling
-    the user to run `uptime migrate up`; with it on they are applied once."""
+    the user to run `uptime-monitor migrate up`; with it on they are applied once."""
     import uptime.platform.migrations as m
 
     monkeypatch.setattr(m, "migrations_dir", lambda: mig_dir)
-    with pytest.raises(MigrationsPendingError, match="uptime migrate up") as info:
+    with pytest.raises(MigrationsPendingError, match="uptime-monitor migrate up") as info:
         await ensure_current(db, apply=False)
     assert info.value.pending == sorted(p.name for p in mig_dir.iterdir())
     assert await ensure_current(db, apply=True) == info.value.pending
@@ -302,7 +302,7 @@ async def test_mongosh_applies_the_same_file_and_records_it(
     db, mongo_uri: str, mongosh: str
 ) -> None:
     """Rule: a DBA applies a migration file from mongosh with migrations/apply.mongosh.js; the
-    indexes exist and `uptime migrate status` sees it applied (same checksum)."""
+    indexes exist and `uptime-monitor migrate status` sees it applied (same checksum)."""
     first = load_migrations()[0]
     uri = mongo_uri.rstrip("/").split("?")[0]
     base = uri if uri.count("/") < 3 else uri.rsplit("/", 1)[0]

@@ -26,12 +26,13 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 async def test_metrics_count_a_report_and_ingest(db, settings):
     """Rule: /metrics (Prometheus text format, parsed here by prometheus-client's own parser)
-    counts one more complete report of the default pipeline (v2) with its 3 rows, observes its
-    duration once, marks it as the pipeline in use, and shows ingest counts recorded through
+    counts one more complete report under the pipeline that produced it (the default choice:
+    v2 on a current timeline, else v1; issue 14) with its 3 rows, observes its duration once,
+    marks v2 as the default pipeline, and shows ingest counts recorded through
     metrics.record_ingest (the hook POST /polls and the importer call)."""
     await insert_stores(db, 3)
     app = api.create_app(settings)
-    tag = pipeline.pipeline_tag(pipeline.default_version())
+    default_tag = pipeline.pipeline_tag(pipeline.default_version())
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -49,6 +50,8 @@ async def test_metrics_count_a_report_and_ingest(db, settings):
             resp = await http.get("/metrics")
     after = samples(resp.text)
     assert resp.headers["content-type"].startswith("text/plain")
+    tag = (await db.reports.find_one({"_id": report_id}))["pipeline"]
+    assert tag in ("store_uptime@v1", "store_uptime@v2")
 
     def delta(name: str, **labels: str) -> float:
         key = (name, tuple(sorted(labels.items())))
@@ -58,7 +61,7 @@ async def test_metrics_count_a_report_and_ingest(db, settings):
     assert delta("uptime_report_rows_total", pipeline=tag) == 3
     assert delta("uptime_report_duration_seconds_count", pipeline=tag, outcome="complete") == 1
     assert after[("uptime_report_last_rows", (("pipeline", tag),))] == 3
-    assert after[("uptime_report_pipeline_info", (("pipeline", tag),))] == 1
+    assert after[("uptime_report_pipeline_info", (("pipeline", default_tag),))] == 1
     ingest = {"collection": "store_status", "source": "api"}
     assert delta("uptime_ingest_rows_total", **ingest, result="stored") == 5
     assert delta("uptime_ingest_rows_total", **ingest, result="already_present") == 2

@@ -74,7 +74,7 @@ async def test_json_array_stores_valid_items_and_lists_rejects(db, settings) -> 
 
 
 async def test_retry_adds_nothing_and_matches_import_ids(db, settings, tmp_path: Path) -> None:
-    """Rule: one code path with `uptime import`: polls imported from CSV are 'already present'
+    """Rule: one code path with `uptime-monitor import`: polls imported from CSV are 'already present'
     when pushed; a retried request adds nothing; a repeat inside one request counts once."""
     csv_file = tmp_path / "s.csv"
     csv_file.write_text(

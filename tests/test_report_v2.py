@@ -259,7 +259,7 @@ async def test_api_pipeline_parameter(db, settings):
 
 
 def test_cli_unknown_pipeline_is_exit_2(monkeypatch):
-    """`uptime report --pipeline v7` is a usage error (exit 2, names --pipeline and the known
+    """`uptime-monitor report --pipeline v7` is a usage error (exit 2, names --pipeline and the known
     versions) found before any database is contacted."""
     from typer.testing import CliRunner
 

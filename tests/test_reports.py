@@ -55,7 +55,7 @@ async def test_no_polls_fails_with_actionable_reason(db, settings):
     doc = await service.wait(await service.trigger())
     await service.stop()
     assert doc["status"] == "Failed"
-    assert "uptime import --status" in doc["error"]
+    assert "uptime-monitor import --status" in doc["error"]
 
 
 async def test_waiting_reports_are_running_with_progress_zero(db, settings, monkeypatch):

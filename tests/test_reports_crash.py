@@ -1,4 +1,4 @@
-"""Crash safety end to end: an ``uptime serve`` process killed with SIGKILL mid-report, then
+"""Crash safety end to end: an ``uptime-monitor serve`` process killed with SIGKILL mid-report, then
 restarted, completes the report (lease expiry → recovery → regeneration from scratch)."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def start_server(mongo_uri: str, db_name: str, data_dir: Path, port: int, log: P
             pass
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"uptime serve did not come up:\n{log.read_text()}")
+    raise AssertionError(f"uptime-monitor serve did not come up:\n{log.read_text()}")
 
 
 async def test_killed_server_report_completes_after_restart(db, db_name, mongo_uri, tmp_path):

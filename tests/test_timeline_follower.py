@@ -219,7 +219,7 @@ def test_split_events_sends_inserts_to_the_fast_path_candidates() -> None:
 
 
 async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, monkeypatch) -> None:
-    """`uptime runs status` prints whether the follower runs, its mode and reason, the lag,
+    """`uptime-monitor runs status` prints whether the follower runs, its mode and reason, the lag,
     the last event applied and the pending writes."""
     follower = await started(fdb)
     try:
@@ -333,7 +333,7 @@ async def test_standalone_server_falls_back_to_periodic_rebuilds(tmp_path) -> No
 
 
 async def test_runs_rebuild_command(fdb, settings, monkeypatch) -> None:
-    """`uptime runs rebuild` rebuilds status_runs and prints the number of runs."""
+    """`uptime-monitor runs rebuild` rebuilds status_runs and prints the number of runs."""
     await fdb["store_status"].insert_many([poll("R", 0, "active"), poll("R", 10, "inactive")])
     result = await run_cli(["runs", "rebuild"], settings, monkeypatch)
     assert result.exit_code == 0, result.output

@@ -1,4 +1,5 @@
-"""The ``uptime`` command line (typer).
+"""The ``uptime-monitor`` command line (typer; also ``python -m uptime``). Not ``uptime``: that
+name is the standard procps command on every Linux machine (issue 14).
 
 Subcommands live beside the code they drive; this module only assembles them:
 ``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
@@ -20,7 +21,7 @@ from uptime.timeline.cli import runs_app
 from uptime.tools import bench, generate
 
 app = typer.Typer(
-    name="uptime",
+    name="uptime-monitor",
     help="Store uptime and downtime within business hours, computed in MongoDB.",
     no_args_is_help=True,
     add_completion=False,
@@ -54,5 +55,10 @@ def _unwrap_help(typer_app: typer.Typer) -> None:
 _unwrap_help(app)
 
 
+def main() -> None:
+    """Run the command line as ``uptime-monitor`` (whatever the entry point's file name)."""
+    app(prog_name="uptime-monitor")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

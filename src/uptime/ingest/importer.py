@@ -1,6 +1,6 @@
 """CSV import of polls, business hours and timezones into the three input collections.
 
-``uptime import [--status FILE] [--hours FILE] [--timezones FILE] [--rejects PATH]`` and the
+``uptime-monitor import [--status FILE] [--hours FILE] [--timezones FILE] [--rejects PATH]`` and the
 library functions :func:`import_file` / :func:`import_files` (reused by the demo and the
 benchmark). Spec: issue 2, items 4-5 (storage schema, import rules); issue 9 (files as
 spreadsheets save them). Field rules live in :mod:`uptime.ingest.validate`, shared with

@@ -1,6 +1,6 @@
 """Field validation and normalisation shared by every input path (CSV import, ``POST /polls``).
 
-One code path decides what a valid poll, hours row or zone is, so ``uptime import`` and the
+One code path decides what a valid poll, hours row or zone is, so ``uptime-monitor import`` and the
 API store the same documents for the same values (issue 8 item 1, issue 9). Every parser
 takes the text as written and returns the canonical stored value, or raises :class:`RowError`
 whose message is the reason shown to the user (rejects file, API response).

@@ -3,7 +3,7 @@
 Served by ``GET /metrics`` (``uptime.web.ops``) in the Prometheus text format through the
 ``prometheus-client`` library's default registry (which also carries the process metrics:
 CPU seconds, RSS, open fds). Any module records into these objects; the helpers below are the
-hooks the ingest (``POST /polls``, ``uptime import``) and the runs follower call:
+hooks the ingest (``POST /polls``, ``uptime-monitor import``) and the runs follower call:
 
 * :func:`record_ingest` — rows stored / already present / rejected, by source;
 * :func:`follower_progress` — the follower's lag and events applied (or :func:`watch_follower`,
@@ -57,7 +57,7 @@ PIPELINE_INFO = Gauge(
 )
 INGEST_ROWS = Counter(
     "uptime_ingest_rows_total",
-    "Rows received by POST /polls or uptime import, by result (stored, already_present, "
+    "Rows received by POST /polls or uptime-monitor import, by result (stored, already_present, "
     "rejected).",
     ["collection", "source", "result"],
 )
@@ -67,6 +67,16 @@ FOLLOWER_LAG = Gauge(
 )
 FOLLOWER_EVENTS = Counter(
     "uptime_follower_events_total", "store_status change events applied by the runs follower."
+)
+TIMELINE_DEGRADED = Gauge(
+    "uptime_timeline_degraded",
+    "1 while the status timeline is not kept live (mode fallback: standalone server, or a full "
+    "rebuild in progress), so reports run pipeline v1 (exact, slower); 0 when following a "
+    "change stream.",
+)
+TIMELINE_LAST_REBUILD_AGE = Gauge(
+    "uptime_timeline_last_rebuild_age_seconds",
+    "Seconds since the last full rebuild of status_runs finished (NaN: none yet).",
 )
 DATABASE_UP = Gauge("uptime_database_up", "1 if MongoDB answered the last /healthz ping, else 0.")
 TASK_FAILURES = Counter(
@@ -98,7 +108,9 @@ def follower_progress(*, lag_s: float | None = None, events: int = 0) -> None:
 def watch_follower(follower: object) -> None:
     """Make ``uptime_follower_lag_seconds`` read the runs follower at scrape time: seconds
     since it last confirmed being current (``state["applied_at"]``: after each batch, and
-    about every second while idle), so a stalled follower's lag grows. ``/metrics`` and
+    about every second while idle), so a stalled follower's lag grows; likewise
+    ``uptime_timeline_degraded`` (1 in mode ``fallback``) and
+    ``uptime_timeline_last_rebuild_age_seconds``. ``/metrics`` and
     ``/healthz`` (``uptime.web.ops``) call it with the follower this process runs."""
     from datetime import UTC, datetime
 
@@ -106,7 +118,17 @@ def watch_follower(follower: object) -> None:
         applied = (getattr(follower, "state", None) or {}).get("applied_at")
         return (datetime.now(UTC) - applied).total_seconds() if applied else float("nan")
 
+    def degraded() -> float:
+        state = getattr(follower, "state", None) or {}
+        return 1.0 if state.get("mode") == "fallback" or state.get("pending") == -1 else 0.0
+
+    def rebuild_age() -> float:
+        at = ((getattr(follower, "state", None) or {}).get("last_rebuild") or {}).get("at")
+        return (datetime.now(UTC) - at).total_seconds() if at else float("nan")
+
     FOLLOWER_LAG.set_function(lag)
+    TIMELINE_DEGRADED.set_function(degraded)
+    TIMELINE_LAST_REBUILD_AGE.set_function(rebuild_age)
 
 
 def report_finished(

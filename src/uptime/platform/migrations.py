@@ -1,4 +1,4 @@
-"""Index migrations, migrate-mongo style: ``uptime migrate up|down|status``.
+"""Index migrations, migrate-mongo style: ``uptime-monitor migrate up|down|status``.
 
 Spec: issue 2, item 6.
 
@@ -70,7 +70,7 @@ class MigrationsPendingError(MigrationError):
         self.pending = pending
         super().__init__(
             f"{len(pending)} database migration(s) pending: {', '.join(pending)}. "
-            "Run `uptime migrate up` (or set UPTIME_AUTO_MIGRATE=true)."
+            "Run `uptime-monitor migrate up` (or set UPTIME_AUTO_MIGRATE=true)."
         )
 
 
@@ -209,7 +209,7 @@ class _Lock:
         if await self.collection.find_one({"_id": LOCK_ID, "owner": self.owner}) is None:
             raise MigrationLockError(
                 "lost the migrations lock (it expired and was taken over, e.g. while a long "
-                "index build ran); run `uptime migrate status`, then `uptime migrate up` again"
+                "index build ran); run `uptime-monitor migrate status`, then `uptime-monitor migrate up` again"
             )
 
     async def __aenter__(self) -> _Lock:
@@ -402,7 +402,7 @@ async def ensure_current(db: Any, *, apply: bool) -> list[str]:
 
     Raises:
         MigrationsPendingError: ``apply`` is false and migrations are pending (names them and
-            tells the user to run ``uptime migrate up``).
+            tells the user to run ``uptime-monitor migrate up``).
         MigrationError, MigrationLockError: as :func:`migrate_up`.
     """
     pending = await pending_migrations(db)

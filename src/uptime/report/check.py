@@ -1,4 +1,4 @@
-"""``uptime check``: list the input documents that break a rule (issue 9 item 6).
+"""``uptime-monitor check``: list the input documents that break a rule (issue 9 item 6).
 
 Each rule is a check file in ``pipelines/checks/`` (see ``uptime.report.quality``). For each
 check with findings it prints the collection, the reason, the total, the rule, and up to

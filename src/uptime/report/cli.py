@@ -1,6 +1,6 @@
-"""CLI commands of the report service: ``uptime report``, ``uptime reports``, ``uptime serve``.
+"""CLI commands of the report service: ``uptime-monitor report``, ``uptime-monitor reports``, ``uptime-monitor serve``.
 
-``uptime report`` goes through the same stored-report path as ``POST /trigger_report``: it
+``uptime-monitor report`` goes through the same stored-report path as ``POST /trigger_report``: it
 creates a report document, generates it into GridFS (``uptime.report.reports.ReportService``) and
 then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
 summary go to stderr, so ``--output -`` pipes clean CSV.
@@ -89,6 +89,7 @@ async def _run_report(
     as_of: datetime | None, output: str | None, version: str | None = None
 ) -> dict[str, Any]:
     from uptime.report import reports
+    from uptime.report.pipeline import pipeline_tag
     from uptime.platform.db import open_database
     from uptime.platform.settings import get_settings
 
@@ -118,7 +119,10 @@ async def _run_report(
         finally:
             await service.stop()
         if doc["status"] != reports.COMPLETE:
-            raise _fail(f"report {report_id} failed: {doc.get('error')}", code=1)
+            hint = ""
+            if doc.get("pipeline") != pipeline_tag("v1"):
+                hint = "; `--pipeline v1` computes the report from the polls alone"
+            raise _fail(f"report {report_id} failed: {doc.get('error')}{hint}", code=1)
         if output == "-":
             await reports.write_csv(db, doc["file_id"], sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -159,8 +163,10 @@ def report_command(
         str | None,
         typer.Option(
             "--pipeline",
-            help="Report pipeline version: v2 (default; reads the status timeline) or v1 "
-            "(reads every poll). Both give the same CSV.",
+            help="Report pipeline version: v1 (reads every poll) or v2 (reads the status "
+            "timeline). Default: v2 when the status timeline is current, else v1 at once "
+            "(a standalone server: always v1). Both give the same CSV; the output names the "
+            "one that ran.",
         ),
     ] = None,
 ) -> None:
@@ -169,7 +175,7 @@ def report_command(
 
     parsed = parse_as_of(as_of)
     try:
-        version = check_version(pipeline_version)
+        version = None if pipeline_version is None else check_version(pipeline_version)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--pipeline") from None
     _check_output(output)
@@ -178,6 +184,11 @@ def report_command(
         f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
         f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"
         + ("" if doc["output"] == "-" else f" -> {doc['output']}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    err.print(
+        f"pipeline: {doc['pipeline']} — {doc.get('pipeline_reason') or 'requested'}",
         highlight=False,
         soft_wrap=True,
     )
@@ -204,7 +215,7 @@ def reports_command(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
 ) -> None:
     """List recent reports (newest first): id, status, as_of, pipeline, rows, ignored input
-    documents (details: GET /reports or uptime check)."""
+    documents (details: GET /reports or uptime-monitor check)."""
     docs = _run_db(_list(limit))
     table = Table(show_header=True, header_style="bold")
     for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",

@@ -1,5 +1,24 @@
-"""What the report pipeline v2 reads besides its parameters, made ready before it runs
-(issue 8, item 4): the status timeline ``status_runs`` and the schedules ``store_schedules``.
+"""What the report pipeline v2 reads besides its parameters (issue 8, item 4): the status
+timeline ``status_runs`` and the schedules ``store_schedules``; and which pipeline a report
+runs (issue 14).
+
+**Which pipeline a report runs** (:func:`choose_version`, every report: CLI, API, dashboard):
+derived state makes a report faster, it never makes it fail or wait. v2 runs only when the
+timeline is current now, asked through ``uptime.timeline.timeline_freshness`` with a budget far
+below what v1 would take (:func:`wait_budget_s`: a quarter of v1's estimated time, between
+``MIN_WAIT_S`` and ``MAX_WAIT_S``); otherwise v1 runs at once on the polls, which is exact.
+So on a standalone server (no change streams: which polls came after the last periodic
+rebuild cannot be told) every report is v1; on a replica set a report is v1 while the
+follower lags (sustained ingestion), rebuilds, has stopped or crashed, and v2 otherwise.
+Measured (README, round 2, scale 1): v1 5.15 s in the service; a full rebuild of the runs
+13.0-13.9 s, so catching up synchronously by a rebuild never pays. With no follower running
+and a stored resume token (``uptime-monitor report`` after ``uptime-monitor serve`` ran), a follower is
+started for the report and given the same budget to resume (cheap when little was written);
+without a token (first use) the report is v1 and no rebuild is started. The report records
+the pipeline that produced it (``reports.pipeline``) and why (``pipeline_reason``).
+
+The rest of this module (:func:`prepare_inputs`) brings the timeline up to date, waiting as
+long as it takes; only tools use it (the benchmark builds v2's inputs with it):
 
 * ``store_schedules``: built in full if it is empty while hours/timezone rows exist
   (``uptime.report.schedules.ensure_schedules``); imports keep it current after that.
@@ -11,7 +30,7 @@
     and says so in the log;
   - a follower elsewhere has a heartbeat younger than ``LIVE_HEARTBEAT_S``: wait for it the
     same way; if it does not catch up (it may have just stopped), go on as below;
-  - no follower runs (e.g. ``uptime report`` after ``uptime import`` with no ``uptime serve``):
+  - no follower runs (e.g. ``uptime-monitor report`` after ``uptime-monitor import`` with no ``uptime-monitor serve``):
     a follower is started here for the report — it resumes from the stored change-stream token
     and applies what was written since (cheap), or, with no usable token, rebuilds the
     collection once (about 15-30 s at 2.8M polls; later reports resume) — and stopped once
@@ -34,28 +53,100 @@ RUNS = "status_runs"
 LIVE_HEARTBEAT_S = 30.0
 #: how long a report waits for a running follower (s)
 WAIT_S = 5.0
-#: how long a report waits for the follower it started itself (s; covers a full rebuild)
+#: how long ``prepare_inputs`` (tools) waits for the follower it started (s; covers a rebuild)
 CATCH_UP_S = 600.0
+#: v1's cost per stored poll, seconds: T_report 5.15 s at 2,837,791 polls (README, round 2,
+#: scale 1, this 2-core machine); estimates what the exact alternative to waiting costs
+V1_SECONDS_PER_POLL = 1.8e-6
+#: the share of v1's estimated time a report may wait for the timeline to be current
+WAIT_FRACTION = 0.25
+#: shortest wait (s): the follower's batch window (50 ms) plus applying one small batch
+MIN_WAIT_S = 0.2
+#: longest wait (s), whatever the data size
+MAX_WAIT_S = 2.0
 
 
 class TimelineNotCurrentError(RuntimeError):
     """The status timeline could not be brought up to date for a v2 report."""
 
 
+async def wait_budget_s(db: Any) -> float:
+    """Seconds a report may wait for the timeline: ``WAIT_FRACTION`` of v1's estimated time
+    (``estimated_document_count(store_status) * V1_SECONDS_PER_POLL``), clamped to
+    ``[MIN_WAIT_S, MAX_WAIT_S]``."""
+    polls = await db["store_status"].estimated_document_count()
+    return min(MAX_WAIT_S, max(MIN_WAIT_S, WAIT_FRACTION * polls * V1_SECONDS_PER_POLL))
+
+
+async def choose_version(db: Any, requested: str | None = None) -> tuple[str, str]:
+    """Pick the pipeline for a report now: ``(version, reason)`` (see the module doc).
+
+    ``requested`` ``"v1"`` -> v1. ``None`` (the default) or ``"v2"`` -> v2 when the status
+    timeline is current within :func:`wait_budget_s` (then the schedules are made ready:
+    ``ensure_schedules``), else v1 with the timeline's state as the reason. Never raises for a
+    stale, stopped, rebuilding or standalone timeline.
+
+    Raises:
+        pymongo.errors.PyMongoError: a database error.
+    """
+    from uptime.timeline import RunsFollower, running_follower, timeline_freshness
+    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, operation_time
+
+    if requested == "v1":
+        return "v1", "requested"
+    budget = await wait_budget_s(db)
+    started_here = None
+    if running_follower(db) is None and await operation_time(db) is not None:
+        state = await db[STATE_COLLECTION].find_one(
+            {"_id": STATE_ID}, {"heartbeat": 1, "token": 1}) or {}
+        beat = state.get("heartbeat")
+        live = isinstance(beat, datetime) and datetime.now(UTC) - (
+            beat if beat.tzinfo else beat.replace(tzinfo=UTC)) < timedelta(seconds=LIVE_HEARTBEAT_S)
+        if not live and state.get("token") is not None:
+            started_here = RunsFollower(db)  # resumes from the stored token
+            await started_here.start()
+    try:
+        fresh = await timeline_freshness(db, budget)
+        if started_here is not None and fresh.current:
+            # let it store its resume token (next report resumes from there)
+            for _ in range(25):
+                if started_here.state.get("token") is not None:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        if started_here is not None:
+            await started_here.stop()
+            await db[STATE_COLLECTION].update_one(
+                {"_id": STATE_ID, "owner": started_here.state.get("owner")},
+                {"$set": {"heartbeat": None}})
+    if not fresh.current:
+        if fresh.state == "stopped" and started_here is None:
+            why = ("no runs follower is running (start `uptime-monitor serve` or "
+                   "`uptime-monitor runs follow` for v2)")
+        else:
+            why = fresh.reason
+        log.info("report: pipeline v1 (exact, on the polls): the status timeline is not "
+                 "current: %s", why)
+        return "v1", f"timeline {fresh.state}: {why}"
+    await ensure_schedules(db)
+    return "v2", f"timeline current (waited {fresh.waited_s:.2f} s)"
+
+
 async def prepare_inputs(db: Any) -> None:
-    """Make ``store_schedules`` and ``status_runs`` ready for a v2 report (see module doc).
+    """Make ``store_schedules`` and ``status_runs`` ready for a v2 report, waiting up to
+    ``CATCH_UP_S`` (tools only: the benchmark; reports use :func:`choose_version`).
 
     Raises:
         TimelineNotCurrentError: the follower started for this report did not catch up
             within ``CATCH_UP_S`` (the report fails rather than give a stale answer).
         pymongo.errors.PyMongoError: a database error.
     """
-    from uptime.timeline import RunsFollower, wait_current
-    from uptime.timeline.follower import _ACTIVE, STATE_COLLECTION, STATE_ID
+    from uptime.timeline import RunsFollower, running_follower, wait_current
+    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
     await ensure_schedules(db)
-    if (id(db.client), db.name) in _ACTIVE:
-        # The follower of this process (`uptime serve`): never report on a timeline it has not
+    if running_follower(db) is not None:
+        # The follower of this process (`uptime-monitor serve`): never report on a timeline it has not
         # caught up on (e.g. its first rebuild is still running); a stale v2 report would
         # silently differ from v1.
         if await wait_current(db, WAIT_S):
@@ -64,7 +155,7 @@ async def prepare_inputs(db: Any) -> None:
                     "to %.0f s", WAIT_S, CATCH_UP_S)
         if not await wait_current(db, CATCH_UP_S):
             raise TimelineNotCurrentError(
-                "the status timeline (status_runs) did not catch up; check `uptime runs "
+                "the status timeline (status_runs) did not catch up; check `uptime-monitor runs "
                 "status`, or run the report with --pipeline v1"
             )
         return
@@ -83,7 +174,7 @@ async def prepare_inputs(db: Any) -> None:
         if not await wait_current(db, CATCH_UP_S):
             raise TimelineNotCurrentError(
                 "the status timeline (status_runs) could not be brought up to date; check "
-                "`uptime runs status`, or run the report with --pipeline v1"
+                "`uptime-monitor runs status`, or run the report with --pipeline v1"
             )
         # Let it store its resume token (its first idle round), so the next report resumes
         # from there instead of rebuilding.

@@ -12,8 +12,8 @@ pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module 
 * runs ``aggregate`` with ``let`` = ``{as_of, timezones, store_from, store_to}``,
   ``comment="store_uptime@<version>"`` and ``allowDiskUse=True``, and yields the rows.
   v1 aggregates on ``store_status`` (the polls); v2 (the default, issue 8 item 4) on
-  ``status_runs`` (the status timeline) with ``store_schedules``, made ready first by
-  ``uptime.report.inputs_v2.prepare_inputs``. Both give byte-identical CSVs.
+  ``status_runs`` (the status timeline) with ``store_schedules``, only when those are current
+  (``uptime.report.inputs_v2.choose_version``; else v1, at once). Both give byte-identical CSVs.
 
 Units of a report row: ``*_last_hour`` in minutes, ``*_last_day`` and ``*_last_week`` in
 hours, all rounded to 2 decimals; windows are ``[as_of - 1 h, as_of)``,
@@ -334,6 +334,14 @@ def report_let(
     }
 
 
+async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str, str]:
+    """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
+    (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1)."""
+    from uptime.report.inputs_v2 import choose_version as choose
+
+    return await choose(db, requested)
+
+
 async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
     """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
     the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
@@ -360,18 +368,20 @@ async def iter_report_rows(
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
     caller already ran ``known_timezones``.
-    ``version`` ``None`` = ``default_version()``. ``prepare=False`` skips bringing v2's inputs
-    up to date (``inputs_v2.prepare_inputs``): the caller has made them current.
+    ``version`` ``None`` = ``default_version()``. With ``prepare`` (the default) a v2 (or
+    default) request runs v2 only when its inputs are current now, else v1 at once
+    (``choose_version``: same rows, never a failure or a wait on the timeline, issue 14);
+    ``prepare=False`` runs exactly ``version``: the caller has made v2's inputs current.
 
     Raises:
         ValueError / FileNotFoundError: unknown pipeline version.
         pymongo.errors.PyMongoError: the server failed the aggregation.
     """
+    if prepare and version != "v1":
+        version, _reason = await choose_version(db, None if version is None else check_version(version))
     version = check_version(version)
     stages = load_pipeline(version)
     source = SOURCES[version]
-    if prepare:
-        await prepare_inputs_for(db, version)
     if timezones is None:
         timezones = await known_timezones(db)
     cursor = await db[source].aggregate(

@@ -1,6 +1,6 @@
 """Data quality: the input documents a report ignores, counted and listed by rule.
 
-Spec: issue 9 items 5 ("every report records what it ignored") and 6 (``uptime check``).
+Spec: issue 9 items 5 ("every report records what it ignored") and 6 (``uptime-monitor check``).
 
 Each rule is one **check**, kept as data next to the pipelines:
 ``pipelines/checks/<collection>.<reason>.json`` =
@@ -25,7 +25,7 @@ characters and unknown status). A document breaking several rules is listed unde
   ending in ``$count``): ``[{collection, reason, count}]`` for every check, zeros included.
   The report service runs it beside the report pipeline and stores it in ``reports.ignored``.
 * :func:`run_checks` — per check, the first ``cap`` offending documents (``_id`` and the
-  field's value) and the total; what ``uptime check`` prints.
+  field's value) and the total; what ``uptime-monitor check`` prints.
 
 Documents are read with ``datetime_conversion=DATETIME_AUTO``, so a Date outside Python's
 years 1..9999 comes back as ``bson.DatetimeMS`` instead of failing the decoding.

@@ -38,12 +38,13 @@ class QueueFullError(RuntimeError):
 
 
 async def admit(
-    db: Any, as_of: datetime | None, *, limit: int, version: str = pipeline.DEFAULT_VERSION
+    db: Any, as_of: datetime | None, *, limit: int, version: str | None = None
 ) -> str | None:
     """Decide whether a trigger for ``as_of`` (UTC; ``None`` = latest poll) may queue a report.
 
     Returns:
-        the id of a Running report for the same ``as_of`` and pipeline (reuse it), or
+        the id of a Running report for the same ``as_of`` and requested pipeline (``version``;
+        None = the default choice) (reuse it), or
         ``None`` (create a new report).
 
     Raises:
@@ -52,7 +53,7 @@ async def admit(
     reports = db[REPORTS_COLLECTION]
     same = await reports.find_one(
         {"status": RUNNING, "as_of_requested": as_utc(as_of),
-         "pipeline": pipeline.pipeline_tag(version)},
+         "pipeline_requested": version or "default"},
         {"_id": 1},
         sort=[("created_at", 1)],
     )

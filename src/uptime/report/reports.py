@@ -7,7 +7,10 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      status: "Running" | "Complete" | "Failed",
      as_of_requested: Date | null,   # what the caller asked for (UTC)
      as_of: Date | null,             # the instant the report is for (UTC); null until resolved
-     pipeline: "store_uptime@v2",    # the pipeline version that produced it (v1 or v2)
+     pipeline: "store_uptime@v2",    # the pipeline version that produced it (v1 or v2;
+                                     # provisional = the requested one until generation picks)
+     pipeline_requested: "default" | "v1" | "v2",
+     pipeline_reason: str | null,    # why that pipeline ran (e.g. "timeline standalone: ...")
      created_at, started_at, finished_at: Date | null (UTC),
      progress: float 0.0-1.0,        # rows written / stores in the report
      total_stores, rows, timezone_fallbacks: int | null,
@@ -22,7 +25,9 @@ Lifecycle (all in :class:`ReportService`, one per process):
 * ``trigger`` inserts the document as Running with progress 0 and schedules an asyncio task.
   At most ``UPTIME_MAX_CONCURRENT_REPORTS`` tasks generate at once (a semaphore); the others
   wait and are reported as Running with progress 0.
-* Generation resolves ``as_of`` (default: the latest poll), then streams the pipeline's rows
+* Generation resolves ``as_of`` (default: the latest poll), picks the pipeline
+  (``uptime.report.inputs_v2.choose_version``: v2 only on a current status timeline, else v1 at
+  once — a report never fails or waits on the timeline, issue 14), then streams its rows
   (``uptime.report.pipeline.iter_report_rows``, one aggregation) into a GridFS upload as CSV: the
   header ``REPORT_COLUMNS``, then one line per store, numbers with 2 decimals. On any failure
   the upload is aborted (its chunks deleted) and the report marked Failed with the reason.
@@ -274,10 +279,12 @@ class _Generation:
 
     def __init__(
         self, db: AsyncDatabase, report_id: str, owner: str, attempt: int,
-        version: str = pipeline.DEFAULT_VERSION,
+        version: str | None = None,
     ) -> None:
         self.db = db
-        self.version = version
+        #: the requested version (None = default), then the one that runs
+        self.requested = version
+        self.version = version or pipeline.default_version()
         self.reports = db[REPORTS_COLLECTION]
         self.report_id = report_id
         self.owner = owner
@@ -302,14 +309,16 @@ class _Generation:
             if as_of is None:
                 raise NoPollsError(
                     "store_status holds no polls, so there is nothing to report on; import "
-                    "polls with `uptime import --status FILE` and trigger a new report"
+                    "polls with `uptime-monitor import --status FILE` and trigger a new report"
                 )
-            # v2: runs and schedules current before the store count and the pipeline read them
-            await pipeline.prepare_inputs_for(self.db, self.version)
+            # v2 only on a current timeline (and schedules), else v1 at once (exact)
+            self.version, reason = await pipeline.choose_version(self.db, self.requested)
             file_id = ObjectId()
             await self._update(
                 {
                     "$set": {
+                        "pipeline": pipeline.pipeline_tag(self.version),
+                        "pipeline_reason": reason,
                         "as_of": as_of,
                         "file_id": file_id,
                         "started_at": utcnow(),
@@ -503,7 +512,7 @@ class ReportService:
         """With ``recover`` (the service) resume reports whose lease expired,
         sweep retention and do both periodically; with ``background`` renew leases.
 
-        The CLI's ``uptime report`` uses ``recover=False``: it generates its own report only.
+        The CLI's ``uptime-monitor report`` uses ``recover=False``: it generates its own report only.
         """
         self._recover = recover
         if recover:
@@ -540,7 +549,7 @@ class ReportService:
         Raises:
             ValueError: unknown pipeline version (nothing is stored).
         """
-        version = pipeline.check_version(version)
+        requested = None if version is None else pipeline.check_version(version)
         report_id = new_report_id()
         # An upsert with an update pipeline, so created_at and the lease are the server's
         # $$NOW when the write is applied (an insert can only carry the client's clock).
@@ -548,7 +557,9 @@ class ReportService:
             "status": RUNNING,
             "as_of_requested": as_utc(as_of),
             "as_of": None,
-            "pipeline": pipeline.pipeline_tag(version),
+            "pipeline": pipeline.pipeline_tag(requested or pipeline.default_version()),
+            "pipeline_requested": requested or "default",
+            "pipeline_reason": None,
             "created_at": "$$NOW",
             "started_at": None,
             "finished_at": None,
@@ -567,7 +578,7 @@ class ReportService:
             [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
             upsert=True,
         )
-        self._schedule(report_id, 1, as_utc(as_of), version)
+        self._schedule(report_id, 1, as_utc(as_of), requested)
         return report_id
 
     async def wait(self, report_id: str, *, poll_s: float = 0.2) -> dict[str, Any]:
@@ -602,7 +613,7 @@ class ReportService:
         }
 
     def _schedule(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None
     ) -> None:
         task = tasks.spawn(
             self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
@@ -613,11 +624,12 @@ class ReportService:
         )
 
     async def _run(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None
     ) -> None:
-        """Generate the report; after a transient database error generate it again (same
-        attempt, back-off ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
-        tag = pipeline.pipeline_tag(version)
+        """Generate the report (``version`` None = the default choice); after a transient
+        database error generate it again (same attempt, back-off ``RETRY_BACKOFF_S``) until it
+        ends Complete, Failed or not ours."""
+        tag = pipeline.pipeline_tag(version or pipeline.default_version())
         delay, max_delay = RETRY_BACKOFF_S
         first_failure: float | None = None
         async with self._semaphore:
@@ -643,8 +655,9 @@ class ReportService:
         with contextlib.suppress(PyMongoError):
             doc = await self.reports.find_one(
                 {"_id": report_id}, {"status": 1, "rows": 1, "timezone_fallbacks": 1,
-                                     "attempt": 1, "lease": 1}
+                                     "attempt": 1, "lease": 1, "pipeline": 1}
             )
+            tag = (doc or {}).get("pipeline") or tag  # the pipeline that actually ran
             outcome = "lease_lost"
             if doc is not None and doc.get("attempt") == attempt and doc["status"] != RUNNING:
                 outcome = doc["status"].lower()
@@ -726,7 +739,7 @@ class ReportService:
                         doc["_id"], doc["attempt"])
             self._schedule(
                 doc["_id"], doc["attempt"], doc.get("as_of_requested"),
-                pipeline.version_of_tag(doc.get("pipeline")),
+                _requested_version(doc),
             )
             claimed.append(doc["_id"])
 
@@ -752,6 +765,17 @@ class ReportService:
                     next_retention = time.monotonic() + RETENTION_INTERVAL_S
             except Exception as exc:  # one line per failed round; the next round retries
                 log.warning("report lease/recovery loop: %s; retrying", tasks.one_line(exc))
+
+
+def _requested_version(doc: Mapping[str, Any]) -> str | None:
+    """The version a stored report asked for (None = the default choice); reports from
+    before issue 14 have no ``pipeline_requested``: their ``pipeline`` was the request."""
+    requested = doc.get("pipeline_requested")
+    if requested == "default":
+        return None
+    if requested in pipeline.SOURCES:
+        return requested
+    return pipeline.version_of_tag(doc.get("pipeline"))
 
 
 def _literal(value: Any) -> Any:

@@ -14,7 +14,7 @@ The report screens ``zones`` against the server's known zones at report time (ru
 schedule never depends on which zones MongoDB knew when it was built. Equal schedules compare
 equal, which lets the report expand each distinct (zone, schedule) once.
 
-Kept current by ``uptime import`` (the stores an hours or timezones file mentions) and rebuilt
+Kept current by ``uptime-monitor import`` (the stores an hours or timezones file mentions) and rebuilt
 in full by ``rebuild_schedules`` (also done by the report when the collection is empty but
 hours or timezones exist). Rows written straight into ``store_hours``/``store_timezones`` by
 another system are picked up by ``refresh_schedules(db, stores)`` or a rebuild.

@@ -1,4 +1,4 @@
-"""``uptime runs rebuild | status | follow`` — the status timeline from the command line
+"""``uptime-monitor runs rebuild | status | follow`` — the status timeline from the command line
 (issue 8, item 3). Registered in ``uptime.cli``; settings in :class:`TimelineSettings`."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class TimelineSettings(BaseSettings):
     """Settings of the runs follower (environment, ``UPTIME_`` prefix).
 
     Attributes:
-        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime serve`` runs the follower.
+        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime-monitor serve`` runs the follower.
         runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
             full rebuilds on a standalone server (no change streams there).
     """
@@ -92,7 +92,7 @@ def _ts(value: Any) -> str:
 
 
 async def status_report(db: Any) -> dict[str, Any]:
-    """The follower's state for ``uptime runs status``: ``running`` (heartbeat fresh),
+    """The follower's state for ``uptime-monitor runs status``: ``running`` (heartbeat fresh),
     ``mode``, ``reason``, ``lag_s`` (server cluster time - applied_until, seconds),
     ``pending_events`` (store_status oplog entries after applied_until; None if unknown),
     ``runs`` and the raw state document."""
@@ -128,12 +128,25 @@ def status_command() -> None:
     d = s["state"]
     if not d:
         out.print("no follower has run on this database yet (status_runs: "
-                  f"{s['runs']:,} runs); start one with `uptime serve` or `uptime runs follow`")
+                  f"{s['runs']:,} runs); start one with `uptime-monitor serve` or `uptime-monitor runs follow`")
         return
     beat = d.get("heartbeat")
     out.print(f"follower:      {'running' if s['running'] else 'NOT running'} "
               f"(owner {d.get('owner', '-')}, last heartbeat {_ts(beat)})", highlight=False)
     out.print(f"mode:          {s['mode']} — {s['reason']}", highlight=False)
+    rb_at = (d.get("last_rebuild") or {}).get("at")
+    age = (datetime.now(UTC) - rb_at.astimezone(UTC)).total_seconds() if isinstance(
+        rb_at, datetime) else None
+    if s["mode"] == "fallback" or d.get("pending") == -1:
+        out.print("timeline:      DEGRADED — not kept live (last rebuild "
+                  + ("not finished yet" if age is None else f"{age:.0f} s ago")
+                  + "); reports run pipeline v1 (exact, slower) until it is", highlight=False)
+    elif s["running"]:
+        out.print("timeline:      live — reports run pipeline v2 while it is current",
+                  highlight=False)
+    else:
+        out.print("timeline:      not followed — reports run pipeline v1 (exact, slower); start "
+                  "`uptime-monitor serve` or `uptime-monitor runs follow` for v2", highlight=False)
     out.print(f"lag:           {'-' if s['lag_s'] is None else str(s['lag_s']) + ' s'} "
               f"(applied up to {_ts(d.get('applied_until'))})", highlight=False)
     ev = d.get("last_event") or {}

@@ -145,7 +145,7 @@ async def rebuild_runs(
     db: AsyncDb, *, store_range: tuple[str | None, str | None] = (None, None)
 ) -> dict[str, Any]:
     """Rebuild ``status_runs`` from every valid poll in ``store_status``: one run of
-    ``status_runs.v1.json`` with ``windows: null`` (issue 8 item 3, ``uptime runs rebuild``);
+    ``status_runs.v1.json`` with ``windows: null`` (issue 8 item 3, ``uptime-monitor runs rebuild``);
     for the whole collection as the covered scan of :func:`full_rebuild_pipeline`.
 
     ``store_range`` = ``(store_from, store_to)`` limits it to ``store_from <= store_id <

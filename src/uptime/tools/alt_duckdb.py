@@ -1,4 +1,4 @@
-"""The DuckDB alternative for ``uptime bench`` (issue 8, item 6): the report computed straight
+"""The DuckDB alternative for ``uptime-monitor bench`` (issue 8, item 6): the report computed straight
 from the three CSV files, without MongoDB — what a data engineer would pick instead.
 
 Same rules and the same CSV as the pipelines (checked byte for byte by the bench), in the
@@ -17,7 +17,7 @@ reuses):
 4. DuckDB sums business time and downtime (stretches ∩ business intervals) per window;
    Python rounds half-to-even on the double (as MongoDB's ``$round``) and writes the CSV.
 
-Only the files' data rows that ``uptime import`` accepts unchanged are handled (the bench's
+Only the files' data rows that ``uptime-monitor import`` accepts unchanged are handled (the bench's
 generated files): hours rows ``HH:MM:SS`` with a ``dayOfWeek`` 0..6, one zone per store.
 """
 

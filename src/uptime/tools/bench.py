@@ -1,4 +1,4 @@
-"""``uptime bench``: the report against its floor and its alternative (issue 5, "Benchmark").
+"""``uptime-monitor bench``: the report against its floor and its alternative (issue 5, "Benchmark").
 
 For every scale (1.0 = the v1 shape: 14,092 stores, 9 days of hourly polls, ~2.9M rows) the
 benchmark, on one server (``MONGODB_URI``, else the embedded mongod) and in a fresh database
@@ -549,7 +549,7 @@ def render(console: Any, results: list[ScaleResult], targets: list[dict[str, Any
     """Print the figures table and the targets table."""
     from rich.table import Table
 
-    table = Table(title="uptime bench — seconds: min / median of the runs")
+    table = Table(title="uptime-monitor bench — seconds: min / median of the runs")
     table.add_column("figure")
     for r in results:
         table.add_column(f"scale {r.scale:g} ({len(r.report_s)} runs)", justify="right")
@@ -644,8 +644,10 @@ async def run_bench(
                                       cache_dir=cache_dir, work_dir=work, mongod=mongod,
                                       with_alt=with_alt, say=say, v2=scale == v2_scale)
                 )
-            if ingest:  # POST /polls throughput (issue 8 item 6), uptime serve as a child
-                from uptime.tools.bench_ingest import ingest_target, run_ingest_bench
+            if ingest:  # POST /polls throughput (issue 8 item 6), uptime-monitor serve as a child
+                from uptime.tools.bench_ingest import (
+                    ingest_target, report_during_push_target, run_ingest_bench,
+                )
 
                 ingest_result = await run_ingest_bench(uri, say=say)
             if history_stores:
@@ -659,6 +661,8 @@ async def run_bench(
     targets = evaluate_targets(results)
     if ingest:
         targets.append(ingest_target(ingest_result))
+        if ingest_result.get("report"):
+            targets.append(report_during_push_target(ingest_result["report"]))
     v2_doc = {"report": next((r.v2 for r in results if r.v2), None),
               "history": history if history_stores else None}
     if v2_doc["report"] or v2_doc["history"]:
@@ -733,7 +737,7 @@ def bench_command(
         Path, typer.Option(help="Where the JSON results go.")
     ] = Path("bench/results"),
     v2: Annotated[
-        bool, typer.Option("--v2/--no-v2", help="Also time report v2 vs v1 (uptime report), the "
+        bool, typer.Option("--v2/--no-v2", help="Also time report v2 vs v1 (uptime-monitor report), the "
                            "DuckDB alternative and history growth (issue 8).")
     ] = True,
     history_stores: Annotated[

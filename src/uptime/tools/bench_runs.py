@@ -1,4 +1,4 @@
-"""Benchmark phases of the status timeline (issue 8, item 6), called by ``uptime bench``.
+"""Benchmark phases of the status timeline (issue 8, item 6), called by ``uptime-monitor bench``.
 
 * **T_runs_rebuild**: :func:`uptime.timeline.rebuild_runs` over every poll (one pipeline run,
   ``$merge`` into ``status_runs``, stale runs deleted), beside **T_floor** (the single-``$shift``

@@ -1,11 +1,11 @@
-"""``uptime bench`` phases of the report pipeline v2 (issue 8, item 6).
+"""``uptime-monitor bench`` phases of the report pipeline v2 (issue 8, item 6).
 
 At the reference scale, on the database the main benchmark imported (same data, same run):
 
 * **timeline build**: ``store_schedules`` (``rebuild_schedules``) and ``status_runs`` from the
   polls, the way the first v2 report on a fresh database gets them (a follower's first start:
   one full ``uptime.timeline.rebuild_runs``, then a stored resume token);
-* **T_v1_cli / T_v2_cli**: ``uptime report --pipeline v1|v2 --as-of T --output FILE`` end to
+* **T_v1_cli / T_v2_cli**: ``uptime-monitor report --pipeline v1|v2 --as-of T --output FILE`` end to
   end in a child process (CLI start, report into GridFS, CSV copied to the file), interleaved,
   ``runs`` times each; the two CSVs must be byte-identical. Target: T_v2 <= 0.25 x T_v1.
 * **T_duckdb**: ``uptime.tools.alt_duckdb`` in a child process, straight from the generated
@@ -64,7 +64,7 @@ async def build_inputs(db: Any) -> dict[str, Any]:
 
 
 async def cli_report(uri: str, database: str, version: str, as_of: datetime, out: Path) -> float:
-    """Time ``uptime report --pipeline VERSION`` into ``out`` in a child process (seconds).
+    """Time ``uptime-monitor report --pipeline VERSION`` into ``out`` in a child process (seconds).
 
     Raises:
         RuntimeError: the command failed (its stderr tail included).
@@ -79,7 +79,11 @@ async def cli_report(uri: str, database: str, version: str, as_of: datetime, out
     _, stderr = await proc.communicate()
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"uptime report --pipeline {version} failed: {stderr.decode()[-2000:]}")
+        raise RuntimeError(f"uptime-monitor report --pipeline {version} failed: {stderr.decode()[-2000:]}")
+    # a v2 request runs v1 when the timeline is not current (issue 14): never time v1 as v2
+    if f"pipeline: store_uptime@{version}" not in " ".join(stderr.decode().split()):
+        raise RuntimeError(f"uptime-monitor report --pipeline {version} ran another pipeline: "
+                           f"{stderr.decode()[-2000:]}")
     return seconds
 
 
@@ -189,7 +193,7 @@ def targets(v2: dict[str, Any], polars_alt_s: list[float]) -> list[dict[str, Any
     if rep:
         t2, t1, duck = min(rep["v2_s"]), min(rep["v1_s"]), min(rep["duckdb_s"])
         ratio = t2 / t1
-        found.append({"target": "T_v2 <= 0.25 x T_v1 (uptime report, end to end)", "value": ratio,
+        found.append({"target": "T_v2 <= 0.25 x T_v1 (uptime-monitor report, end to end)", "value": ratio,
                       "shown": f"{t2:.2f} s vs {t1:.2f} s ({ratio:.2f} x)", "limit": TARGET_V2_RATIO,
                       "pass": ratio <= TARGET_V2_RATIO})
         best = min([duck, *polars_alt_s])

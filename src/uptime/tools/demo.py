@@ -7,8 +7,8 @@ What it does, end to end, as a user would:
    and data directory are never touched;
 2. generates a realistic sample dataset into ``demo-output/dataset`` (``uptime.tools.generate``;
    a small built-in generator if that module is unavailable);
-3. imports it with ``uptime import`` (a subprocess, exactly the CLI a user runs);
-4. starts the API with ``uptime serve`` on a free port of 127.0.0.1;
+3. imports it with ``uptime-monitor import`` (a subprocess, exactly the CLI a user runs);
+4. starts the API with ``uptime-monitor serve`` on a free port of 127.0.0.1;
 5. triggers a report over HTTP (``POST /trigger_report``), shows its progress while polling
    ``GET /get_report``, streams the CSV into ``demo-output/report-<id>.csv``;
 6. prints where the CSV is, a summary (stores, as_of, median uptime last week) and the
@@ -117,7 +117,7 @@ def mongo_uri(data_dir: Path) -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def api_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
-    """Run ``uptime serve`` on 127.0.0.1:``port``; yield its base URL; SIGTERM it on exit."""
+    """Run ``uptime-monitor serve`` on 127.0.0.1:``port``; yield its base URL; SIGTERM it on exit."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uptime.cli", "serve", "--host", "127.0.0.1",
@@ -129,13 +129,13 @@ def api_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"uptime serve exited ({proc.returncode}); see {log_path}:\n"
+                raise RuntimeError(f"uptime-monitor serve exited ({proc.returncode}); see {log_path}:\n"
                                    + log_path.read_text()[-2000:])
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"uptime serve did not answer within 60 s; see {log_path}")
+                raise RuntimeError(f"uptime-monitor serve did not answer within 60 s; see {log_path}")
             time.sleep(0.1)
         yield base
     finally:
@@ -187,16 +187,16 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str,
 
         env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_DATABASE")}
         env.update(MONGODB_URI=uri, MONGODB_DATABASE=database)
-        step("2/4 uptime import")
+        step("2/4 uptime-monitor import")
         t = time.monotonic()
         cmd = [sys.executable, "-m", "uptime.cli", "import", "--status", str(data.status),
                "--hours", str(data.hours), "--timezones", str(data.timezones)]
         done = subprocess.run(cmd, env=env, check=False)
         if done.returncode not in (0, 1):  # 1 = some rows rejected (listed in the rejects file)
-            raise RuntimeError(f"uptime import failed with exit code {done.returncode}")
+            raise RuntimeError(f"uptime-monitor import failed with exit code {done.returncode}")
         timings["import"] = time.monotonic() - t
 
-        step("3/4 uptime serve + POST /trigger_report")
+        step("3/4 uptime-monitor serve + POST /trigger_report")
         from uptime.platform.settings import Settings
 
         token = Settings().api_token

@@ -1,6 +1,6 @@
 """A realistic, deterministic generator of the three input CSV files (issue 5, "Generator").
 
-``generate_dataset`` (and ``uptime generate``) writes, into one folder:
+``generate_dataset`` (and ``uptime-monitor generate``) writes, into one folder:
 
 - ``store_status.csv`` — header ``store_id,status,timestamp_utc``; timestamps like
   ``2023-01-22 12:09:39.388884 UTC`` (UTC; fraction with trailing zeros dropped, as in the

@@ -2,7 +2,7 @@
 
     python -m uptime.tools.page_bench --base http://127.0.0.1:8000 [--report ID] [--runs 3]
 
-Against a running ``uptime serve`` (its data as is; ``--report``: a Complete report, default
+Against a running ``uptime-monitor serve`` (its data as is; ``--report``: a Complete report, default
 the newest Complete one). For each page — reports list ``/``, the report
 ``/ui/reports/ID``, and the store with the most downtime ``/ui/stores/SID?report=ID`` — it
 loads the page ``--runs`` times with the browser cache disabled and prints:
@@ -57,7 +57,7 @@ def measure(driver, url: str, timeout: float = 120) -> dict:
 
 
 def main(
-    base: Annotated[str, typer.Option(help="URL of a running `uptime serve`.")] = "http://127.0.0.1:8000",
+    base: Annotated[str, typer.Option(help="URL of a running `uptime-monitor serve`.")] = "http://127.0.0.1:8000",
     report: Annotated[str | None, typer.Option(help="A Complete report id.")] = None,
     runs: Annotated[int, typer.Option(min=1)] = 3,
     chromium: Annotated[str, typer.Option()] = "/usr/bin/chromium",

@@ -76,7 +76,8 @@ class TriggerRequest(BaseModel):
     )
     pipeline: ReportVersion | None = Field(
         default=None,
-        description="Report pipeline version, v1 or v2 (default v2; same CSV).",
+        description="Report pipeline version, v1 or v2 (same CSV). Default: v2 when the "
+        "status timeline is current, else v1 at once; the report records which ran.",
     )
 
     @field_validator("as_of", mode="before")
@@ -100,7 +101,12 @@ class ReportStatus(BaseModel):
     status: Literal["Running", "Complete", "Failed"]
     progress: float = Field(description="0.0-1.0: rows written / stores in the report")
     as_of: datetime | None = None
-    pipeline: str
+    pipeline: str = Field(description="the pipeline that produced (or produces) the report, "
+                          'e.g. "store_uptime@v1"; chosen when generation starts')
+    pipeline_requested: str | None = Field(
+        default=None, description='"default", "v1" or "v2": what the trigger asked for')
+    pipeline_reason: str | None = Field(
+        default=None, description="why that pipeline runs (e.g. the status timeline's state)")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -117,6 +123,7 @@ class ReportSummary(BaseModel):
     progress: float
     as_of: datetime | None = None
     pipeline: str
+    pipeline_reason: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
     rows: int | None = None
@@ -126,7 +133,11 @@ class ReportSummary(BaseModel):
 
 
 def _status_of(doc: dict[str, Any]) -> ReportStatus:
-    return ReportStatus(report_id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    if doc.get("status") == reports.FAILED and doc.get("pipeline") != pipeline.pipeline_tag("v1"):
+        fields["error"] = (f"{doc.get('error')}; POST /trigger_report?pipeline=v1 computes the "
+                           "report from the polls alone")
+    return ReportStatus(report_id=doc["_id"], **fields)
 
 
 # -- dependencies --------------------------------------------------------------------------
@@ -179,8 +190,9 @@ router = APIRouter(dependencies=[Depends(require_token)])
 open_router = APIRouter()
 
 
-def pipeline_version(query: ReportVersion | None, body: ReportVersion | None) -> str:
-    """The report version asked for (query or body; issue 8, item 4; default v2); 422 if the
+def pipeline_version(query: ReportVersion | None, body: ReportVersion | None) -> str | None:
+    """The report version asked for (query or body; issue 8, item 4), None when neither gives
+    one (the default choice: v2 on a current status timeline, else v1, issue 14); 422 if the
     two differ. An unknown version never gets here: ``ReportVersion`` is validated first."""
     from uptime.report.pipeline import check_version
 
@@ -189,7 +201,8 @@ def pipeline_version(query: ReportVersion | None, body: ReportVersion | None) ->
             ("body", "pipeline"), "pipeline given twice (query and body) with different values",
             body,
         )
-    return check_version(query if query is not None else body)
+    asked = query if query is not None else body
+    return None if asked is None else check_version(asked)
 
 
 @router.post(
@@ -212,7 +225,9 @@ async def trigger_report(
     ] = None,
     body: Annotated[TriggerRequest | None, Body()] = None,
     pipeline: Annotated[
-        ReportVersion | None, Query(description="Report pipeline version: v1 or v2 (default v2)")
+        ReportVersion | None,
+        Query(description="Report pipeline version: v1 or v2 (default: v2 when the status "
+              "timeline is current, else v1)"),
     ] = None,
 ) -> TriggerResponse:
     """Create a report for ``as_of`` (query or body; default the latest poll) with pipeline
@@ -269,6 +284,7 @@ async def get_report(db: DbDep, report_id: ReportId) -> Any:
         headers={
             "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
             "Content-Length": str(length["length"]),
+            "X-Report-Pipeline": str(doc.get("pipeline") or ""),
         },
     )
 

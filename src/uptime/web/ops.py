@@ -3,7 +3,10 @@
 * ``/healthz`` (never needs the token): pings MongoDB with its own short timeout
   (``UPTIME_HEALTH_TIMEOUT_S``, 1.5 s, through PyMongo's client-side operation timeout) and runs
   every registered component check (e.g. the runs follower). 200
-  ``{"status": "ok", "database": "ok", ...}`` when all pass; 503
+  ``{"status": "ok", "database": "ok", ...}`` when all pass; 200 ``{"status": "degraded",
+  "follower": "degraded: ...", "timeline": {mode, reason, last_rebuild_age_s}}`` when the
+  status timeline is not kept live (mode ``fallback``: a standalone server, or a full rebuild
+  in progress; reports still work, on pipeline v1, issue 14); 503
   ``{"detail": "...", "status": "unavailable", "database": "<reason>", ...}`` otherwise, within
   about the timeout even when the database is gone (a health probe gets an answer, not a
   timeout).
@@ -104,11 +107,27 @@ def _running_follower(db: Any) -> Any:
     active followers), or None: no timeline package, or no follower (``UPTIME_FOLLOW_RUNS``
     false)."""
     try:
-        from uptime.timeline import follower as timeline_follower
+        from uptime.timeline import running_follower
     except ImportError:
         return None
-    active = getattr(timeline_follower, "_ACTIVE", None) or {}
-    return active.get((id(db.client), db.name))
+    return running_follower(db)
+
+
+def _timeline(db: Any) -> dict[str, Any] | None:
+    """The status timeline's state for ``/healthz`` from this process's follower: ``mode``
+    (``change_stream`` | ``fallback``), ``reason``, ``rebuilding`` (bool),
+    ``last_rebuild_age_s`` (seconds, None before the first); None when no follower runs here."""
+    follower = _running_follower(db)
+    if follower is None:
+        return None
+    state = getattr(follower, "state", {}) or {}
+    at = (state.get("last_rebuild") or {}).get("at")
+    age = None
+    if isinstance(at, datetime):
+        age = round((datetime.now(UTC) - (at if at.tzinfo else at.replace(tzinfo=UTC)))
+                    .total_seconds(), 1)
+    return {"mode": state.get("mode"), "reason": state.get("reason"),
+            "rebuilding": state.get("pending") == -1, "last_rebuild_age_s": age}
 
 
 def _checks(request: Request) -> dict[str, HealthCheck]:
@@ -127,7 +146,8 @@ class Health(BaseModel):
     ``follower`` when the runs follower runs here): ``"ok"`` or the reason it is not."""
 
     model_config = ConfigDict(extra="allow")
-    status: str = Field(description='"ok", or "unavailable" (503)')
+    status: str = Field(description='"ok"; "degraded" (200: the status timeline is not kept '
+                        'live, reports run pipeline v1); or "unavailable" (503)')
     database: str = Field(description='"ok", or "unavailable: <reason>"')
 
 
@@ -154,9 +174,21 @@ async def healthz(request: Request) -> Any:
     metrics.DATABASE_UP.set(0 if problems["database"] else 1)
     for name, check in _checks(request).items():
         problems[name] = await _component(check, timeout)
-    body = {name: problem or "ok" for name, problem in problems.items()}
+    body: dict[str, Any] = {name: problem or "ok" for name, problem in problems.items()}
+    registered = getattr(request.app.state, "health_checks", None) or {}
+    # the timeline of this process's follower, unless another follower check was registered
+    timeline = None if "follower" in registered else _timeline(request.app.state.db)
+    degraded = timeline is not None and (timeline["mode"] == "fallback" or timeline["rebuilding"])
+    if timeline is not None:
+        body["timeline"] = timeline
+        if degraded and body.get("follower") == "ok":
+            age = timeline["last_rebuild_age_s"]
+            body["follower"] = (
+                f"degraded: mode fallback ({timeline['reason']}); last rebuild "
+                + ("not finished yet" if age is None else f"{age:.0f} s ago")
+                + "; reports run pipeline v1 (exact, slower) until the timeline is live")
     if not any(problems.values()):
-        return {"status": "ok", **body}
+        return {"status": "degraded" if degraded else "ok", **body}
     detail = (
         "the database is unavailable; try again shortly"
         if problems["database"]

@@ -3,7 +3,7 @@
 Request: ``Content-Type: application/json`` with a JSON array of
 ``{"store_id": str, "timestamp_utc": str, "status": "active"|"inactive"}`` objects, or
 ``application/x-ndjson`` with one such object per line. Each item goes through the same
-validation, normalisation and deterministic ``_id`` as ``uptime import``
+validation, normalisation and deterministic ``_id`` as ``uptime-monitor import``
 (``uptime.ingest.polls``), so a retried request adds nothing.
 
 Answers:

@@ -49,7 +49,11 @@
     return el("tr", { "data-report-id": r.report_id, "data-status": r.status },
       el("td", {}, id), el("td", {}, el("span", { class: "status " + r.status.toLowerCase(), text: r.status })),
       el("td", {}, bar(r.progress, `Progress of report ${r.report_id}`)),
-      el("td", { text: utc(r.as_of) }), el("td", { text: r.rows ?? "–" }),
+      el("td", { text: utc(r.as_of) }),
+      // the pipeline that produced it (v2 on a current status timeline, else v1), and why
+      el("td", { class: "pipeline", text: (r.pipeline || "").replace("store_uptime@", ""),
+        title: r.pipeline_reason || "" }),
+      el("td", { text: r.rows ?? "–" }),
       el("td", { text: utc(r.created_at) }), el("td", {}, last));
   }
 
@@ -58,7 +62,7 @@
     try {
       const list = await api("/reports?limit=50", {}, refresh);
       tbody.replaceChildren(...(list.length ? list.map(row)
-        : [el("tr", {}, el("td", { colspan: "7", text: "No reports yet: generate one above." }))]));
+        : [el("tr", {}, el("td", { colspan: "8", text: "No reports yet: generate one above." }))]));
       const mine = watching && list.find((r) => r.report_id === watching);
       if (mine) setLive(mine);
       if (list.some((r) => r.status === "Running")) timer = setTimeout(refresh, 400);

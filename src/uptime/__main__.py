@@ -1,0 +1,5 @@
+"""``python -m uptime``: the ``uptime-monitor`` command line (``uptime.cli``)."""
+
+from uptime.cli import main
+
+main()
