@@ -253,9 +253,15 @@ async def test_default_source_follows_the_timeline(db):
     fails on derived state)."""
     await load(db, [poll("a", "2024-05-06T10:00:00Z"), poll("a", "2024-05-06T11:00:00Z", "inactive")])
     assert await Q.timeline_current(db) is False
+    assert await Q.choose_source(db) == ("polls", [])
     assert await db["status_runs"].count_documents({}) == 0
     rows = await Q.find_incidents(db, None, 0)  # as_of default: the latest poll, 11:00Z
     assert brief(rows) == [("a", "2024-05-06T10:30:00.000Z", None, 30.0)]
+    # a stale timeline (runs of an older state: a long inactive run of a store) is not read
+    await rebuild_runs(db)
+    await db["status_runs"].update_many({}, {"$set": {"status": "inactive"}})
+    assert brief(await Q.find_incidents(db, None, 0)) == brief(rows)
+    assert len(await Q.find_incidents(db, None, 0, source="runs")) == 2  # reading them: two
 
 
 # ------------------------------------------------------------------ differential

@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 
-from uptime.incidents.query import find_incidents, timeline_current
+from uptime.incidents.query import choose_source, find_incidents
 from uptime.platform import asof
 from uptime.report.pipeline import resolve_as_of
 from uptime.web.errors import error_responses, invalid_input
@@ -116,11 +116,10 @@ async def incidents(
     try:
         with pymongo.timeout(QUERY_TIMEOUT_S):
             resolved = await resolve_as_of(db, when)
-            current = await timeline_current(db)
+            source, pending = await choose_source(db)
             rows: list[dict[str, Any]] = [] if resolved is None else await find_incidents(
                 db, resolved, minutes, store_id=store_id, open=open, started_from=lo,
-                started_to=hi, skip=skip, limit=limit + 1,
-                source="runs" if current else "polls")
+                started_to=hi, skip=skip, limit=limit + 1, source=source, poll_stores=pending)
     except PyMongoError as exc:
         if exc.timeout:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -130,7 +129,7 @@ async def incidents(
     more = len(rows) > limit
     return IncidentPage(
         as_of=resolved, min_minutes=minutes,
-        source="status_runs" if current else "store_status",
+        source="status_runs" if source == "runs" and not pending else "store_status",
         skip=skip, limit=limit, next_skip=skip + limit if more else None,
         incidents=[Incident(**r) for r in rows[:limit]],
     )

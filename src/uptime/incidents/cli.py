@@ -16,7 +16,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from uptime.incidents.query import CSV_COLUMNS, csv_cells, find_incidents, iso_ms, timeline_current
+from uptime.incidents.query import CSV_COLUMNS, choose_source, csv_cells, find_incidents, iso_ms
 from uptime.report.cli import _check_output, _fail, _run_db, err, parse_as_of
 from uptime.report.csvout import line
 
@@ -37,10 +37,12 @@ async def _run(as_of: datetime | None, min_minutes: float | None) -> dict[str, A
     minutes = settings.incident_min_minutes if min_minutes is None else min_minutes
     async with open_database(settings) as db:
         resolved = await resolve_as_of(db, as_of)
-        current = await timeline_current(db)
-        rows = [] if resolved is None else await find_incidents(db, resolved, minutes)
+        source, pending = await choose_source(db)
+        rows = [] if resolved is None else await find_incidents(
+            db, resolved, minutes, source=source, poll_stores=pending)
     return {"rows": rows, "as_of": resolved, "min_minutes": minutes,
-            "source": "status_runs" if current else "store_status (timeline not current)"}
+            "source": "status_runs" if source == "runs" and not pending
+            else "store_status (timeline not current)"}
 
 
 def incidents_command(
