@@ -13,6 +13,7 @@ import inspect
 
 import typer
 
+from uptime.incidents.cli import incidents_command
 from uptime.ingest import importer
 from uptime.platform import migrations
 from uptime.report import check as cli_check
@@ -37,6 +38,7 @@ app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
 app.command("bench")(bench.bench_command)
 app.add_typer(runs_app, name="runs")
+app.command("incidents")(incidents_command)  # issue 17
 
 
 def _unwrap_help(typer_app: typer.Typer) -> None:

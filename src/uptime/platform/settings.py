@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         db_timeout_s: ``UPTIME_DB_TIMEOUT_S``; the service's server-selection timeout
             (seconds): with the database down, endpoints answer 503 after this long.
         health_timeout_s: ``UPTIME_HEALTH_TIMEOUT_S``; ``/healthz``'s own ping timeout.
+        incident_min_minutes: ``UPTIME_INCIDENT_MIN_MINUTES``; an inactive stretch is an
+            incident once its overlap with business hours reaches this many minutes (default
+            15: with hourly polls any missed poll in business hours, >= 30 min, counts; a
+            blip of a few minutes with dense polling or a stretch grazing opening time does
+            not). Issue 17.
     """
 
     model_config = SettingsConfigDict(
@@ -69,6 +74,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
     db_timeout_s: float = Field(default=3.0, gt=0)
     health_timeout_s: float = Field(default=1.5, gt=0)
+    incident_min_minutes: float = Field(default=15.0, ge=0)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

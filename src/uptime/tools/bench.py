@@ -473,6 +473,9 @@ async def bench_scale(
         from uptime.tools.bench_runs import bench_runs
 
         result.timeline = await bench_runs(db, say)
+        from uptime.tools.bench_incidents import bench_incidents  # issue 17: T_incidents
+
+        result.timeline["incidents"] = await bench_incidents(db, say, as_of=as_of)
         if alt_csv is not None:
             result.csv_equal = alt_csv == report_csvs[0]
             a_lines = alt_csv.decode().splitlines()

@@ -1,0 +1,253 @@
+"""Run the incident pipeline ``pipelines/incidents.v1.json`` (issue 17, items 1-2).
+
+Definition (issue 17 item 1; the report's rules 1-5 in the README): a store's status timeline
+is the report's as of ``as_of`` (nearest poll, midpoint split, one poll per instant with
+inactive winning, polls after ``as_of`` ignored, the last status holding up to ``as_of``),
+except that it **starts at the store's first poll**. An *incident* is a maximal inactive
+stretch of it whose overlap with the store's business hours (rules 3-5: local hours, DST as
+``$dateFromParts``, America/Chicago fallback) is ``> 0`` and ``>= min_minutes``.
+
+A row (dict) of :func:`find_incidents`:
+
+* ``store_id`` (str);
+* ``started_at`` (aware UTC datetime, ms): the first instant of the stretch inside business
+  hours; ``ended_at`` (aware UTC datetime or ``None`` while the stretch reaches ``as_of``):
+  the recovery instant (midpoint to the first active poll). Both floored to the millisecond
+  (a midpoint can fall on a half millisecond, as ``status_runs``' ``start``/``end``);
+* ``business_downtime_minutes`` (float, 2 decimals) and ``business_downtime_ms`` (exact, may
+  end in .5): overlap of the stretch with business hours up to ``min(ended_at, as_of)``;
+* ``open`` (bool), ``stretch_start`` (UTC, the stretch's own start, possibly outside
+  business hours), ``duration_minutes`` (whole stretch up to ``min(ended_at, as_of)``,
+  2 decimals), ``inactive_polls`` (distinct inactive poll instants, ``None`` when the stored
+  run also holds polls after ``as_of``), ``timezone`` (zone used), ``timezone_fallback``.
+
+Sorted by ``store_id`` (binary order) then ``started_at``.
+
+Where the runs come from (the rule "derived state never makes the main job wait or fail"):
+``status_runs`` when the timeline is current (``uptime.timeline.wait_current(db, 0)``: a
+follower has applied every acknowledged write; no waiting), else — a lagging or rebuilding
+follower, none running, a standalone server — every store's runs are derived on the fly from
+``store_status`` inside the same pipeline (``source="polls"``: the run-derivation stages of
+``pipelines/status_runs.v1.json``, spliced in at load time by :func:`load_pipeline`, so that
+rule keeps one home). ``poll_stores`` (a list of store ids) lets a caller that knows which
+stores are pending in the timeline derive only those from polls while the rest is read from
+``status_runs`` (``source="runs"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from bson import json_util
+
+from uptime.platform.resources import pipelines_dir
+from uptime.report.pipeline import known_timezones, resolve_as_of, to_utc
+
+PIPELINE_FILE = "incidents.v1.json"
+PIPELINE_TAG = "incidents@v1"
+#: the stage marker in incidents.v1.json replaced by status_runs.v1.json's derivation stages
+SPLICE_MARKER = "$runsFromPolls"
+#: the CSV header of ``uptime-monitor incidents`` (issue 17 item 2, exact)
+CSV_COLUMNS = ("store_id", "started_at", "ended_at", "business_downtime_minutes")
+
+Source = Literal["runs", "polls"]
+AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
+
+
+def derivation_stages() -> list[dict]:
+    """The run-derivation stages of ``pipelines/status_runs.v1.json``, for polls that are
+    already selected: its first ``$match`` without the ``$expr`` (the valid-poll rule:
+    string id without control characters, Date in range, status active/inactive; the mode
+    and store range of that file do not apply here), then every later stage except the
+    recompute-only ``$unionWith`` stages and the final ``$merge``, with ``batch`` dropped
+    from the contract ``$project``. Output: runs in the ``status_runs`` contract shape."""
+    from uptime.timeline.runs import load_runs_pipeline
+
+    main = copy.deepcopy(load_runs_pipeline())
+    first = {k: v for k, v in main[0]["$match"].items() if k != "$expr"}
+    out = [{"$match": first}]
+    for stage in main[1:]:
+        name = next(iter(stage))
+        if name in ("$unionWith", "$merge"):
+            continue
+        if name == "$project" and "batch" in stage[name]:
+            stage[name].pop("batch")
+        out.append(stage)
+    return out
+
+
+def _splice(stages: list[Any], derive: list[dict]) -> list[Any]:
+    out: list[Any] = []
+    for stage in stages:
+        if isinstance(stage, dict) and SPLICE_MARKER in stage:
+            out.extend(copy.deepcopy(derive))
+            continue
+        if isinstance(stage, dict) and "$unionWith" in stage and "pipeline" in stage["$unionWith"]:
+            stage = {"$unionWith": {**stage["$unionWith"],
+                                    "pipeline": _splice(stage["$unionWith"]["pipeline"], derive)}}
+        out.append(stage)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> list[dict]:
+    path = pipelines_dir() / PIPELINE_FILE
+    stages = json_util.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
+        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
+    return _splice(stages, derivation_stages())
+
+
+def load_pipeline() -> list[dict]:
+    """``pipelines/incidents.v1.json`` with every ``{"$runsFromPolls": ...}`` marker replaced
+    by :func:`derivation_stages` (a fresh copy each call).
+
+    Raises:
+        FileNotFoundError: a pipeline file is not installed.
+        ValueError: a file is not a JSON array of single-key stage documents.
+    """
+    return copy.deepcopy(_load())
+
+
+def incidents_let(
+    *,
+    as_of: datetime,
+    min_minutes: float,
+    timezones: Sequence[str],
+    source: Source = "runs",
+    poll_stores: Sequence[str] | None = None,
+    store_range: tuple[str | None, str | None] = (None, None),
+    started_from: datetime | None = None,
+    started_to: datetime | None = None,
+    open: bool | None = None,  # noqa: A002 - the API's filter name
+    skip: int = 0,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The pipeline's ``let`` document (every variable; see the sidecar's Parameters)."""
+    return {
+        "as_of": to_utc(as_of),
+        "min_minutes": float(min_minutes),
+        "timezones": list(timezones),
+        "source": source,
+        "poll_stores": list(poll_stores or []),
+        "store_from": store_range[0],
+        "store_to": store_range[1],
+        "from": None if started_from is None else to_utc(started_from),
+        "to": None if started_to is None else to_utc(started_to),
+        "open": open,
+        "skip": int(skip),
+        "limit": None if limit is None else int(limit),
+    }
+
+
+async def timeline_current(db: AsyncDb) -> bool:
+    """True when ``status_runs`` holds every acknowledged poll write right now (a runs
+    follower is current; ``wait_current(db, 0)``, no waiting). False on a standalone server,
+    with no follower running, or while it lags or rebuilds."""
+    from uptime.timeline import wait_current
+
+    return await wait_current(db, 0)
+
+
+async def choose_source(db: AsyncDb) -> tuple[Source, list[str]]:
+    """Where the runs come from: ``("runs", [])`` when the timeline is current, else
+    ``("polls", [])`` (every store derived from ``store_status``).
+
+    Plug-in point for a "which stores are pending" API: return ``("runs", pending)`` when
+    only a few stores are pending (each costs one indexed ``$lookup`` of its polls), and
+    ``("polls", [])`` when it cannot tell or too many are pending."""
+    return ("runs", []) if await timeline_current(db) else ("polls", [])
+
+
+def store_range_of(store_id: str | None) -> tuple[str | None, str | None]:
+    """``store_id`` -> the half-open id range holding exactly that store (``(None, None)``:
+    every store)."""
+    return (None, None) if store_id is None else (store_id, store_id + "\u0000")
+
+
+async def find_incidents(
+    db: AsyncDb,
+    as_of: datetime | None,
+    min_minutes: float,
+    *,
+    store_id: str | None = None,
+    open: bool | None = None,  # noqa: A002
+    started_from: datetime | None = None,
+    started_to: datetime | None = None,
+    limit: int | None = None,
+    skip: int = 0,
+    source: Source | None = None,
+    poll_stores: Sequence[str] | None = None,
+    timezones: Sequence[str] | None = None,
+    prepare: bool = True,
+) -> list[dict[str, Any]]:
+    """The incidents as of ``as_of`` (UTC; ``None`` = the report's default, the latest poll
+    not after the server's time + 5 min; no polls -> ``[]``), shape in the module doc.
+
+    Filters: ``store_id`` (one store), ``open`` (True: only open, False: only ended),
+    ``started_from``/``started_to``: incidents **overlapping** ``[started_from,
+    started_to)`` (``started_at < started_to`` and, if ended, ``ended_at > started_from``;
+    an open one reaches ``as_of``). ``skip``/``limit``: a page of the sorted result.
+    ``min_minutes`` in minutes (>= 0). ``source``/``poll_stores``: where runs come from
+    (default :func:`choose_source`). ``prepare``: make ``store_schedules`` ready first.
+
+    Raises:
+        ValueError: ``min_minutes`` < 0, ``skip`` < 0 or ``limit`` < 0.
+        pymongo.errors.PyMongoError: the server failed the aggregation (a time limit set by
+            the caller with ``pymongo.timeout`` included).
+    """
+    if min_minutes < 0:
+        raise ValueError(f"min_minutes must be >= 0, got {min_minutes}")
+    if skip < 0 or (limit is not None and limit < 0):
+        raise ValueError("skip and limit must be >= 0")
+    as_of = await resolve_as_of(db, as_of)
+    if as_of is None or limit == 0:
+        return []
+    if prepare:
+        from uptime.report.schedules import ensure_schedules
+
+        await ensure_schedules(db)
+    if source is None:
+        source, chosen = await choose_source(db)
+        poll_stores = chosen if poll_stores is None else poll_stores
+    if timezones is None:
+        timezones = await known_timezones(db)
+    let = incidents_let(
+        as_of=as_of, min_minutes=min_minutes, timezones=timezones, source=source,
+        poll_stores=poll_stores, store_range=store_range_of(store_id),
+        started_from=started_from, started_to=started_to, open=open, skip=skip, limit=limit,
+    )
+    cursor = await db["status_runs"].aggregate(
+        load_pipeline(), let=let, comment=f"{PIPELINE_TAG}:{source}", allowDiskUse=True
+    )
+    async with cursor:
+        return [_row(doc) for doc in await cursor.to_list()]
+
+
+def _row(doc: dict[str, Any]) -> dict[str, Any]:
+    for key in ("started_at", "ended_at", "stretch_start"):
+        if isinstance(doc.get(key), datetime):
+            doc[key] = to_utc(doc[key])
+    return doc
+
+
+def iso_ms(moment: datetime | None) -> str:
+    """``2024-03-04T12:37:23.844Z`` (UTC, milliseconds); ``None`` -> ``""``."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def csv_cells(row: dict[str, Any]) -> list[str]:
+    """A row as the CSV's four cells (``CSV_COLUMNS``): the store id protected against
+    spreadsheet formulas as in the report (``uptime.report.csvout.protect``), times by
+    :func:`iso_ms`, minutes with 2 decimals."""
+    from uptime.report.csvout import protect
+
+    return [protect(row["store_id"]), iso_ms(row["started_at"]), iso_ms(row["ended_at"]),
+            f"{row['business_downtime_minutes']:.2f}"]
