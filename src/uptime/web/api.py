@@ -376,6 +376,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from uptime.web import dashboard_api, pages  # the dashboard (issue 11): JSON API and page
 
     app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
+    from uptime.notify import api as notify_api  # /channels, /notifications (issue 17)
+
+    app.include_router(notify_api.router, dependencies=[Depends(require_token)])
     pages.mount(app)
     app.include_router(ops.health_router)
     app.include_router(ops.metrics_router, dependencies=[Depends(require_token)])
