@@ -455,7 +455,8 @@ async def test_secrets_never_in_list_api_or_cli(mdb, settings, monkeypatch):
     try:
         from uptime.cli import app as cli
 
-        result = CliRunner().invoke(cli, ["channels", "list"], env={"COLUMNS": "300"})
+        result = await asyncio.to_thread(  # the CLI runs its own event loop
+            CliRunner().invoke, cli, ["channels", "list"], env={"COLUMNS": "300"})
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
@@ -485,7 +486,7 @@ async def test_api_crud_test_and_errors(mdb, settings, httpserver):
             mute = await http.patch("/channels/rx", json={"muted": True})
             test = await http.post("/channels/rx/test")
             unmute = await http.patch("/channels/rx", json={"muted": False})
-            await outbox.enqueue(manager.app.state.db, event(5))
+            await outbox.enqueue(app.state.db, event(5))
 
             async def delivered():
                 r = await http.get("/notifications", params={"status": "delivered"})
