@@ -54,12 +54,18 @@ ChannelName = Annotated[str, Path(pattern=ch.NAME_PATTERN, description="The chan
 
 
 class ChannelIn(BaseModel):
-    """Body of ``POST /channels``. Input values are not echoed back in errors."""
+    """Body of ``POST /channels``. ``url`` and ``secret`` are checked by
+    ``uptime.notify.channels`` (not by pydantic), so a refused value is never echoed back;
+    their patterns below are documentation."""
 
-    name: str = Field(description="Unique: 1-64 letters, digits, '_', '.', '-'")
-    url: str = Field(description="An Apprise URL, or an http(s):// URL (signed webhook)")
-    secret: str | None = Field(default=None,
-                               description="Standard Webhooks secret whsec_<base64>")
+    name: str = Field(pattern=ch.NAME_PATTERN,
+                      description="Unique: 1-64 letters, digits, '_', '.', '-'")
+    url: str = Field(description="An Apprise URL, or an http(s):// URL (signed webhook)",
+                     json_schema_extra={"maxLength": ch.MAX_URL_CHARS,
+                                        "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://"})
+    secret: str | None = Field(
+        default=None, description="Standard Webhooks secret whsec_<base64 of 24-64 bytes>",
+        json_schema_extra={"pattern": "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"})
 
 
 class ChannelOut(BaseModel):

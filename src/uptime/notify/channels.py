@@ -58,6 +58,8 @@ class ChannelError(ValueError):
     ``status``: the HTTP status the API answers (422, 404 unknown, 409 duplicate)."""
 
     def __init__(self, field: str, message: str, status: int = 422) -> None:
+        if status == 422 and field in ("url", "secret"):  # decided refusals, one marker
+            message = f"channel {field} refused: {message}"
         super().__init__(message)
         self.field = field
         self.status = status
