@@ -123,3 +123,95 @@ async def test_bad_windows_are_refused_and_names_unique(mdb):
     assert info.value.status == 404
     [view] = await mw.list_windows(mdb)
     assert (view["days"], view["start_local"], view["end_local"]) == ([1], "09:00", "10:00")
+
+
+async def test_mongosh_runs_the_pipeline_as_the_sidecar_says(mdb, mongo_uri, mongosh):
+    """Rule (house): the pipeline file runs in mongosh with the sidecar's command and gives
+    what in_maintenance gives."""
+    import asyncio
+    import json
+    import subprocess
+    from pathlib import Path
+
+    await mw.add_weekly(mdb, "mon", [0], "09:00", "10:00")
+    path = Path(__file__).resolve().parent.parent / "pipelines" / "maintenance.v1.json"
+    script = (
+        f'db = db.getSiblingDB("{mdb.name}");'
+        f'const stages = EJSON.parse(fs.readFileSync({json.dumps(str(path))}, "utf8"));'
+        'print(EJSON.stringify(db.maintenance_windows.aggregate(stages, {let: {'
+        'store_ids: ["ny", "in", "none"], at: ISODate("2024-03-04T14:30:00Z"),'
+        'timezones: ["America/New_York", "Asia/Kolkata"]}, comment: "maintenance@v1"})'
+        '.toArray()))')
+    out = await asyncio.to_thread(
+        subprocess.run, [mongosh, mongo_uri, "--quiet", "--eval", script],
+        capture_output=True, text=True, timeout=120, check=True)
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rows == [{"_id": "ny", "windows": ["mon"]}]
+    assert await mw.in_maintenance(mdb, ["ny", "in", "none"], z("2024-03-04T14:30:00Z")) == {"ny"}
+
+
+async def test_api_and_cli(mdb, settings, monkeypatch):
+    """Rule: POST /maintenance adds (201), refuses bad input with a 422 naming the field and a
+    duplicate with 409, GET lists, DELETE removes (204, then 404); the CLI adds a weekly window
+    (exit 0), refuses a half-given one (exit 2) and lists it."""
+    import asyncio
+
+    import httpx
+    from asgi_lifespan import LifespanManager
+    from typer.testing import CliRunner
+
+    from uptime.platform.settings import get_settings
+    from uptime.web import api
+
+    app = api.create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            once = await http.post("/maintenance", json={
+                "name": "deploy", "kind": "once", "start": "2024-03-04T12:00:00Z",
+                "end": "2024-03-04T14:00:00+01:00", "stores": ["ny"]})
+            backwards = await http.post("/maintenance", json={
+                "name": "b", "kind": "once", "start": "2024-03-04T12:00:00Z",
+                "end": "2024-03-04T11:00:00Z"})
+            digits = await http.post("/maintenance", json={
+                "name": "b", "kind": "once", "start": "1700000000", "end": "1700003600"})
+            nodays = await http.post("/maintenance", json={
+                "name": "w", "kind": "weekly", "start_local": "09:00", "end_local": "10:00"})
+            weekly = await http.post("/maintenance", json={
+                "name": "w", "kind": "weekly", "days": [0], "start_local": "09:00",
+                "end_local": "10:00"})
+            dup = await http.post("/maintenance", json={
+                "name": "w", "kind": "weekly", "days": [1], "start_local": "09:00",
+                "end_local": "10:00"})
+            listed = await http.get("/maintenance")
+            gone = await http.delete("/maintenance/deploy")
+            again = await http.delete("/maintenance/deploy")
+    assert once.status_code == 201, once.text
+    assert once.json()["end"].startswith("2024-03-04T13:00:00")  # 14:00+01:00 stored as UTC
+    assert backwards.status_code == 422 and backwards.json()["detail"][0]["loc"] == [
+        "body", "end"]
+    assert digits.status_code == 422 and digits.json()["detail"][0]["loc"] == ["body", "start"]
+    assert nodays.status_code == 422 and nodays.json()["detail"][0]["loc"] == ["body", "days"]
+    assert (weekly.status_code, dup.status_code) == (201, 409)
+    assert [w["name"] for w in listed.json()] == ["deploy", "w"]
+    assert (gone.status_code, again.status_code) == (204, 404)
+
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
+    get_settings.cache_clear()
+    from uptime.cli import app as cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
+
+    try:
+        half = await asyncio.to_thread(run, "maintenance", "add", "x", "--days", "0")
+        add = await asyncio.to_thread(run, "maintenance", "add", "night", "--days", "0,1",
+                                      "--from", "22:00", "--to", "02:00", "--store", "ny")
+        listing = await asyncio.to_thread(run, "maintenance", "list")
+    finally:
+        get_settings.cache_clear()
+    assert half.exit_code == 2
+    assert add.exit_code == 0, add.output
+    assert "night" in listing.output and "22:00-02:00" in listing.output
+    assert await mw.in_maintenance(mdb, ["ny"], z("2024-03-05T04:00:00Z")) == {"ny"}

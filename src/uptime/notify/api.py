@@ -196,3 +196,92 @@ async def get_notifications(
     with _timeout(request):
         return await outbox.list_deliveries(request.app.state.db, channel=channel,
                                             status=status, event_id=event_id, limit=limit)
+
+
+# -- maintenance windows -------------------------------------------------------------------
+class WindowIn(BaseModel):
+    """Body of ``POST /maintenance``: ``kind`` once (``start``, ``end``: ISO 8601, no offset
+    = UTC) or weekly (``days`` 0 = Monday … 6, ``start_local``/``end_local`` ``HH:MM`` in each
+    store's own zone; end ≤ start ends the next day); ``stores`` omitted = every store."""
+
+    name: str = Field(pattern=ch.NAME_PATTERN)
+    kind: Literal["once", "weekly"]
+    stores: list[str] | None = Field(default=None, max_length=10_000)
+    start: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    end: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    days: list[int] | None = Field(default=None, max_length=7)
+    start_local: str | None = Field(default=None, json_schema_extra={"pattern": r"^\d\d:\d\d$"})
+    end_local: str | None = Field(default=None, json_schema_extra={"pattern": r"^\d\d:\d\d$"})
+    note: str | None = Field(default=None, max_length=500)
+
+
+class WindowOut(BaseModel):
+    name: str
+    kind: Literal["once", "weekly"]
+    stores: list[str] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    days: list[int] | None = None
+    start_local: str | None = None
+    end_local: str | None = None
+    note: str | None = None
+    created_at: datetime | None = None
+
+
+def _window_error(exc: Any) -> HTTPException:
+    if exc.status == 422:
+        return HTTPException(422, detail=[{"type": "value_error", "loc": ["body", exc.field],
+                                           "msg": str(exc)}])
+    return HTTPException(exc.status, detail=str(exc))
+
+
+@router.get("/maintenance", response_model=list[WindowOut], summary="Maintenance windows")
+async def get_windows(request: Request) -> list[dict[str, Any]]:
+    from uptime.notify import maintenance as mw
+
+    with _timeout(request):
+        return await mw.list_windows(request.app.state.db)
+
+
+@router.post("/maintenance", status_code=201, response_model=WindowOut,
+             summary="Add a maintenance window", responses={409: {"description": "name in use"}})
+async def post_window(request: Request, body: WindowIn) -> dict[str, Any]:
+    """Incidents inside a window are recorded and flagged but not announced."""
+    from uptime.notify import maintenance as mw
+    from uptime.platform.asof import parse_as_of
+
+    db = request.app.state.db
+    try:
+        with _timeout(request):
+            if body.kind == "once":
+                moments = []
+                for field in ("start", "end"):
+                    value = getattr(body, field)
+                    if value is None:
+                        raise mw.WindowError(field, f"{field} is required for a one-off window")
+                    try:
+                        moments.append(parse_as_of(value))
+                    except ValueError as exc:
+                        raise mw.WindowError(field, f"{field}: {exc}") from None
+                return await mw.add_once(db, body.name, moments[0], moments[1],
+                                         stores=body.stores, note=body.note)
+            for field in ("days", "start_local", "end_local"):
+                if getattr(body, field) is None:
+                    raise mw.WindowError(field, f"{field} is required for a weekly window")
+            return await mw.add_weekly(db, body.name, body.days, body.start_local,
+                                       body.end_local, stores=body.stores, note=body.note)
+    except mw.WindowError as exc:
+        raise _window_error(exc) from None
+
+
+@router.delete("/maintenance/{name}", status_code=204, summary="Remove a maintenance window",
+               responses={404: {"description": "unknown window"}})
+async def delete_window(request: Request, name: ChannelName) -> Response:
+    from uptime.notify import maintenance as mw
+
+    try:
+        with _timeout(request):
+            await mw.remove_window(request.app.state.db, name)
+    except mw.WindowError as exc:
+        raise _window_error(exc) from None
+    return Response(status_code=204)

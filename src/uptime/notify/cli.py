@@ -146,3 +146,88 @@ def deliveries_command(
                                             if last.get("status_code") else ""))
     out.print(table)
 
+
+
+# -- maintenance windows -------------------------------------------------------------------
+maintenance_app = typer.Typer(
+    help="Maintenance windows: incidents inside them are recorded and flagged but not "
+    "announced. One-off (a UTC range) or weekly (local time of each store).",
+    no_args_is_help=True,
+)
+
+
+@maintenance_app.command("add")
+def maintenance_add_command(
+    name: Annotated[str, typer.Argument(help="Unique name: letters, digits, _ . - (≤ 64)")],
+    start: Annotated[str | None, typer.Option(
+        "--start", help="One-off: start, ISO 8601 (no offset = UTC)")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--end", help="One-off: end (exclusive), ISO 8601 (no offset = UTC)")] = None,
+    days: Annotated[str | None, typer.Option(
+        "--days", help="Weekly: weekdays, comma-separated, 0 = Monday … 6 = Sunday")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Weekly: local start HH:MM")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="Weekly: local end HH:MM (≤ --from: ends the next day; 24:00 = midnight)")
+    ] = None,
+    store: Annotated[list[str] | None, typer.Option(
+        "--store", help="Only this store (repeat for several); default: every store")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Free text")] = None,
+) -> None:
+    """Add a maintenance window: one-off with --start and --end, or weekly with --days,
+    --from and --to (each store's local time)."""
+    from uptime.notify import maintenance as mw
+    from uptime.platform.asof import parse_as_of
+
+    once = start is not None or end is not None
+    weekly = days is not None or from_ is not None or to is not None
+    if once == weekly or (once and (start is None or end is None)) or (
+            weekly and (days is None or from_ is None or to is None)):
+        err.print("error: give either --start and --end (one-off) or --days, --from and --to "
+                  "(weekly)", highlight=False)
+        raise typer.Exit(2)
+    if once:
+        try:
+            begin, finish = parse_as_of(start), parse_as_of(end)
+        except ValueError as exc:
+            err.print(f"error: --start/--end: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        view = _run(lambda db, s: mw.add_once(db, name, begin, finish, stores=store or None,
+                                              note=note))
+    else:
+        try:
+            day_list = [int(d) for d in days.split(",") if d.strip()]
+        except ValueError:
+            err.print("error: --days must be comma-separated numbers 0..6", highlight=False)
+            raise typer.Exit(2) from None
+        view = _run(lambda db, s: mw.add_weekly(db, name, day_list, from_, to,
+                                                stores=store or None, note=note))
+    out.print(f"added maintenance window {view['name']} ({view['kind']})", highlight=False)
+
+
+@maintenance_app.command("list")
+def maintenance_list_command() -> None:
+    """List the maintenance windows."""
+    from uptime.notify import maintenance as mw
+
+    views = _run(lambda db, s: mw.list_windows(db))
+    table = Table("name", "kind", "when", "stores", "note")
+    for v in views:
+        when = (f"{v['start'].isoformat()} → {v['end'].isoformat()}" if v["kind"] == "once"
+                else f"days {','.join(map(str, v['days']))} {v['start_local']}-{v['end_local']}"
+                " local")
+        table.add_row(v["name"], v["kind"], when,
+                      "all" if v["stores"] is None else ",".join(v["stores"])[:60],
+                      v["note"] or "")
+    out.print(table)
+
+
+@maintenance_app.command("remove")
+def maintenance_remove_command(
+    name: Annotated[str, typer.Argument(help="The window's name")],
+) -> None:
+    """Remove a maintenance window."""
+    from uptime.notify import maintenance as mw
+
+    _run(lambda db, s: mw.remove_window(db, name))
+    out.print(f"removed maintenance window {name}", highlight=False)

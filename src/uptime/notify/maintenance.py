@@ -51,6 +51,8 @@ class WindowError(ValueError):
     """Bad window input. ``field`` names it; ``status``: 422, 404 unknown, 409 name in use."""
 
     def __init__(self, field: str, message: str, status: int = 422) -> None:
+        if status == 422:  # decided refusals, one marker (the API's 422s)
+            message = f"maintenance window refused: {message}"
         super().__init__(message)
         self.field = field
         self.status = status
