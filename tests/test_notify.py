@@ -114,6 +114,31 @@ async def test_signed_webhook_verifies_and_attempt_is_recorded(mdb, settings, ht
     assert doc["attempts"][0]["status_code"] == 200 and doc["attempts"][0]["error"] is None
     assert doc["attempts"][0]["duration_ms"] >= 0 and doc["delivered_at"] >= doc["created_at"]
     assert metrics.NOTIFY_SENT.labels("webhook")._value.get() == sent_before + 1
+    text = metrics.exposition()[0].decode()
+    for name in ("uptime_notifications_sent_total", "uptime_notifications_failed_total",
+                 "uptime_notifications_retried_total",
+                 "uptime_notification_delivery_seconds_bucket"):
+        assert name in text
+
+
+async def test_wake_all_sends_without_waiting_for_the_poll(mdb, settings, httpserver):
+    """Rule: with a 60 s poll interval, wake_all() after enqueue makes a running deliverer
+    send at once (what the detector calls after committing its transaction)."""
+    receiver = Receiver()
+    await ch.add_channel(mdb, "hook", serve(httpserver, receiver), allow_private=True)
+    deliverer = outbox.Deliverer(mdb, fast(settings, notify_poll_interval_s=60))
+    await deliverer.start()
+    try:
+        await asyncio.sleep(0.3)  # its first (empty) pass is done; it now sleeps 60 s
+        await outbox.enqueue(mdb, event(1))
+        outbox.wake_all()
+
+        async def received():
+            return receiver.ids()
+
+        assert await wait_for(received, timeout=5) == ["inc-1:opened"]
+    finally:
+        await deliverer.stop()
 
 
 async def test_enqueue_is_idempotent_and_joins_the_transaction(mdb, client):

@@ -53,6 +53,7 @@ import logging
 import random
 import secrets
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -229,8 +230,10 @@ async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings
     own = client is None
     client = client or httpx.AsyncClient(follow_redirects=False)
     try:
-        response = await client.post(channel["url"], content=body.encode(), headers=headers,
-                                     timeout=settings.notify_timeout_s)
+        response = await asyncio.wait_for(  # a total limit: httpx's is per read/write
+            client.post(channel["url"], content=body.encode(), headers=headers,
+                        timeout=settings.notify_timeout_s),
+            settings.notify_timeout_s)
         return response.status_code
     finally:
         if own:
@@ -276,6 +279,17 @@ async def send_test_to(channel: dict[str, Any], settings: Settings) -> Attempt:
     return attempt
 
 
+_RUNNING: weakref.WeakSet[Deliverer] = weakref.WeakSet()
+
+
+def wake_all() -> None:
+    """Wake every deliverer running in this process: call it after committing an
+    :func:`enqueue` (e.g. the incident detector's transaction) so the notifications go out
+    now rather than at the next poll (``UPTIME_NOTIFY_POLL_INTERVAL_S``)."""
+    for deliverer in list(_RUNNING):
+        deliverer.wake()
+
+
 class Deliverer:
     """Sends due outbox documents until stopped (module docstring).
 
@@ -283,7 +297,8 @@ class Deliverer:
     deliveries in progress finish (at most ``UPTIME_NOTIFY_TIMEOUT_S``); ``wake()`` makes it
     look for due documents now instead of after ``UPTIME_NOTIFY_POLL_INTERVAL_S``.
     ``run_once()`` claims and delivers everything due now and returns how many it handled
-    (tests and one-shot commands use it directly).
+    (tests and one-shot commands use it directly). :func:`wake_all` wakes every deliverer
+    started in this process.
     """
 
     def __init__(self, db: Any, settings: Settings, *, concurrency: int = 8) -> None:
@@ -304,11 +319,13 @@ class Deliverer:
         self._stop.clear()
         self._client = httpx.AsyncClient(follow_redirects=False)
         self._task = spawn(self._loop(), "notify-deliverer")
+        _RUNNING.add(self)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def stop(self) -> None:
+        _RUNNING.discard(self)
         self._stop.set()
         self._wake.set()
         if self._task is not None:
