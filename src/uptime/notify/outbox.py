@@ -366,20 +366,29 @@ class Deliverer:
         )
 
     async def run_once(self) -> int:
-        """Claim and deliver every document due now, ``concurrency`` at a time; return the
-        number handled."""
+        """Claim and deliver every document due now with ``concurrency`` workers (each:
+        claim one, deliver it, repeat until nothing is due); return the number handled.
+
+        Raises:
+            pymongo.errors.PyMongoError: the database failed (the first error of a worker;
+                what it had claimed is claimed again after its lease).
+        """
         handled = 0
-        while not self._stop.is_set():
-            batch = []
-            for _ in range(self.concurrency):
+
+        async def worker() -> None:
+            nonlocal handled
+            while not self._stop.is_set():
                 doc = await self.claim()
                 if doc is None:
-                    break
-                batch.append(doc)
-            if not batch:
-                break
-            await asyncio.gather(*(self.deliver(doc) for doc in batch))
-            handled += len(batch)
+                    return
+                await self.deliver(doc)
+                handled += 1
+
+        results = await asyncio.gather(*(worker() for _ in range(self.concurrency)),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
         return handled
 
     async def deliver(self, doc: dict[str, Any]) -> str:
