@@ -564,3 +564,14 @@ def test_cli_add_test_remove(settings, monkeypatch, httpserver, tmp_path: Path):
     assert mute.exit_code == 0 and rm.exit_code == 0
     assert unknown.exit_code == 2 and "no channel named rx" in unknown.output
     assert len(receiver.ids()) == 1 and receiver.ids()[0].startswith("test-")
+
+
+def test_scrub_hides_credentials_in_error_texts():
+    """Rule: an attempt's error never carries the URL's credentials: user, password, long path
+    segments, query values and an Apprise token host become ***."""
+    url = "https://bob:pw123456@93.184.215.14/hooks/ABCDEFGHIJKL?key=zzzz"
+    text = ch.scrub(f"POST {url} failed; key zzzz, segment ABCDEFGHIJKL, pw123456, bob", url)
+    assert not [s for s in ("pw123456", "ABCDEFGHIJKL", "zzzz", "bob") if s in text], text
+    slack = "slack://TokenAAAAAAAA/TokenBBBBBBBB/TokenCCCCCCCC"
+    text = ch.scrub("failed for TokenAAAAAAAA and TokenCCCCCCCC", slack)
+    assert "TokenAAAAAAAA" not in text and "TokenCCCCCCCC" not in text

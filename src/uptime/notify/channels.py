@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 from datetime import UTC, datetime
@@ -43,6 +44,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pymongo.errors import DuplicateKeyError
+
+# Apprise logs the URLs it is given (e.g. "Unparseable URL <url>"), credentials included: its
+# records never reach the service's log. A failed Apprise delivery records Apprise's last
+# warning, scrubbed (``scrub``), in the outbox attempt instead.
+_apprise_log = logging.getLogger("apprise")
+_apprise_log.propagate = False
+_apprise_log.addHandler(logging.NullHandler())
 
 CHANNELS = "notification_channels"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -225,6 +233,26 @@ def redact_url(url: str) -> str:
         )
         return urlunsplit((parts.scheme, netloc, path, query, ""))
     except Exception:  # noqa: BLE001 - a redaction must never leak by failing
+        return "***"
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the URL and its credential-like parts (user, password; path segments of
+    8+ characters; query values and an Apprise URL's host of 4+) replaced by ``***``; never
+    raises."""
+    try:
+        text = text.replace(url, redact_url(url))
+        parts = urlsplit(url)
+        secrets = {s for s in (parts.username, parts.password) if s}
+        raw_host = parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0]  # as written, not lowered
+        token_host = raw_host if kind_of(url) == "apprise" else None
+        others = [token_host] + [seg for seg in parts.path.split("/") if len(seg) >= 8]
+        others += [pair.split("=", 1)[1] for pair in parts.query.split("&") if "=" in pair]
+        secrets |= {s for s in others if s and len(s) >= 4}
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+    except Exception:  # noqa: BLE001 - a scrub must never leak by failing
         return "***"
 
 

@@ -64,7 +64,7 @@ from pymongo import ReturnDocument, UpdateOne
 from uptime.platform import metrics
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line, spawn
-from uptime.notify.channels import CHANNELS, ChannelError, check_host, kind_of, redact_url
+from uptime.notify.channels import CHANNELS, ChannelError, check_host, kind_of, scrub
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ async def send(channel: dict[str, Any], event: dict[str, Any], settings: Setting
     except Exception as exc:  # noqa: BLE001 - network errors, timeouts: retried
         outcome, error = "retry", one_line(exc)
     if error:
-        error = error.replace(url, redact_url(url))[:500]
+        error = scrub(error, url)[:500]
     return Attempt(at=at, status_code=status_code, error=error, outcome=outcome,
                    duration_ms=round((time.perf_counter() - started) * 1000, 1))
 
