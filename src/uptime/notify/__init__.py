@@ -7,8 +7,12 @@
   document per (event, channel), inside the caller's transaction when given a session;
   :class:`~uptime.notify.outbox.Deliverer` claims due documents with a lease, sends them
   and records every attempt, with exponential backoff for at least 24 h.
+* :mod:`uptime.notify.maintenance` — maintenance windows (one-off UTC, or weekly in each
+  store's local time) and :func:`~uptime.notify.maintenance.in_maintenance`, which the
+  incident detector calls (``pipelines/maintenance.v1.json``).
 * :mod:`uptime.notify.cli` — ``uptime-monitor channels add|list|test|remove|mute|unmute|
-  deliveries``; :mod:`uptime.notify.api` — ``/channels`` and ``/notifications``.
+  deliveries`` and ``uptime-monitor maintenance add|list|remove``; :mod:`uptime.notify.api`
+  — ``/channels``, ``/notifications`` and ``/maintenance``.
 
 This package imports ``uptime.platform`` only.
 """
