@@ -15,6 +15,7 @@ import typer
 
 from uptime.incidents.cli import incidents_command
 from uptime.ingest import importer
+from uptime.notify.cli import channels_app, maintenance_app
 from uptime.platform import migrations
 from uptime.report import check as cli_check
 from uptime.report import cli as cli_reports
@@ -39,6 +40,8 @@ app.command("generate")(generate.generate_command)
 app.command("bench")(bench.bench_command)
 app.add_typer(runs_app, name="runs")
 app.command("incidents")(incidents_command)  # issue 17
+app.add_typer(channels_app, name="channels")
+app.add_typer(maintenance_app, name="maintenance")
 
 
 def _unwrap_help(typer_app: typer.Typer) -> None:

@@ -25,6 +25,10 @@ Names (all prefixed ``uptime_``; durations in seconds, lag in seconds):
 ``follower_events_total``                      counter    change events applied by the follower
 ``database_up``                                gauge      1 if the last /healthz ping answered
 ``background_task_failures_total{task}``       counter    background tasks that ended in an error
+``notifications_sent_total{kind}``             counter    deliveries acknowledged (kind: webhook|apprise)
+``notifications_failed_total{kind,reason}``    counter    notifications given up (reason: permanent|expired)
+``notifications_retried_total{kind}``          counter    failed attempts scheduled for a retry
+``notification_delivery_seconds{kind}``        histogram  enqueue → delivered (uptime.notify)
 ==========================================  =========  ======================================
 """
 
@@ -83,6 +87,27 @@ TASK_FAILURES = Counter(
     "uptime_background_task_failures_total",
     "Background tasks that ended with an exception (each logged as one line).",
     ["task"],
+)
+
+NOTIFY_SENT = Counter(
+    "uptime_notifications_sent_total", "Notifications delivered (2xx or Apprise success).",
+    ["kind"],
+)
+NOTIFY_FAILED = Counter(
+    "uptime_notifications_failed_total",
+    "Notifications given up: permanent (a 4xx other than 408/429, a refused address) or "
+    "expired (still failing after UPTIME_NOTIFY_MAX_AGE_S).",
+    ["kind", "reason"],
+)
+NOTIFY_RETRIED = Counter(
+    "uptime_notifications_retried_total", "Failed delivery attempts scheduled for a retry.",
+    ["kind"],
+)
+NOTIFY_LATENCY = Histogram(
+    "uptime_notification_delivery_seconds",
+    "Notification latency from enqueue (outbox write) to delivery acknowledged (seconds).",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
 )
 
 

@@ -46,6 +46,19 @@ class Settings(BaseSettings):
             15: with hourly polls any missed poll in business hours, >= 30 min, counts; a
             blip of a few minutes with dense polling or a stretch grazing opening time does
             not). Issue 17.
+        notify_backoff_base_s / notify_backoff_cap_s: ``UPTIME_NOTIFY_BACKOFF_BASE_S`` (5) /
+            ``UPTIME_NOTIFY_BACKOFF_CAP_S`` (3600): a failed delivery is retried after
+            ``min(cap, base * 2**(attempts-1))`` seconds, jittered down to half of it.
+        notify_max_age_s: ``UPTIME_NOTIFY_MAX_AGE_S`` (90000 = 25 h): a notification still not
+            delivered this many seconds after it was enqueued is marked ``failed``.
+        notify_poll_interval_s: ``UPTIME_NOTIFY_POLL_INTERVAL_S`` (1): how often the deliverer
+            looks for due notifications (seconds).
+        notify_timeout_s: ``UPTIME_NOTIFY_TIMEOUT_S`` (10): one delivery attempt's time limit.
+        notify_lease_s: ``UPTIME_NOTIFY_LEASE_S`` (60): how long a claimed notification is
+            reserved for its deliverer; after that another process may claim it again (a
+            deliverer killed mid-delivery); must exceed ``notify_timeout_s``.
+        notify_allow_private: ``UPTIME_NOTIFY_ALLOW_PRIVATE`` (false): allow channel URLs whose
+            host is a loopback, private, link-local or otherwise non-global address.
     """
 
     model_config = SettingsConfigDict(
@@ -75,6 +88,14 @@ class Settings(BaseSettings):
     db_timeout_s: float = Field(default=3.0, gt=0)
     health_timeout_s: float = Field(default=1.5, gt=0)
     incident_min_minutes: float = Field(default=15.0, ge=0)
+    # issue 17 item 4: notification delivery (uptime.notify)
+    notify_backoff_base_s: float = Field(default=5.0, gt=0)
+    notify_backoff_cap_s: float = Field(default=3600.0, gt=0)
+    notify_max_age_s: float = Field(default=25 * 3600.0, gt=0)
+    notify_poll_interval_s: float = Field(default=1.0, gt=0)
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+    notify_lease_s: float = Field(default=60.0, gt=0)
+    notify_allow_private: bool = False
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

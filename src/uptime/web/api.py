@@ -395,6 +395,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from uptime.incidents import api as incidents_api  # GET /incidents (issue 17)
 
     app.include_router(incidents_api.router, dependencies=[Depends(require_token)])
+    from uptime.notify import api as notify_api  # /channels, /notifications (issue 17)
+
+    app.include_router(notify_api.router, dependencies=[Depends(require_token)])
     pages.mount(app)
     app.include_router(ops.health_router)
     app.include_router(ops.metrics_router, dependencies=[Depends(require_token)])

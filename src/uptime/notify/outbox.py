@@ -1,0 +1,469 @@
+"""The notification outbox and its deliverer (issue 17, items 4 and 7).
+
+**Events** (what the incident detector announces)::
+
+    {id: str (stable: "<incident id>:opened"), type: "incident.opened" | "incident.resolved"
+     | "incident.reminder" | "test", store_id: str | null, incident: {...}, occurred_at: Date}
+
+**Outbox** (collection ``notification_outbox``), one document per (event, channel), written by
+:func:`enqueue` — inside the caller's transaction when given its ``session``, so an incident
+change and its notifications commit together (replica set; on a standalone server, call it
+without a session)::
+
+    {_id: "<event id>|<channel name>", event_id, event: {...}, channel: name,
+     kind: "webhook" | "apprise", status, due_at: Date, created_at: Date (enqueue, UTC),
+     attempt_count: int, claims: int, attempts: [{at, status_code, error, duration_ms}]
+     (the last 50), owner: str | null, delivered_at, reason}
+
+``status``: ``pending`` (``due_at`` = next attempt) → ``sending`` (claimed; ``due_at`` = the
+lease's expiry) → ``delivered`` | ``failed`` (``reason``: ``permanent`` — a 4xx other than
+408/429, a 3xx (redirects are not followed), a refused address — or ``expired`` — still
+failing ``UPTIME_NOTIFY_MAX_AGE_S`` after enqueue) | ``skipped`` (``reason``: ``muted`` or
+``channel_removed``). Enqueuing the same event twice adds nothing (the ``_id`` is
+deterministic), so a retried transaction cannot double a notification.
+
+**Deliverer** (:class:`Deliverer`, an asyncio task): claims due documents one at a time with
+an atomic ``find_one_and_update`` (``status`` pending and due, or ``sending`` with an expired
+lease) that sets ``status: sending``, its ``owner`` token and the lease; so two processes never
+hold one document at once, and a deliverer killed mid-delivery (``kill -9``) leaves a lease
+that expires after ``UPTIME_NOTIFY_LEASE_S`` and is claimed again — the event is sent again
+with the **same** ``webhook-id`` (the event id), so a receiver drops the duplicate. Every
+attempt is recorded (time, HTTP status or error, duration in ms) by an update that only
+applies while the lease is still ours. Retries: after the n-th failed attempt the next one is
+due ``d/2 + uniform(0, d/2)`` seconds later with ``d = min(cap, base * 2**(n-1))``
+(``UPTIME_NOTIFY_BACKOFF_BASE_S`` / ``_CAP_S``).
+
+Delivery: the generic webhook is an HTTP POST (httpx, no redirects followed) of the event as
+JSON (times ISO 8601 UTC with milliseconds and ``Z``) with the Standard Webhooks headers
+``webhook-id`` (the event id), ``webhook-timestamp`` (Unix seconds of this attempt) and, when
+the channel has a secret, ``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` by the
+``standardwebhooks`` package; a receiver checks it with ``Webhook(secret).verify(body,
+headers)``). Apprise channels get a title and a text body through ``Apprise.notify`` (in a
+thread); Apprise reports only success or failure, so every Apprise failure is retried.
+
+Metrics (``uptime.platform.metrics``): ``uptime_notifications_sent_total``, ``_failed_total``,
+``_retried_total`` and ``uptime_notification_delivery_seconds`` (enqueue → delivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import secrets
+import time
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from pymongo import ReturnDocument, UpdateOne
+
+from uptime.platform import metrics
+from uptime.platform.settings import Settings
+from uptime.platform.tasks import one_line, spawn
+from uptime.notify.channels import CHANNELS, ChannelError, check_host, kind_of, scrub
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "notification_outbox"
+EVENT_TYPES = frozenset({"incident.opened", "incident.resolved", "incident.reminder", "test"})
+PENDING, SENDING, DELIVERED, FAILED, SKIPPED = (
+    "pending", "sending", "delivered", "failed", "skipped"
+)
+STATUSES = (PENDING, SENDING, DELIVERED, FAILED, SKIPPED)
+#: 4xx answers that are worth retrying (Request Timeout, Too Many Requests).
+RETRYABLE_4XX = frozenset({408, 429})
+KEEP_ATTEMPTS = 50
+MAX_EVENT_ID_CHARS = 200
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_event(event: dict[str, Any]) -> None:
+    if not isinstance(event, dict):
+        raise ValueError("event must be a dict")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_CHARS:
+        raise ValueError(f"event id must be a non-empty string of at most "
+                         f"{MAX_EVENT_ID_CHARS} characters, got {event_id!r}")
+    if "|" in event_id:
+        raise ValueError("event id must not contain '|'")
+    if event.get("type") not in EVENT_TYPES:
+        raise ValueError(f"event type must be one of {sorted(EVENT_TYPES)}, "
+                         f"got {event.get('type')!r}")
+    if not isinstance(event.get("occurred_at"), datetime):
+        raise ValueError("event occurred_at must be a datetime (UTC)")
+
+
+async def enqueue(db: Any, event: dict[str, Any], *, session: Any = None,
+                  channels: list[str] | None = None) -> list[str]:
+    """Write one outbox document per (event, channel) and return their ``_id``s.
+
+    ``event``: ``{id, type, store_id, incident, occurred_at}`` (module docstring).
+    ``session``: the caller's ``AsyncClientSession`` — every read and write here joins its
+    transaction (so the incident change and these documents commit atomically). ``channels``:
+    only these channel names (default: every channel). A muted channel's document is written
+    as ``skipped`` (reason ``muted``). Idempotent: an event already enqueued for a channel is
+    left as it is (upserts on the deterministic ``_id``, safe inside a transaction).
+
+    Raises:
+        ValueError: a malformed event (id, type, occurred_at).
+    """
+    _check_event(event)
+    query: dict[str, Any] = {} if channels is None else {"name": {"$in": list(channels)}}
+    chans = await db[CHANNELS].find(query, session=session).to_list(None)
+    now = _utcnow()
+    ops = []
+    ids = []
+    for chan in chans:
+        _id = f"{event['id']}|{chan['name']}"
+        ids.append(_id)
+        muted = bool(chan.get("muted"))
+        doc = {
+            "_id": _id, "event_id": event["id"], "event": event, "channel": chan["name"],
+            "kind": kind_of(chan["url"]), "status": SKIPPED if muted else PENDING,
+            "reason": "muted" if muted else None, "due_at": None if muted else now,
+            "created_at": now, "attempt_count": 0, "claims": 0, "attempts": [],
+            "owner": None, "delivered_at": None,
+        }
+        ops.append(UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True))
+    if ops:
+        await db[OUTBOX].bulk_write(ops, ordered=True, session=session)
+    return ids
+
+
+def event_json(event: dict[str, Any]) -> str:
+    """The event as compact JSON, datetimes as ISO 8601 UTC with milliseconds and ``Z``."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+            return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        return str(value)
+
+    return json.dumps(event, default=default, separators=(",", ":"), sort_keys=True)
+
+
+def _apprise_text(event: dict[str, Any]) -> tuple[str, str]:
+    store = event.get("store_id")
+    inc = event.get("incident") or {}
+    kind = event.get("type")
+    titles = {
+        "incident.opened": f"Store {store} is down",
+        "incident.resolved": f"Store {store} is back up",
+        "incident.reminder": f"Store {store} is still down",
+        "test": "Uptime Monitor: test notification",
+    }
+    lines = [f"event {event.get('id')} ({kind})"]
+    for key in ("started_at", "ended_at", "business_downtime_minutes"):
+        if inc.get(key) is not None:
+            lines.append(f"{key}: {inc[key]}")
+    return titles.get(kind, str(kind)), "\n".join(lines)
+
+
+class Attempt(dict):
+    """One delivery attempt: ``{at, status_code, error, duration_ms, outcome}``; outcome
+    ``delivered`` | ``retry`` | ``permanent``."""
+
+
+async def send(channel: dict[str, Any], event: dict[str, Any], settings: Settings,
+               client: httpx.AsyncClient | None = None) -> Attempt:
+    """Deliver ``event`` to ``channel`` once (no retry) and describe the attempt.
+
+    Never raises for a delivery problem: it is the attempt's ``error`` (credentials of the
+    URL redacted) and ``outcome``.
+    """
+    started = time.perf_counter()
+    at = _utcnow()
+    status_code: int | None = None
+    error: str | None = None
+    outcome = "retry"
+    url = channel["url"]
+    try:
+        parts = urlsplit(url)
+        if kind_of(url) == "webhook" or parts.scheme.lower() in {"json", "jsons", "xml",
+                                                                  "xmls", "form", "forms"}:
+            await check_host(parts.hostname, parts.port,
+                             allow_private=settings.notify_allow_private)
+        if kind_of(url) == "webhook":
+            status_code = await _post_webhook(channel, event, settings, client)
+            if 200 <= status_code < 300:
+                outcome = "delivered"
+            elif status_code in RETRYABLE_4XX or status_code >= 500:
+                outcome, error = "retry", f"HTTP {status_code}"
+            else:
+                outcome, error = "permanent", f"HTTP {status_code}"
+        else:
+            ok, detail = await asyncio.wait_for(
+                asyncio.to_thread(_apprise_notify, url, event), settings.notify_timeout_s
+            )
+            outcome, error = ("delivered", None) if ok else ("retry", detail or "Apprise failed")
+    except ChannelError as exc:
+        outcome, error = "permanent", str(exc)
+    except Exception as exc:  # noqa: BLE001 - network errors, timeouts: retried
+        outcome, error = "retry", one_line(exc)
+    if error:
+        error = scrub(error, url)[:500]
+    return Attempt(at=at, status_code=status_code, error=error, outcome=outcome,
+                   duration_ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings: Settings,
+                        client: httpx.AsyncClient | None) -> int:
+    body = event_json(event)
+    now = _utcnow()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "uptime-monitor",
+        "webhook-id": event["id"],
+        "webhook-timestamp": str(int(now.timestamp())),
+    }
+    if channel.get("secret"):
+        from standardwebhooks.webhooks import Webhook
+
+        headers["webhook-signature"] = Webhook(channel["secret"]).sign(event["id"], now, body)
+    own = client is None
+    client = client or httpx.AsyncClient(follow_redirects=False)
+    try:
+        response = await asyncio.wait_for(  # a total limit: httpx's is per read/write
+            client.post(channel["url"], content=body.encode(), headers=headers,
+                        timeout=settings.notify_timeout_s),
+            settings.notify_timeout_s)
+        return response.status_code
+    finally:
+        if own:
+            await client.aclose()
+
+
+def _apprise_notify(url: str, event: dict[str, Any]) -> tuple[bool, str | None]:
+    import apprise
+
+    title, body = _apprise_text(event)
+    ap = apprise.Apprise()
+    if not ap.add(url):
+        return False, "Apprise does not accept this URL"
+    with apprise.LogCapture(level=apprise.logging.WARNING) as output:
+        ok = ap.notify(body=body, title=title)
+        detail = output.getvalue().strip().splitlines()
+    return bool(ok), (detail[-1][:300] if detail else None)
+
+
+def backoff_s(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: ``d/2 + uniform(0, d/2)``
+    with ``d = min(cap, base * 2**(attempts-1))`` (equal jitter)."""
+    d = min(settings.notify_backoff_cap_s,
+            settings.notify_backoff_base_s * 2 ** min(max(attempts - 1, 0), 60))
+    return d / 2 + (rng or random).uniform(0, d / 2)
+
+
+async def send_test(db: Any, name: str, settings: Settings) -> Attempt:
+    """Send a ``test`` event to channel ``name`` now (even when muted; not through the
+    outbox) and return the attempt (with ``event_id``). Raises ChannelError (404) for an
+    unknown channel."""
+    from uptime.notify.channels import get_channel
+
+    return await send_test_to(await get_channel(db, name), settings)
+
+
+async def send_test_to(channel: dict[str, Any], settings: Settings) -> Attempt:
+    """Send a fresh ``test`` event (id ``test-<16 hex>``) to a stored channel document."""
+    event = {"id": f"test-{secrets.token_hex(8)}", "type": "test", "store_id": None,
+             "incident": {}, "occurred_at": _utcnow()}
+    attempt = await send(channel, event, settings)
+    attempt["event_id"] = event["id"]
+    return attempt
+
+
+_RUNNING: weakref.WeakSet[Deliverer] = weakref.WeakSet()
+
+
+def wake_all() -> None:
+    """Wake every deliverer running in this process: call it after committing an
+    :func:`enqueue` (e.g. the incident detector's transaction) so the notifications go out
+    now rather than at the next poll (``UPTIME_NOTIFY_POLL_INTERVAL_S``)."""
+    for deliverer in list(_RUNNING):
+        deliverer.wake()
+
+
+class Deliverer:
+    """Sends due outbox documents until stopped (module docstring).
+
+    ``start()`` spawns the loop (task ``notify-deliverer``); ``stop()`` ends it, letting the
+    deliveries in progress finish (at most ``UPTIME_NOTIFY_TIMEOUT_S``); ``wake()`` makes it
+    look for due documents now instead of after ``UPTIME_NOTIFY_POLL_INTERVAL_S``.
+    ``run_once()`` claims and delivers everything due now and returns how many it handled
+    (tests and one-shot commands use it directly). :func:`wake_all` wakes every deliverer
+    started in this process.
+    """
+
+    def __init__(self, db: Any, settings: Settings, *, concurrency: int = 8) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = f"deliverer-{secrets.token_hex(6)}"
+        self.concurrency = concurrency
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def lease_s(self) -> float:
+        return max(self.settings.notify_lease_s, self.settings.notify_timeout_s * 2)
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._client = httpx.AsyncClient(follow_redirects=False)
+        self._task = spawn(self._loop(), "notify-deliverer")
+        _RUNNING.add(self)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        _RUNNING.discard(self)
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, self.settings.notify_timeout_s + 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            except Exception:  # noqa: BLE001 - already logged by spawn
+                pass
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - a database outage: try again later
+                log.warning("notification deliverer: %s", one_line(exc))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.notify_poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def claim(self) -> dict[str, Any] | None:
+        """Atomically take one due document (pending and due, or sending with an expired
+        lease) for ``lease_s`` seconds; ``None`` if nothing is due."""
+        now = _utcnow()
+        return await self.db[OUTBOX].find_one_and_update(
+            {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}},
+            {"$set": {"status": SENDING, "owner": self.owner,
+                      "due_at": now + timedelta(seconds=self.lease_s)},
+             "$inc": {"claims": 1}},
+            sort=[("due_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def run_once(self) -> int:
+        """Claim and deliver every document due now with ``concurrency`` workers (each:
+        claim one, deliver it, repeat until nothing is due); return the number handled.
+
+        Raises:
+            pymongo.errors.PyMongoError: the database failed (the first error of a worker;
+                what it had claimed is claimed again after its lease).
+        """
+        handled = 0
+
+        async def worker() -> None:
+            nonlocal handled
+            while not self._stop.is_set():
+                doc = await self.claim()
+                if doc is None:
+                    return
+                await self.deliver(doc)
+                handled += 1
+
+        results = await asyncio.gather(*(worker() for _ in range(self.concurrency)),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        return handled
+
+    async def deliver(self, doc: dict[str, Any]) -> str:
+        """Deliver one claimed document and record the attempt; return its new status."""
+        channel = await self.db[CHANNELS].find_one({"name": doc["channel"]})
+        mine = {"_id": doc["_id"], "owner": self.owner, "status": SENDING}
+        if channel is None or channel.get("muted"):
+            reason = "channel_removed" if channel is None else "muted"
+            await self.db[OUTBOX].update_one(
+                mine, {"$set": {"status": SKIPPED, "reason": reason, "due_at": None,
+                                "owner": None}})
+            return SKIPPED
+        attempt = await send(channel, doc["event"], self.settings, self._client)
+        kind = doc.get("kind") or kind_of(channel["url"])
+        outcome = attempt.pop("outcome")
+        record = {"$push": {"attempts": {"$each": [dict(attempt)], "$slice": -KEEP_ATTEMPTS}},
+                  "$inc": {"attempt_count": 1}}
+        now = _utcnow()
+        if outcome == "delivered":
+            status, fields = DELIVERED, {"delivered_at": now, "due_at": None, "reason": None}
+        elif outcome == "permanent":
+            status, fields = FAILED, {"due_at": None, "reason": "permanent"}
+        else:
+            created = doc["created_at"]
+            age = (now - created).total_seconds()
+            if age >= self.settings.notify_max_age_s:
+                status, fields = FAILED, {"due_at": None, "reason": "expired"}
+            else:
+                delay = backoff_s(doc.get("attempt_count", 0) + 1, self.settings)
+                status, fields = PENDING, {"due_at": now + timedelta(seconds=delay),
+                                           "reason": None}
+        record["$set"] = {"status": status, "owner": None, **fields}
+        result = await self.db[OUTBOX].update_one(mine, record)
+        if result.matched_count == 0:  # our lease expired and another deliverer took it
+            log.warning("notification %s: lease lost before recording the attempt", doc["_id"])
+            return SENDING
+        if status == DELIVERED:
+            metrics.NOTIFY_SENT.labels(kind).inc()
+            metrics.NOTIFY_LATENCY.labels(kind).observe((now - doc["created_at"]).total_seconds())
+        elif status == FAILED:
+            metrics.NOTIFY_FAILED.labels(kind, fields["reason"]).inc()
+            log.warning("notification %s failed (%s): %s", doc["_id"], fields["reason"],
+                        attempt.get("error"))
+        else:
+            metrics.NOTIFY_RETRIED.labels(kind).inc()
+        return status
+
+
+async def list_deliveries(db: Any, *, channel: str | None = None, status: str | None = None,
+                          event_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent outbox documents, newest first: ``{id, event_id, type, channel, status, reason,
+    attempt_count, created_at, delivered_at, due_at, last_attempt}`` (no event body, no URL).
+
+    Raises:
+        ValueError: an unknown ``status``.
+    """
+    query: dict[str, Any] = {}
+    if channel is not None:
+        query["channel"] = channel
+    if status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {list(STATUSES)}")
+        query["status"] = status
+    if event_id is not None:
+        query["event_id"] = event_id
+    docs = await db[OUTBOX].find(
+        query, {"event.incident": 0, "attempts": {"$slice": -1}}
+    ).sort("created_at", -1).limit(limit).to_list(None)
+    return [
+        {
+            "id": d["_id"], "event_id": d["event_id"], "type": d["event"].get("type"),
+            "channel": d["channel"], "status": d["status"], "reason": d.get("reason"),
+            "attempt_count": d.get("attempt_count", 0), "created_at": d.get("created_at"),
+            "delivered_at": d.get("delivered_at"), "due_at": d.get("due_at"),
+            "last_attempt": (d.get("attempts") or [None])[-1],
+        }
+        for d in docs
+    ]
