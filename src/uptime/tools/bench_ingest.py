@@ -97,8 +97,13 @@ async def _follower_catch_up(db: Any, timeout_s: float | None = None) -> float |
     except ImportError:
         return None
     started = time.perf_counter()
-    if not await wait_current(db, timeout_s=timeout_s or CATCH_UP_TIMEOUT_S):
-        return None
+    deadline = started + (timeout_s or CATCH_UP_TIMEOUT_S)
+    # wait_current answers False at once while the follower rebuilds (no heartbeat then):
+    # ask again until the deadline
+    while not await wait_current(db, timeout_s=min(5.0, max(0.0, deadline - time.perf_counter()))):
+        if time.perf_counter() >= deadline:
+            return None
+        await asyncio.sleep(0.5)
     return time.perf_counter() - started
 
 
