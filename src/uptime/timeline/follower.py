@@ -680,10 +680,11 @@ async def timeline_freshness(db: Any, budget_s: float) -> Freshness:
                       f"the runs follower did not catch up within {budget_s:.2f} s")
     deadline = started + budget_s
     while True:
-        if not _fresh_beat(doc.get("heartbeat")):
-            return answer(False, "stopped", "no runs follower is running (no fresh heartbeat)")
+        # first: a rebuilding follower writes no heartbeat until the rebuild ends
         if doc.get("pending") == -1:
             return answer(False, "rebuilding", "the runs follower is rebuilding status_runs")
+        if not _fresh_beat(doc.get("heartbeat")):
+            return answer(False, "stopped", "no runs follower is running (no fresh heartbeat)")
         until = doc.get("applied_until")
         if isinstance(until, Timestamp) and until >= target:
             return answer(True, "current", "the runs follower has applied every write")
