@@ -1,4 +1,4 @@
-"""The incident phase of ``uptime bench`` (issue 17, item 6): ``uptime.tools.bench_incidents``."""
+"""The incident phase of ``uptime-monitor bench`` (issue 17, item 6): ``uptime.tools.bench_incidents``."""
 
 from __future__ import annotations
 

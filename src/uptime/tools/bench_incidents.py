@@ -1,4 +1,4 @@
-"""Benchmark of the incident query (issue 17, item 6, first figure), called by ``uptime bench``
+"""Benchmark of the incident query (issue 17, item 6, first figure), called by ``uptime-monitor bench``
 after the timeline phases (``status_runs`` current), or alone::
 
     python -m uptime.tools.bench_incidents [REPEATS]     # on MONGODB_URI / MONGODB_DATABASE
