@@ -64,7 +64,7 @@ def serve(settings) -> Iterator[str]:
     import uvicorn
 
     from uptime.platform.embedded import free_port
-    from uptime.web.api import create_app
+    from uptime.web.app import create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,

@@ -20,7 +20,7 @@ from uptime.report.pipeline import (
     load_pipeline,
     report_let,
 )
-from uptime.report.schedules import rebuild_schedules
+from uptime.ingest.schedules import rebuild_schedules
 
 VERSION = "v1"
 

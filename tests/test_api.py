@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 
 from reports_support import T0, expected_csv, insert_stores
 from uptime.report import pipeline, queue, reports
-from uptime.web import api
+from uptime.web import app as api
 from uptime.platform.settings import Settings
 
 

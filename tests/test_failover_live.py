@@ -1,7 +1,7 @@
 """kill -9 of the primary during a stream of ``POST /polls`` with the runs follower running
 (issue 10, item 3), on the three-member replica set, measured.
 
-Needs ``POST /polls`` (``uptime.web.polls``) and the runs follower (``uptime.timeline``);
+Needs ``POST /polls`` (``uptime.web.routes.polls``) and the runs follower (``uptime.timeline``);
 skipped where they are not in the tree yet.
 """
 
@@ -17,7 +17,7 @@ from asgi_lifespan import LifespanManager
 
 pytestmark = pytest.mark.replset
 timeline = pytest.importorskip("uptime.timeline")
-pytest.importorskip("uptime.web.polls")
+pytest.importorskip("uptime.web.routes.polls")
 
 T_START = datetime(2024, 5, 6, tzinfo=UTC)
 STORES = 40
@@ -57,7 +57,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
     (503 while there is no primary) is retried by the poller, as a real poller would."""
     from uptime.platform.db import make_client
     from uptime.platform.settings import Settings
-    from uptime.web import api
+    from uptime.web import app as api
 
     name = "live_failover"
     settings = Settings(mongodb_uri=rs.uri, mongodb_database=name, data_dir=tmp_path / "d",

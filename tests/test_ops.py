@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from reports_support import T0, insert_stores
 from uptime.platform import metrics
 from uptime.report import pipeline
-from uptime.web import api, ops
+from uptime.web import app as api
+from uptime.web.routes import ops
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

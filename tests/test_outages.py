@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from reports_support import T0, expected_csv, insert_stores
 from uptime.report import reports
 from uptime.report.reports import ReportService, utcnow
-from uptime.web import api
+from uptime.web import app as api
 
 
 async def server_now(db) -> datetime:

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from uptime.ingest.importer import import_file
 from uptime.platform.settings import Settings
-from uptime.web import api
+from uptime.web import app as api
 
 NDJSON = {"content-type": "application/x-ndjson"}
 

@@ -17,7 +17,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from uptime.platform.settings import Settings
-from uptime.web import api
+from uptime.web import app as api
 
 MAX_EXAMPLES = 25  # per operation and mode
 

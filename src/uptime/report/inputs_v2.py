@@ -2,7 +2,7 @@
 (issue 8, item 4): the status timeline ``status_runs`` and the schedules ``store_schedules``.
 
 * ``store_schedules``: built in full if it is empty while hours/timezone rows exist
-  (``uptime.report.schedules.ensure_schedules``); imports keep it current after that.
+  (``uptime.ingest.schedules.ensure_schedules``); imports keep it current after that.
 * ``status_runs`` (owned by ``uptime.timeline``) must hold every poll written before the
   report starts:
 
@@ -25,7 +25,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from uptime.report.schedules import ensure_schedules
+from uptime.ingest.schedules import ensure_schedules
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ from typing import Annotated
 
 import typer
 
-from uptime.report.cli import parse_as_of
+from uptime.cli.reports import parse_as_of
 
 #: v1's "now": the latest ``timestamp_utc`` of the v1 status file.
 V1_AS_OF = datetime(2023, 1, 25, 18, 13, 22, 479220, tzinfo=UTC)

@@ -10,9 +10,9 @@ when that setting is set):
   200 JSON ``{"status": "Failed", "error": "..."}``; 404 JSON for an unknown id; 422 JSON
   for a missing or malformed id.
 * ``GET /reports?limit=N`` → the most recent reports.
-* ``POST /polls`` (``uptime.web.polls``) → push polls as a JSON array or NDJSON.
+* ``POST /polls`` (``uptime.web.routes.polls``) → push polls as a JSON array or NDJSON.
 * ``GET /healthz`` → 200 ``{"status": "ok", ...}`` if MongoDB answers ``ping`` and every
-  component is healthy, else 503 (``uptime.web.ops``); ``GET /metrics`` → Prometheus metrics.
+  component is healthy, else 503 (``uptime.web.routes.ops``); ``GET /metrics`` → Prometheus metrics.
 
 Errors are always JSON ``{"detail": ...}`` (a list for 422, a string otherwise:
 ``uptime.web.errors``): client mistakes are 4xx (413 for a body over UPTIME_MAX_BODY_BYTES,
@@ -54,9 +54,9 @@ from uptime.web.errors import (
     queue_full,
 )
 from uptime.platform.db import open_database
-from uptime.web import ops
+from uptime.web.routes import ops
 from uptime.platform.settings import Settings, get_settings
-from uptime.timeline.cli import start_follower
+from uptime.cli.runs import start_follower
 
 log = logging.getLogger(__name__)
 
@@ -370,10 +370,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, token_configured=settings.api_token is not None)
     app.include_router(router)
     app.include_router(open_router)
-    from uptime.web import polls  # POST /polls (issue 8 item 1); imports this module
+    from uptime.web.routes import polls  # POST /polls (issue 8 item 1); imports this module
 
     app.include_router(polls.router)
-    from uptime.web import dashboard_api, pages  # the dashboard (issue 11): JSON API and page
+    from uptime.web import pages  # the dashboard (issue 11): JSON API and page
+    from uptime.web.routes import dashboard as dashboard_api
 
     app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
     pages.mount(app)

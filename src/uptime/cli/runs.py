@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
-from uptime.report.cli import _run_db
+from uptime.cli.reports import _run_db
 from uptime.timeline.follower import (
     STALE_HEARTBEAT_S,
     STATE_COLLECTION,

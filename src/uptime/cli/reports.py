@@ -181,7 +181,7 @@ def report_command(
         highlight=False,
         soft_wrap=True,
     )
-    from uptime.report.check import format_ignored
+    from uptime.cli.check import format_ignored
 
     err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
               soft_wrap=True)
@@ -239,7 +239,7 @@ def serve_command(
     embedded mongod and stops it on exit."""
     import uvicorn
 
-    from uptime.web.api import create_app
+    from uptime.web.app import create_app
     from uptime.platform.settings import get_settings
 
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

@@ -1,4 +1,4 @@
-"""JSON API behind the dashboard (issue 11, item 1); included by ``uptime.web.api``.
+"""JSON API behind the dashboard (issue 11, item 1); included by ``uptime.web.app``.
 
 * ``GET /stores/{store_id}/timeline?from=&to=&poll_limit=`` — one store's interval: business
   hours (UTC and local), status runs clipped to the interval, its polls (capped), the zone used.

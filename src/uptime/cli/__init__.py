@@ -2,8 +2,8 @@
 
 Subcommands live beside the code they drive; this module only assembles them:
 ``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
-``reports`` and ``serve`` (uptime.report.cli), ``check`` (uptime.report.check), ``generate`` (uptime.tools.generate),
-``bench`` (uptime.tools.bench) and ``runs rebuild|status|follow`` (uptime.timeline.cli).
+``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check), ``generate`` (uptime.tools.generate),
+``bench`` (uptime.tools.bench) and ``runs rebuild|status|follow`` (uptime.cli.runs).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import typer
 
 from uptime.ingest import importer
 from uptime.platform import migrations
-from uptime.report import check as cli_check
-from uptime.report import cli as cli_reports
-from uptime.timeline.cli import runs_app
+from uptime.cli import check as cli_check
+from uptime.cli import reports as cli_reports
+from uptime.cli.runs import runs_app
 from uptime.tools import bench, generate
 
 app = typer.Typer(

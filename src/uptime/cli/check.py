@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from uptime.report import quality
-from uptime.report.cli import _run_db, err
+from uptime.cli.reports import _run_db, err
 
 _VALUE_CHARS = 60
 

@@ -1,0 +1,5 @@
+"""``python -m uptime.cli``: the ``uptime`` command (the tools and tests start it this way)."""
+
+from uptime.cli import app
+
+app()
