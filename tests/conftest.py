@@ -107,12 +107,12 @@ def mongosh() -> str:
 
 @pytest.fixture(scope="session")
 def replset(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A real three-member replica set ``rs0`` (``tests/replset.py``), started once for the
+    """A real three-member replica set ``rs0`` (``tests/support/replset.py``), started once for the
     session and stopped at its end (also on failure; an ``atexit`` hook kills leftovers).
 
     Tests using it are marked ``replset``; each gets the set healthy again (one primary, the
     others secondaries) through the ``rs`` fixture."""
-    from replset import ReplicaSet
+    from support.replset import ReplicaSet
 
     rs = ReplicaSet(tmp_path_factory.mktemp("replset"))
     try:

@@ -30,7 +30,7 @@ from uptime.platform.migrations import (
 from uptime.platform.resources import migrations_dir
 from uptime.platform.settings import get_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
 
 

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_support import hours, load, poll, raw_sums, report, report_list, utc, zone
+from support.pipeline import hours, load, poll, raw_sums, report, report_list, utc, zone
 
-@pytest.fixture(autouse=True, params=["v1", "v2"])
-def pipeline_version(request, monkeypatch):
-    """Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows)."""
-    import pipeline_support
-
-    monkeypatch.setattr(pipeline_support, "VERSION", request.param)
-    return request.param
+# Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows).
+pytestmark = pytest.mark.usefixtures("report_version")
 
 
 ZERO = {

@@ -1,7 +1,7 @@
 """Failover on a real three-member replica set (issue 10, item 3), measured.
 
 Each test prints what it measured (seconds to a new primary, to the first acknowledged write
-after it, writes acknowledged vs found). The set is ``tests/replset.py``'s (elections in about
+after it, writes acknowledged vs found). The set is ``tests/support/replset.py``'s (elections in about
 1-3 s); the service's client is ``uptime.platform.db.make_client`` with its guarantees
 (w:majority, read concern majority, retryable reads and writes).
 """
@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from pymongo.errors import BulkWriteError
 
-from reports_support import T0, expected_csv, insert_stores
+from support.reports import T0, expected_csv, insert_stores
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import is_transient

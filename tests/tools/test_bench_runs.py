@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from timeline_support import poll, reference_runs, runs_of
+from support.timeline import poll, reference_runs, runs_of
 from uptime.platform.migrations import ensure_current
 from uptime.tools.bench_runs import bench_runs
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from browser_support import chromium, require_browser, screenshot, serve, wait_ready
-from dashboard_data import DST_RUNS, DST_STORE, EXPECTED_HISTOGRAM, _z, insert_dashboard_stores
+from support.browser import chromium, require_browser, screenshot, serve, wait_ready
+from support.dashboard_data import DST_RUNS, DST_STORE, EXPECTED_HISTOGRAM, _z, insert_dashboard_stores
 
 AS_OF = "2024-03-12T15:00:00Z"
 

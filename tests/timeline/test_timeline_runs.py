@@ -14,7 +14,7 @@ from uptime.platform.migrations import ensure_current
 from uptime.timeline import rebuild_runs, recompute_stores
 from uptime.timeline.runs import apply_polls
 
-from timeline_support import B, B_MS, at, poll, reference_runs, runs_of
+from support.timeline import B, B_MS, at, poll, reference_runs, runs_of
 
 
 def run(store, status, first, last, polls, start2, end2) -> dict:
@@ -322,7 +322,7 @@ async def test_mongosh_runner_rebuilds_and_recomputes(rdb, mongo_uri, mongosh) -
     import subprocess
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "pipelines" / "runs.mongosh.js"
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "runs.mongosh.js"
 
     def run(eval_text: str) -> str:
         eval_text = f'{eval_text}; db = db.getSiblingDB("{rdb.name}"); undefined'

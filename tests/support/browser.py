@@ -20,7 +20,7 @@ import pytest
 
 CHROMIUM = os.environ.get("UPTIME_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("UPTIME_CHROMEDRIVER", "/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 from typer.testing import CliRunner
 
-from timeline_support import at, poll, reference_runs, runs_of
+from support.timeline import at, poll, reference_runs, runs_of
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import RunsFollower, wait_current
 from uptime.timeline.follower import (

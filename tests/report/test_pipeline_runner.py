@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_support import hours, load, poll, report_list, utc, zone
-from pipeline_synth import random_store
+from support.pipeline import hours, load, poll, report_list, utc, zone
+from support.pipeline_synth import random_store
 from uptime.report import pipeline as P
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_names_and_loading():

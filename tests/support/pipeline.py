@@ -3,7 +3,7 @@
 ``VERSION`` is the report pipeline version the helpers run (set per test by the
 ``pipeline_version`` fixture of the parametrized modules). For v2 the status timeline and the
 schedules are rebuilt from the stored rows right before each run (``prepare_v2``): the
-timeline by the contract's own Python model (tests/runs_model.py), so v2 is checked against
+timeline by the contract's own Python model (tests/support/runs_model.py), so v2 is checked against
 runs built independently of the timeline helper's pipeline.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from uptime.platform.migrations import ensure_current
-from runs_model import rebuild_runs_model
+from support.runs_model import rebuild_runs_model
 from uptime.report.pipeline import (
     SOURCES,
     iter_report_rows,

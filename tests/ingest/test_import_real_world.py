@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_support import ensure_indexes, utc
-from reports_support import expected_csv
+from support.pipeline import ensure_indexes, utc
+from support.reports import expected_csv
 from uptime.ingest.importer import ImportFileError, RowError, import_file, import_files
 from uptime.ingest.validate import parse_clock, parse_day, parse_store_id
 

@@ -66,7 +66,7 @@ async def test_two_range_shards_give_the_single_server_csv(db, tmp_path):
     """Rule: with every store's polls, hours and zone on one shard (ranged store_id shard
     key), report(range A) on shard A + report(range B) on shard B, concatenated in range order,
     is byte-identical to the report on one server holding everything."""
-    from replset import ReplicaSet
+    from support.replset import ReplicaSet
 
     files = generate_dataset(tmp_path / "csv", stores=2000, days=9, seed=11)
     for kind, path in (("timezones", files.timezones), ("hours", files.hours),

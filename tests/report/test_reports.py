@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from asgi_lifespan import LifespanManager
 
-from reports_support import T0, expected_csv, insert_stores
+from support.reports import T0, expected_csv, insert_stores
 from uptime.report import reports
 from uptime.web import app as api
 from uptime.report.reports import ReportService, utcnow

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from bson import json_util
 
-from dashboard_data import (DST_BUSINESS_UTC, DST_ROW, DST_RUNS, DST_STORE, EXPECTED_HISTOGRAM,
+from support.dashboard_data import (DST_BUSINESS_UTC, DST_ROW, DST_RUNS, DST_STORE, EXPECTED_HISTOGRAM,
                             T, W, _z, insert_dashboard_stores)
-from reports_support import insert_stores
-from test_api import poll_until_done, running_app
+from support.reports import insert_stores
+from support.app import poll_until_done, running_app
 from uptime.report import interval, pipeline
 from uptime.platform.migrations import ensure_current
 

@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from reports_support import T0, expected_csv, insert_stores
+from support.app import poll_until_done, running_app
+from support.reports import T0, expected_csv, insert_stores
 from uptime.report import pipeline, queue, reports
 from uptime.web import app as api
 from uptime.platform.settings import Settings
-
-
-@asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = api.create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
-async def poll_until_done(http: httpx.AsyncClient, report_id: str, timeout: float = 60) -> httpx.Response:
-    """Poll /get_report until it is not Running; return the final response."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        resp = await http.get("/get_report", params={"report_id": report_id})
-        assert resp.status_code == 200, resp.text
-        if not resp.headers["content-type"].startswith("application/json"):
-            return resp
-        body = resp.json()
-        assert 0.0 <= body["progress"] <= 1.0
-        if body["status"] != "Running":
-            return resp
-        assert asyncio.get_running_loop().time() < deadline, "report still Running"
-        await asyncio.sleep(0.05)
 
 
 async def test_trigger_then_csv_equals_pipeline_rows(db, settings):

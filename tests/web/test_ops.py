@@ -9,7 +9,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
-from reports_support import T0, insert_stores
+from support.reports import T0, insert_stores
 from uptime.platform import metrics
 from uptime.report import pipeline
 from uptime.web import app as api

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from reports_support import T0, expected_csv, insert_stores
+from support.reports import T0, expected_csv, insert_stores
 from uptime.platform.embedded import free_port
 
 LEASE_SECONDS = 2

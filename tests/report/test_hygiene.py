@@ -16,7 +16,7 @@ from bson import DatetimeMS
 from pymongo import MongoClient
 from typer.testing import CliRunner
 
-from test_api import poll_until_done, running_app
+from support.app import poll_until_done, running_app
 from uptime.cli import app as cli_app
 from uptime.platform.settings import get_settings
 from uptime.report import csvout, pipeline, quality, reports
@@ -175,7 +175,7 @@ async def test_mongosh_runner_default_as_of_skips_future_polls(db, mongo_uri, mo
 
     await seed(db)
     expected = [r async for r in pipeline.iter_report_rows(db, as_of=T0)]
-    script = Path(__file__).resolve().parent.parent / "pipelines" / "run.mongosh.js"
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "run.mongosh.js"
     eval_text = f'db = db.getSiblingDB("{db.name}"); undefined'
     out = await asyncio.to_thread(
         subprocess.run, [mongosh, mongo_uri, "--quiet", "--eval", eval_text, str(script)],

@@ -3,7 +3,7 @@ random stores over a long history (as_of before, at, between and after polls, in
 of the stored history, in DST weeks of New York, Beirut and Sydney; single-poll stores,
 duplicates, gaps longer than the week) and on the public Loop files; version selection.
 
-v2 reads ``status_runs`` built here by the contract's Python model (tests/runs_model.py) from
+v2 reads ``status_runs`` built here by the contract's Python model (tests/support/runs_model.py) from
 *all* stored polls, including those after as_of, as the live timeline would hold them.
 """
 
@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from pipeline_support import hours, load, poll, prepare_v2, report_list, utc, zone
-from pipeline_synth import random_store
-from runs_model import runs_of
+from support.pipeline import hours, load, poll, prepare_v2, report_list, utc, zone
+from support.pipeline_synth import random_store
+from support.runs_model import runs_of
 from uptime.report import pipeline as P
 from uptime.report import reports
 
@@ -139,7 +139,7 @@ async def test_v2_csv_equals_v1_on_public_files(db, public_data, tmp_path):
     from uptime.ingest.importer import import_files
     from uptime.platform.settings import Settings
 
-    from runs_model import rebuild_runs_model
+    from support.runs_model import rebuild_runs_model
 
     await load(db)
     for folder, status in (("loop_v1_2023", "store_status_head_sample.csv"), ("loop_v2_2024", "store_status_sample.csv")):
@@ -234,8 +234,8 @@ async def test_api_pipeline_parameter(db, settings):
     """POST /trigger_report?pipeline=v1|v2 (or in the JSON body) selects the version, the report
     records it ("store_uptime@vN") and both CSVs are equal; an unknown version, or two
     different ones, is a 422 naming the problem and stores nothing."""
-    from test_api import poll_until_done, running_app
-    from reports_support import T0, insert_stores
+    from support.app import poll_until_done, running_app
+    from support.reports import T0, insert_stores
 
     await insert_stores(db, 12)
     await load(db)
@@ -286,7 +286,7 @@ async def test_mongosh_runner_runs_v2(db, mongo_uri, mongosh):
     await load(db, polls, hrs, zs)
     await prepare_v2(db)
     expected = await report_list(db, t, version="v1")
-    script = Path(__file__).resolve().parent.parent / "pipelines" / "run.mongosh.js"
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "run.mongosh.js"
     out = subprocess.run(
         [mongosh, mongo_uri, "--quiet", "--eval",
          f'var asOf="2024-03-12T15:00:00Z", pipelineVersion="v2"; db = db.getSiblingDB("{db.name}"); undefined',

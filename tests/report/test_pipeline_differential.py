@@ -1,5 +1,5 @@
 """The pipeline against the obviously-correct reference model, and invariants, on seeded
-random stores (tests/pipeline_synth.py with edge cases piled up: duplicates, conflicting
+random stores (tests/support/pipeline_synth.py with edge cases piled up: duplicates, conflicting
 and invalid polls, gaps, polls at T, stores polled only before the week or only after T,
 overnight / equal / 23:59:59 / overlapping rows, missing and unknown timezones), with T
 placed in DST weeks of New York, Beirut and Sydney."""
@@ -12,18 +12,13 @@ from fractions import Fraction
 
 import pytest
 
-import reference_model
-from pipeline_support import load, raw_sums, report, utc
-from pipeline_synth import random_store
+from support import reference_model
+from support.pipeline import load, raw_sums, report, utc
+from support.pipeline_synth import random_store
 from uptime.report.pipeline import known_timezones
 
-@pytest.fixture(autouse=True, params=["v1", "v2"])
-def pipeline_version(request, monkeypatch):
-    """Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows)."""
-    import pipeline_support
-
-    monkeypatch.setattr(pipeline_support, "VERSION", request.param)
-    return request.param
+# Every test here runs on both report versions (issue 8, item 5: v2 gives v1's rows).
+pytestmark = pytest.mark.usefixtures("report_version")
 
 
 ZONES = ["America/New_York", "Asia/Beirut", "Australia/Sydney", "America/Chicago"]

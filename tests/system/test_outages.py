@@ -12,7 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from reports_support import T0, expected_csv, insert_stores
+from support.reports import T0, expected_csv, insert_stores
 from uptime.report import reports
 from uptime.report.reports import ReportService, utcnow
 from uptime.web import app as api
@@ -89,7 +89,7 @@ async def test_database_killed_mid_report(tmp_path, monkeypatch):
     no background error escapes as "Task exception was never retrieved" and every log line
     about it is one line (no traceback above DEBUG); once mongod is back on the same port the
     report completes with the CSV of an undisturbed run, within 2 attempts."""
-    from replset import ReplicaSet
+    from support.replset import ReplicaSet
     from uptime.platform.db import make_client
     from uptime.platform.settings import Settings
 
