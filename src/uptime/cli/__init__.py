@@ -1,9 +1,10 @@
 """The ``uptime`` command line (typer).
 
-Subcommands live beside the code they drive; this module only assembles them:
-``import`` (uptime.ingest.importer), ``migrate up|down|status`` (uptime.platform.migrations), ``report``,
-``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check), ``generate`` (uptime.tools.generate),
-``bench`` (uptime.tools.bench) and ``runs rebuild|status|follow`` (uptime.cli.runs).
+Every subcommand lives in this package, one module per command group; this module only
+assembles them: ``import`` (uptime.cli.ingest), ``migrate up|down|status`` (uptime.cli.migrate),
+``report``, ``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check),
+``generate`` (uptime.cli.generate), ``bench`` (uptime.tools.bench) and
+``runs rebuild|status|follow`` (uptime.cli.runs).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import inspect
 
 import typer
 
-from uptime.ingest import importer
-from uptime.platform import migrations
 from uptime.cli import check as cli_check
+from uptime.cli import generate
 from uptime.cli import reports as cli_reports
+from uptime.cli.ingest import import_command
+from uptime.cli.migrate import migrate_app
 from uptime.cli.runs import runs_app
-from uptime.tools import bench, generate
+from uptime.tools import bench
 
 app = typer.Typer(
     name="uptime",
@@ -27,8 +29,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-app.command("import")(importer.import_command)
-app.add_typer(migrations.migrate_app, name="migrate")
+app.command("import")(import_command)
+app.add_typer(migrate_app, name="migrate")
 app.command("report")(cli_reports.report_command)
 app.command("reports")(cli_reports.reports_command)
 app.command("check")(cli_check.check_command)
