@@ -1,5 +1,6 @@
 """``uptime runs rebuild | status | follow`` — the status timeline from the command line
-(issue 8, item 3). Registered in ``uptime.cli``; settings in :class:`TimelineSettings`."""
+(issue 8, item 3). Registered in ``uptime.cli``; settings ``follow_runs`` and
+``runs_rebuild_interval`` of :class:`uptime.platform.settings.Settings`."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ from typing import Any
 
 import typer
 from bson import Timestamp
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 
 from uptime.cli.reports import _run_db
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
 from uptime.timeline.follower import (
     STALE_HEARTBEAT_S,
     STATE_COLLECTION,
     STATE_ID,
-    RunsFollower,
     operation_time,
 )
+from uptime.timeline.control import make_follower
 from uptime.timeline.runs import RUNS_COLLECTION, rebuild_runs
 
 out = Console()
@@ -32,41 +33,7 @@ runs_app = typer.Typer(
 )
 
 
-class TimelineSettings(BaseSettings):
-    """Settings of the runs follower (environment, ``UPTIME_`` prefix).
-
-    Attributes:
-        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime serve`` runs the follower.
-        runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
-            full rebuilds on a standalone server (no change streams there).
-    """
-
-    model_config = SettingsConfigDict(env_prefix="UPTIME_", env_file=".env", extra="ignore")
-
-    follow_runs: bool = True
-    runs_rebuild_interval: float = Field(default=60.0, gt=0)
-
-
-def make_follower(db: Any, settings: TimelineSettings | None = None) -> RunsFollower:
-    """A :class:`RunsFollower` configured from the environment."""
-    settings = settings or TimelineSettings()
-    return RunsFollower(db, standalone_interval_s=settings.runs_rebuild_interval)
-
-
-async def start_follower(db: Any) -> RunsFollower | None:
-    """For the API lifespan: start a follower unless ``UPTIME_FOLLOW_RUNS`` is false."""
-    settings = TimelineSettings()
-    if not settings.follow_runs:
-        return None
-    follower = make_follower(db, settings)
-    await follower.start()
-    return follower
-
-
 def _open():
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
-
     return open_database(get_settings())
 
 

@@ -75,7 +75,7 @@ from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for cal
 from uptime.ingest.replace import replace_rows, staging_collection
 from uptime.platform import metrics
 from uptime.ingest.schedules import refresh_schedules
-from uptime.report.pipeline import zone_known
+from uptime.platform.probes import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
 KINDS: tuple[Kind, ...] = ("timezones", "hours", "status")

@@ -42,6 +42,7 @@ from bson import json_util
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from uptime.platform.probes import is_replica_set
 from uptime.platform.resources import migrations_dir
 from uptime.platform.tasks import is_transient
 
@@ -250,8 +251,7 @@ async def _changelog(db: Any) -> dict[str, dict]:
 async def _commit_quorum(db: Any) -> dict[str, str]:
     """``{"commitQuorum": "majority"}`` on a replica set, ``{}`` on a standalone (which
     refuses the option)."""
-    hello = await db.client.admin.command("hello")
-    return {"commitQuorum": "majority"} if "setName" in hello else {}
+    return {"commitQuorum": "majority"} if await is_replica_set(db) else {}
 
 
 #: How long a migration command is retried through a failover (seconds).

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         db_timeout_s: ``UPTIME_DB_TIMEOUT_S``; the service's server-selection timeout
             (seconds): with the database down, endpoints answer 503 after this long.
         health_timeout_s: ``UPTIME_HEALTH_TIMEOUT_S``; ``/healthz``'s own ping timeout.
+        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime serve`` runs the runs
+            follower that keeps ``status_runs`` current.
+        runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
+            full rebuilds of the timeline on a standalone server (no change streams there).
     """
 
     model_config = SettingsConfigDict(
@@ -69,6 +73,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
     db_timeout_s: float = Field(default=3.0, gt=0)
     health_timeout_s: float = Field(default=1.5, gt=0)
+    follow_runs: bool = True
+    runs_rebuild_interval: float = Field(default=60.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

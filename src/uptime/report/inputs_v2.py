@@ -26,10 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from uptime.ingest.schedules import ensure_schedules
+from uptime.platform.constants import RUNS_COLLECTION
+from uptime.timeline.control import active_follower, wait_current
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower
 
 log = logging.getLogger(__name__)
 
-RUNS = "status_runs"
+RUNS = RUNS_COLLECTION
 #: a follower whose heartbeat is younger than this is taken to be running elsewhere (s)
 LIVE_HEARTBEAT_S = 30.0
 #: how long a report waits for a running follower (s)
@@ -50,11 +53,8 @@ async def prepare_inputs(db: Any) -> None:
             within ``CATCH_UP_S`` (the report fails rather than give a stale answer).
         pymongo.errors.PyMongoError: a database error.
     """
-    from uptime.timeline import RunsFollower, wait_current
-    from uptime.timeline.follower import _ACTIVE, STATE_COLLECTION, STATE_ID
-
     await ensure_schedules(db)
-    if (id(db.client), db.name) in _ACTIVE:
+    if active_follower(db) is not None:
         # The follower of this process (`uptime serve`): never report on a timeline it has not
         # caught up on (e.g. its first rebuild is still running); a stale v2 report would
         # silently differ from v1.

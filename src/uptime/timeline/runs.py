@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -50,9 +49,10 @@ from bson import Int64, ObjectId, json_util
 from pymongo import DeleteMany, ReplaceOne, UpdateOne
 from pymongo.errors import OperationFailure
 
+from uptime.platform import constants
 from uptime.platform.resources import pipelines_dir
 
-RUNS_COLLECTION = "status_runs"
+RUNS_COLLECTION = constants.RUNS_COLLECTION
 PIPELINE_TAG = "status_runs@v1"
 MAIN_FILE = "status_runs.v1.json"
 WINDOWS_FILE = "status_runs_windows.v1.json"
@@ -95,7 +95,7 @@ def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
 #: the poll index (migration 20261129150000) the full rebuild reads alone
 POLL_INDEX = "store_id_1_timestamp_utc_1_status_1"
 #: store ids the runs ignore (rule 1: control characters), as in the pipeline's stage 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = constants.CONTROL_CHARS
 #: the fields of a poll the runs need: exactly the keys of the poll index
 _POLL_FIELDS = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
 

@@ -56,7 +56,7 @@ from uptime.web.errors import (
 from uptime.platform.db import open_database
 from uptime.web.routes import ops
 from uptime.platform.settings import Settings, get_settings
-from uptime.cli.runs import start_follower
+from uptime.timeline.control import start_follower
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await service.start()
             app.state.db = db
             app.state.reports = service
-            follower = await start_follower(db)  # status_runs kept current (UPTIME_FOLLOW_RUNS)
+            follower = await start_follower(db, settings)  # status_runs kept current (follow_runs)
             try:
                 yield
             finally:

@@ -33,6 +33,7 @@ from pymongo.errors import PyMongoError
 
 from uptime.platform import metrics
 from uptime.platform.tasks import one_line
+from uptime.timeline.control import active_follower
 
 HealthCheck = Callable[[], Awaitable[str | None]]
 
@@ -100,15 +101,9 @@ async def _component(check: HealthCheck, timeout: float) -> str | None:
 
 
 def _running_follower(db: Any) -> Any:
-    """The runs follower this process runs on ``db`` (``uptime.timeline``'s registry of
-    active followers), or None: no timeline package, or no follower (``UPTIME_FOLLOW_RUNS``
-    false)."""
-    try:
-        from uptime.timeline import follower as timeline_follower
-    except ImportError:
-        return None
-    active = getattr(timeline_follower, "_ACTIVE", None) or {}
-    return active.get((id(db.client), db.name))
+    """The runs follower this process runs on ``db``, or None: no follower
+    (``UPTIME_FOLLOW_RUNS`` false)."""
+    return active_follower(db)
 
 
 def _checks(request: Request) -> dict[str, HealthCheck]:
