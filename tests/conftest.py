@@ -26,6 +26,15 @@ PUBLIC_DATA = Path(
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``) every worker is its own
+    process with its own session fixtures (its own mongod, temp dirs); the tests of the
+    three-member replica set share one ``xdist_group`` so the set starts on one worker only."""
+    for item in items:
+        if "replset" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("replset"))
+
+
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI of a real MongoDB server for the test session."""
