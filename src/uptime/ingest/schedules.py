@@ -25,9 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bson import json_util
 
-from uptime.platform.resources import pipelines_dir
+from uptime.platform import pipelines
 
 SCHEDULES = "store_schedules"
 PIPELINE_FILE = "store_schedules.v1.json"
@@ -38,7 +37,7 @@ CHUNK = 20_000
 
 def load_schedules_pipeline() -> list[dict]:
     """The stages of ``pipelines/store_schedules.v1.json`` (Extended JSON)."""
-    return json_util.loads((pipelines_dir() / PIPELINE_FILE).read_text(encoding="utf-8"))
+    return pipelines.load(PIPELINE_FILE.removesuffix(".json"))
 
 
 async def refresh_schedules(db: Any, stores: Iterable[str]) -> int:

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bson import json_util
 
 from uptime.platform.constants import (  # noqa: F401 - re-exported: the report's names
     CONTROL_CHARS,
@@ -38,6 +37,7 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
     STATUS_COLLECTION,
     VALID_STATUSES,
 )
+from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
 from uptime.platform.resources import pipelines_dir
 
@@ -125,11 +125,8 @@ def load_pipeline(version: str = DEFAULT_VERSION) -> list[dict]:
         ValueError: bad version string, or the file is not a JSON array of stage documents.
         FileNotFoundError: no such version.
     """
-    path = pipeline_path(version)
-    stages = json_util.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
-        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
-    return stages
+    pipeline_path(version)  # the version's form and presence, with the report's messages
+    return pipelines.load(f"{PIPELINE_NAME}.{version}")
 
 
 def to_utc(moment: datetime) -> datetime:
