@@ -35,7 +35,7 @@ from uptime.ingest.polls import (
     store_polls,
 )
 from uptime.ingest.store import StoreError
-from uptime.web.app import DbDep, SettingsDep, require_token
+from uptime.web.deps import DbDep, SettingsDep, require_token
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
