@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 
 from uptime.report import quality
-from uptime.cli.reports import _run_db, err
+from uptime.cli.common import _run_db, err
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
 
 _VALUE_CHARS = 60
 
@@ -33,8 +35,6 @@ def _show(value: Any) -> str:
 
 
 async def _run(limit: int) -> list[quality.CheckResult]:
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
 
     async with open_database(get_settings(), migrate=False) as db:
         return await quality.run_checks(db, cap=limit)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from uptime.cli.reports import parse_as_of
+from uptime.cli.common import parse_as_of
 from uptime.tools.generate import V1_STORES, generate_dataset
 
 def generate_command(

@@ -11,56 +11,22 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from uptime.platform import asof
-from uptime.platform.embedded import EmbeddedServerError
-from uptime.platform.migrations import MigrationError
-
-T = TypeVar("T")
-
-err = Console(stderr=True)
-
-
-def parse_as_of(value: str | None) -> datetime | None:
-    """Parse ``--as-of`` with ``uptime.platform.asof.parse_as_of`` (ISO 8601 only; no offset =
-    UTC; numbers are refused, issue 9 item 9) to aware UTC, ms precision.
-
-    Raises:
-        typer.BadParameter: not an accepted ISO 8601 date-time (exit 2, the expected form shown).
-    """
-    if value is None:
-        return None
-    try:
-        return asof.parse_as_of(value)
-    except asof.AsOfError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--as-of") from None
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _run_db(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; a server that cannot be started or reached, or pending migrations, end
-    the command with exit 2 and a one-line reason instead of a traceback."""
-    try:
-        return asyncio.run(work)
-    except (EmbeddedServerError, MigrationError) as exc:
-        raise _fail(str(exc)) from None
-    except PyMongoError as exc:
-        raise _fail(f"MongoDB: {exc}") from None
-
+from uptime.cli.common import _fail, _run_db, err, parse_as_of  # noqa: F401 - re-exported
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
+from uptime.report import reports
+from uptime.report.pipeline import check_version
+from uptime.cli.check import format_ignored
+from uptime.web.app import create_app
 
 def _check_output(output: str | None) -> None:
     """Fail (exit 2) before any work if the CSV could not be written where asked.
@@ -88,9 +54,6 @@ def _check_output(output: str | None) -> None:
 async def _run_report(
     as_of: datetime | None, output: str | None, version: str | None = None
 ) -> dict[str, Any]:
-    from uptime.report import reports
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
 
     settings = get_settings()
     async with open_database(settings) as db:
@@ -165,7 +128,6 @@ def report_command(
     ] = None,
 ) -> None:
     """Generate a report (stored in MongoDB like the API's) and write its CSV."""
-    from uptime.report.pipeline import check_version
 
     parsed = parse_as_of(as_of)
     try:
@@ -181,16 +143,12 @@ def report_command(
         highlight=False,
         soft_wrap=True,
     )
-    from uptime.cli.check import format_ignored
 
     err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
               soft_wrap=True)
 
 
 async def _list(limit: int) -> list[dict[str, Any]]:
-    from uptime.report import reports
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
 
     async with open_database(get_settings(), migrate=False) as db:
         return await reports.list_reports(db, limit)
@@ -239,7 +197,5 @@ def serve_command(
     embedded mongod and stops it on exit."""
     import uvicorn
 
-    from uptime.web.app import create_app
-    from uptime.platform.settings import get_settings
 
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

@@ -13,7 +13,7 @@ import typer
 from bson import Timestamp
 from rich.console import Console
 
-from uptime.cli.reports import _run_db
+from uptime.cli.common import _run_db
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
 from uptime.timeline.follower import (

@@ -40,6 +40,7 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
 from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
 from uptime.platform.resources import pipelines_dir
+from uptime.report.inputs_v2 import prepare_inputs
 
 #: Installed versions -> the collection each one aggregates on.
 SOURCES: dict[str, str] = {"v1": "store_status", "v2": "status_runs"}
@@ -303,8 +304,6 @@ async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
     """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
     the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
     if SOURCES[check_version(version)] != "store_status":
-        from uptime.report.inputs_v2 import prepare_inputs
-
         await prepare_inputs(db)
 
 

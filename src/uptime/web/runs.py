@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from uptime.platform import pipelines
+from uptime.timeline.control import wait_current
 from uptime.report.pipeline import VALID_STATUSES, to_utc
 
 #: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``):
@@ -91,8 +92,6 @@ async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, 
     Raises:
         pymongo.errors.PyMongoError: the server failed the query or aggregation.
     """
-    from uptime.timeline import wait_current
-
     as_of = to_utc(as_of)
     if await wait_current(db, CURRENT_WAIT_S):
         stored = await _stored_runs(db, store_id, as_of)
