@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 
 from uptime.platform.db import make_client
 from uptime.platform.embedded import EmbeddedMongo
-from uptime.platform.settings import Settings
+from uptime.platform.settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The public Loop files: UPTIME_PUBLIC_DATA, else ../shared/data/public beside the checkout
@@ -77,6 +77,26 @@ async def db(client: AsyncMongoClient, db_name: str) -> AsyncIterator:
 def settings(mongo_uri: str, db_name: str, tmp_path: Path) -> Settings:
     """Settings pointing at the test server and this test's database."""
     return Settings(mongodb_uri=mongo_uri, mongodb_database=db_name, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """The CLI reads its settings once per process (``get_settings`` is cached): re-read them
+    before and after the test, so the environment the test sets is the one the command sees."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_env(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch, fresh_settings) -> str:
+    """The CLI's environment for this test: ``MONGODB_URI`` = the session server,
+    ``MONGODB_DATABASE`` = this test's database (the ``db`` fixture's), migrations applied on
+    start. Returns the database name."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", db_name)
+    monkeypatch.setenv("UPTIME_AUTO_MIGRATE", "true")
+    return db_name
 
 
 @pytest.fixture(scope="session")

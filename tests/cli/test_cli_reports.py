@@ -9,15 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.platform.settings import get_settings
 
 
-@pytest.fixture(autouse=True)
-def _fresh_settings():
-    """The CLI reads settings once per process (cached): re-read them for every test."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+# The CLI reads settings once per process (cached): re-read them for every test.
+pytestmark = pytest.mark.usefixtures("fresh_settings")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from uptime.cli import app
-from uptime.platform.settings import get_settings
 
 EXCEL = "edge_cases/bq-results-20230125-202210-1674678181880.excel_mangled.csv"
 # The 12 rows of the Excel-mangled file whose ids have <= 16 digits, so Excel kept them exact.
@@ -33,20 +31,14 @@ EXCEL_VALID = {
 
 
 @pytest.fixture
-def cli_db(mongo_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """Environment pointing the CLI at a fresh database; yields a sync handle on it."""
-    name = f"test_cli_{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("MONGODB_URI", mongo_uri)
-    monkeypatch.setenv("MONGODB_DATABASE", name)
-    monkeypatch.setenv("UPTIME_AUTO_MIGRATE", "true")
-    get_settings.cache_clear()
+def cli_db(mongo_uri: str, cli_env: str) -> Iterator:
+    """Environment pointing the CLI at a fresh database (``cli_env``); yields a sync handle on it."""
     client = MongoClient(mongo_uri)
     try:
-        yield client[name]
+        yield client[cli_env]
     finally:
-        client.drop_database(name)
+        client.drop_database(cli_env)
         client.close()
-        get_settings.cache_clear()
 
 
 def test_excel_mangled_file_rejects_with_line_numbers_exit_1(

@@ -15,8 +15,10 @@ from uptime.web import app as api
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = api.create_app(settings)
+async def running_app(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on ``create_app(settings)`` (with ``overrides`` applied to a copy of the
+    settings), its lifespan running (database, report service, runs follower) while in use."""
+    app = api.create_app(settings.model_copy(update=overrides) if overrides else settings)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -1,8 +1,7 @@
 """kill -9 of the primary during a stream of ``POST /polls`` with the runs follower running
 (issue 10, item 3), on the three-member replica set, measured.
 
-Needs ``POST /polls`` (``uptime.web.routes.polls``) and the runs follower (``uptime.timeline``);
-skipped where they are not in the tree yet.
+Uses ``POST /polls`` (``uptime.web.routes.polls``) and the runs follower (``uptime.timeline``).
 """
 
 from __future__ import annotations
@@ -15,9 +14,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from uptime import timeline
+from uptime.platform.db import make_client
+from uptime.platform.settings import Settings
+from uptime.web import app as api
+
 pytestmark = pytest.mark.replset
-timeline = pytest.importorskip("uptime.timeline")
-pytest.importorskip("uptime.web.routes.polls")
 
 T_START = datetime(2024, 5, 6, tzinfo=UTC)
 STORES = 40
@@ -55,10 +57,6 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
     resuming from its stored token on the new primary without a full rebuild, and the runs it
     built incrementally equal a full rebuild (no gap, no duplicate effect). A failed request
     (503 while there is no primary) is retried by the poller, as a real poller would."""
-    from uptime.platform.db import make_client
-    from uptime.platform.settings import Settings
-    from uptime.web import app as api
-
     name = "live_failover"
     settings = Settings(mongodb_uri=rs.uri, mongodb_database=name, data_dir=tmp_path / "d",
                         db_timeout_s=3)

@@ -5,29 +5,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import orjson
-from asgi_lifespan import LifespanManager
 
+from support.app import running_app
 from uptime.ingest.importer import import_file
-from uptime.platform.settings import Settings
-from uptime.web import app as api
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
 
-@asynccontextmanager
-async def app_client(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
-    app = api.create_app(settings.model_copy(update=overrides))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+app_client = running_app  # the in-process app (tests/support/app.py), settings overrides as kwargs
 
 
 def poll(sid, ts="2024-05-06T12:00:00Z", status="active") -> dict:
