@@ -26,12 +26,13 @@ PUBLIC_DATA = Path(
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``) every worker is its own
     process with its own session fixtures (its own mongod, temp dirs); the tests of the
     three-member replica set share one ``xdist_group`` so the set starts on one worker only."""
     for item in items:
-        if "replset" in getattr(item, "fixturenames", ()):
+        if "replset" in getattr(item, "fixturenames", ()) or item.get_closest_marker("replset"):
             item.add_marker(pytest.mark.xdist_group("replset"))
 
 
