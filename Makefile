@@ -25,8 +25,10 @@ mongosh: $(MONGOSH)
 demo: install
 	$(PY) -m uptime.tools.demo
 
+# Two workers (pytest-xdist; this machine has 2 cores), each with its own mongod; the replica-set
+# tests stay together on one worker (xdist_group). The 15 slowest tests are listed at the end.
 test: install mongosh
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 bench: install
 	$(VENV)/bin/uptime-monitor bench

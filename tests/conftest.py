@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 
 from uptime.platform.db import make_client
 from uptime.platform.embedded import EmbeddedMongo
-from uptime.platform.settings import Settings
+from uptime.platform.settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The public Loop files: UPTIME_PUBLIC_DATA, else ../shared/data/public beside the checkout
@@ -30,6 +30,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_DATA = Path(
     os.environ.get("UPTIME_PUBLIC_DATA") or REPO_ROOT.parent / "shared" / "data" / "public"
 )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns xdist_group marks into groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``) every worker is its own
+    process with its own session fixtures (its own mongod, temp dirs); the tests of the
+    three-member replica set share one ``xdist_group`` so the set starts on one worker only."""
+    for item in items:
+        if "replset" in getattr(item, "fixturenames", ()) or item.get_closest_marker("replset"):
+            item.add_marker(pytest.mark.xdist_group("replset"))
 
 
 @pytest.fixture(scope="session")
@@ -162,6 +172,26 @@ def settings(mongo_uri: str, db_name: str, tmp_path: Path) -> Settings:
     return Settings(mongodb_uri=mongo_uri, mongodb_database=db_name, data_dir=tmp_path / "data")
 
 
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """The CLI reads its settings once per process (``get_settings`` is cached): re-read them
+    before and after the test, so the environment the test sets is the one the command sees."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_env(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch, fresh_settings) -> str:
+    """The CLI's environment for this test: ``MONGODB_URI`` = the session server,
+    ``MONGODB_DATABASE`` = this test's database (the ``db`` fixture's), migrations applied on
+    start. Returns the database name."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", db_name)
+    monkeypatch.setenv("UPTIME_AUTO_MIGRATE", "true")
+    return db_name
+
+
 @pytest.fixture(scope="session")
 def public_data() -> Path:
     """The public Loop data folder; tests needing it are skipped when it is absent."""
@@ -199,12 +229,12 @@ def mongosh() -> str:
 
 @pytest.fixture(scope="session")
 def replset(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A real three-member replica set ``rs0`` (``tests/replset.py``), started once for the
+    """A real three-member replica set ``rs0`` (``tests/support/replset.py``), started once for the
     session and stopped at its end (also on failure; an ``atexit`` hook kills leftovers).
 
     Tests using it are marked ``replset``; each gets the set healthy again (one primary, the
     others secondaries) through the ``rs`` fixture."""
-    from replset import ReplicaSet
+    from support.replset import ReplicaSet
 
     rs = ReplicaSet(tmp_path_factory.mktemp("replset"))
     try:

@@ -208,7 +208,7 @@ async def find_incidents(
     if as_of is None or limit == 0:
         return []
     if prepare:
-        from uptime.report.schedules import ensure_schedules
+        from uptime.ingest.schedules import ensure_schedules
 
         await ensure_schedules(db)
     if source is None:

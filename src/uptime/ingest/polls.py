@@ -24,6 +24,7 @@ from pymongo import WriteConcern
 from uptime.ingest.store import insert_unique
 from uptime.ingest.validate import PollValidator, RowError
 from uptime.platform import metrics
+from uptime.platform.constants import STATUS_COLLECTION
 
 MEDIA_JSON = "application/json"
 MEDIA_NDJSON = "application/x-ndjson"
@@ -34,7 +35,7 @@ MEDIA_TYPES = {
     "application/ndjson": "ndjson",
     "application/jsonl": "ndjson",
 }
-COLLECTION = "store_status"
+COLLECTION = STATUS_COLLECTION
 
 
 class _DuplicateHint:

@@ -32,6 +32,8 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.errors import CollectionInvalid
 
+from uptime.platform.probes import is_replica_set
+
 #: Age after which a staging collection left by a dead import is dropped.
 STALE_STAGING = timedelta(hours=1)
 
@@ -79,8 +81,7 @@ async def replace_rows(db: Any, target: Any, staging: Any, summary: Any) -> None
 
 
 async def _supports_transactions(db: Any) -> bool:
-    hello = await db.client.admin.command("hello")
-    return "setName" in hello or hello.get("msg") == "isdbgrid"
+    return await is_replica_set(db)
 
 
 async def _staged_stores(staging: Any) -> list[str]:

@@ -25,6 +25,8 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Any
 
+from uptime.platform.constants import CONTROL_CHARS
+
 
 class RowError(ValueError):
     """One row or item is invalid; the message is the reason given to the user."""
@@ -38,7 +40,7 @@ _FLOAT_ID = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)[eE][+-]?\d+|[+-]?(?:\d+\.\d
 #: DEL -- the same set the report ignores in ids written by other systems, so the import and
 #: the report agree on what a valid id is. (U+0085 and U+2028/U+2029, line ends for some
 #: readers, are accepted; the CSV writer quotes them.)
-ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f]")
+ID_FORBIDDEN = CONTROL_CHARS
 
 _CONTROL_NAMES = {
     "\x00": "NUL byte", "\t": "tab", "\n": "line feed", "\r": "carriage return", "\x7f": "DELETE"

@@ -10,8 +10,8 @@
 * :mod:`uptime.notify.maintenance` — maintenance windows (one-off UTC, or weekly in each
   store's local time) and :func:`~uptime.notify.maintenance.in_maintenance`, which the
   incident detector calls (``pipelines/maintenance.v1.json``).
-* :mod:`uptime.notify.cli` — ``uptime-monitor channels add|list|test|remove|mute|unmute|
-  deliveries`` and ``uptime-monitor maintenance add|list|remove``; :mod:`uptime.notify.api`
+* :mod:`uptime.cli.notify` — ``uptime-monitor channels add|list|test|remove|mute|unmute|
+  deliveries`` and ``uptime-monitor maintenance add|list|remove``; :mod:`uptime.web.routes.notify`
   — ``/channels``, ``/notifications`` and ``/maintenance``.
 
 This package imports ``uptime.platform`` only.

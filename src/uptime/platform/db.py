@@ -34,6 +34,7 @@ from pymongo import AsyncMongoClient
 from pymongo.uri_parser import parse_uri
 
 from uptime.platform.embedded import EmbeddedMongo
+from uptime.platform.migrations import ensure_current
 from uptime.platform.settings import Settings
 
 APP_NAME = "uptime-monitor"
@@ -112,7 +113,5 @@ async def open_database(
     ) as client:
         db = client[settings.mongodb_database]
         if migrate:
-            from uptime.platform.migrations import ensure_current
-
             await ensure_current(db, apply=settings.auto_migrate)
         yield db

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service, defined in one place (issue 10, item 7).
 
-Served by ``GET /metrics`` (``uptime.web.ops``) in the Prometheus text format through the
+Served by ``GET /metrics`` (``uptime.web.routes.ops``) in the Prometheus text format through the
 ``prometheus-client`` library's default registry (which also carries the process metrics:
 CPU seconds, RSS, open fds). Any module records into these objects; the helpers below are the
 hooks the ingest (``POST /polls``, ``uptime-monitor import``) and the runs follower call:
@@ -136,7 +136,7 @@ def watch_follower(follower: object) -> None:
     about every second while idle), so a stalled follower's lag grows; likewise
     ``uptime_timeline_degraded`` (1 in mode ``fallback``) and
     ``uptime_timeline_last_rebuild_age_seconds``. ``/metrics`` and
-    ``/healthz`` (``uptime.web.ops``) call it with the follower this process runs."""
+    ``/healthz`` (``uptime.web.routes.ops``) call it with the follower this process runs."""
     from datetime import UTC, datetime
 
     def lag() -> float:

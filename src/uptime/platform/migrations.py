@@ -36,14 +36,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from bson import json_util
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from uptime.platform.probes import is_replica_set
 from uptime.platform.resources import migrations_dir
+from uptime.platform.tasks import is_transient
 
 CHANGELOG = "migrations_changelog"
 LOCK_COLLECTION = "migrations_lock"
@@ -250,8 +251,7 @@ async def _changelog(db: Any) -> dict[str, dict]:
 async def _commit_quorum(db: Any) -> dict[str, str]:
     """``{"commitQuorum": "majority"}`` on a replica set, ``{}`` on a standalone (which
     refuses the option)."""
-    hello = await db.client.admin.command("hello")
-    return {"commitQuorum": "majority"} if "setName" in hello else {}
+    return {"commitQuorum": "majority"} if await is_replica_set(db) else {}
 
 
 #: How long a migration command is retried through a failover (seconds).
@@ -264,8 +264,6 @@ async def _command(db: Any, command: dict) -> None:
     are not retried by the driver, and a repeated ``createIndexes``/``dropIndexes`` of the same
     spec is harmless (an existing identical index is a no-op; a missing one on drop counts as
     done)."""
-    from uptime.platform.tasks import is_transient
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FAILOVER_RETRY_S
     while True:
@@ -411,79 +409,3 @@ async def ensure_current(db: Any, *, apply: bool) -> list[str]:
     if not apply:
         raise MigrationsPendingError(pending)
     return await migrate_up(db)
-
-
-# --------------------------------------------------------------------------- CLI
-
-migrate_app = typer.Typer(
-    help="Apply, revert or list the index migrations (migrations/*.json).", no_args_is_help=True
-)
-
-_DirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--dir",
-        help="Folder of migration files (default: the shipped migrations/).",
-        exists=True,
-        file_okay=False,
-    ),
-]
-
-
-def _run(work: Any) -> Any:
-    from uptime.platform.db import open_database
-    from uptime.platform.embedded import EmbeddedServerError
-    from uptime.platform.settings import get_settings
-
-    async def main() -> Any:
-        async with open_database(get_settings(), migrate=False) as db:
-            return await work(db)
-
-    try:
-        return asyncio.run(main())
-    except (MigrationError, EmbeddedServerError) as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-@migrate_app.command("up")
-def up_command(directory: _DirOption = None) -> None:
-    """Apply all pending migrations in name order."""
-    applied = _run(lambda db: migrate_up(db, directory=directory))
-    for name in applied:
-        typer.echo(f"applied {name}")
-    if not applied:
-        typer.echo("nothing to apply: the database is current")
-
-
-@migrate_app.command("down")
-def down_command(
-    all_: Annotated[bool, typer.Option("--all", help="Revert every applied migration.")] = False,
-    directory: _DirOption = None,
-) -> None:
-    """Revert the last applied migration (or all with --all)."""
-    reverted = _run(lambda db: migrate_down(db, all=all_, directory=directory))
-    for name in reverted:
-        typer.echo(f"reverted {name}")
-    if not reverted:
-        typer.echo("nothing to revert: no migration is applied")
-
-
-@migrate_app.command("status")
-def status_command(directory: _DirOption = None) -> None:
-    """List migrations: applied (with time), pending, changed (file edited after it was
-    applied) or missing (applied, file gone). Exit 1 if any is pending, changed or missing."""
-    rows = _run(lambda db: migration_status(db, directory))
-    for row in rows:
-        when = row.applied_at.strftime("%Y-%m-%dT%H:%M:%SZ") if row.applied_at else "-"
-        label = {
-            "applied": "applied",
-            "pending": "PENDING",
-            "changed": "CHANGED (checksum differs from the applied file)",
-            "missing": "MISSING (applied, file not found)",
-        }[row.state]
-        typer.echo(f"{row.file_name}  {when:20}  {label}")
-    if not rows:
-        typer.echo("no migrations")
-    if any(r.state != "applied" for r in rows):
-        raise typer.Exit(1)

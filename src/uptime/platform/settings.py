@@ -59,6 +59,10 @@ class Settings(BaseSettings):
             deliverer killed mid-delivery); must exceed ``notify_timeout_s``.
         notify_allow_private: ``UPTIME_NOTIFY_ALLOW_PRIVATE`` (false): allow channel URLs whose
             host is a loopback, private, link-local or otherwise non-global address.
+        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime serve`` runs the runs
+            follower that keeps ``status_runs`` current.
+        runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
+            full rebuilds of the timeline on a standalone server (no change streams there).
     """
 
     model_config = SettingsConfigDict(
@@ -96,6 +100,8 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(default=10.0, gt=0)
     notify_lease_s: float = Field(default=60.0, gt=0)
     notify_allow_private: bool = False
+    follow_runs: bool = True
+    runs_rebuild_interval: float = Field(default=60.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

@@ -21,7 +21,7 @@ The rest of this module (:func:`prepare_inputs`) brings the timeline up to date,
 long as it takes; only tools use it (the benchmark builds v2's inputs with it):
 
 * ``store_schedules``: built in full if it is empty while hours/timezone rows exist
-  (``uptime.report.schedules.ensure_schedules``); imports keep it current after that.
+  (``uptime.ingest.schedules.ensure_schedules``); imports keep it current after that.
 * ``status_runs`` (owned by ``uptime.timeline``) must hold every poll written before the
   report starts:
 
@@ -44,11 +44,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from uptime.report.schedules import ensure_schedules
+from uptime.ingest.schedules import ensure_schedules
+from uptime.platform.constants import RUNS_COLLECTION
+from uptime.timeline.control import running_follower, timeline_freshness, wait_current
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower, operation_time
 
 log = logging.getLogger(__name__)
 
-RUNS = "status_runs"
+RUNS = RUNS_COLLECTION
 #: a follower whose heartbeat is younger than this is taken to be running elsewhere (s)
 LIVE_HEARTBEAT_S = 30.0
 #: how long a report waits for a running follower (s)
@@ -89,9 +92,6 @@ async def choose_version(db: Any, requested: str | None = None) -> tuple[str, st
     Raises:
         pymongo.errors.PyMongoError: a database error.
     """
-    from uptime.timeline import RunsFollower, running_follower, timeline_freshness
-    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, operation_time
-
     if requested == "v1":
         return "v1", "requested"
     budget = await wait_budget_s(db)
@@ -141,9 +141,6 @@ async def prepare_inputs(db: Any) -> None:
             within ``CATCH_UP_S`` (the report fails rather than give a stale answer).
         pymongo.errors.PyMongoError: a database error.
     """
-    from uptime.timeline import RunsFollower, running_follower, wait_current
-    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
-
     await ensure_schedules(db)
     if running_follower(db) is not None:
         # The follower of this process (`uptime-monitor serve`): never report on a timeline it has not

@@ -32,6 +32,7 @@ from typing import Any
 
 from bson import json_util
 
+from uptime.platform import pipelines
 from uptime.platform.resources import pipelines_dir
 from uptime.report import pipeline
 
@@ -138,7 +139,7 @@ def interval_path():
 
 def load_interval_pipeline() -> list[dict]:
     """The checked-in interval pipeline (Extended JSON)."""
-    return json_util.loads(interval_path().read_text(encoding="utf-8"))
+    return pipelines.load(f"{NAME}.{VERSION}")
 
 
 def render(stages: Sequence[dict]) -> str:

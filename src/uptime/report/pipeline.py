@@ -28,15 +28,20 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bson import json_util
-from pymongo.errors import OperationFailure
 
+from uptime.platform.constants import (  # noqa: F401 - re-exported: the report's names
+    CONTROL_CHARS,
+    DEFAULT_VERSION,
+    FALLBACK_TIMEZONE,
+    PIPELINE_NAME,
+    STATUS_COLLECTION,
+    VALID_STATUSES,
+)
+from uptime.platform import pipelines
+from uptime.platform.probes import zone_known
 from uptime.platform.resources import pipelines_dir
+from uptime.report.inputs_v2 import prepare_inputs
 
-PIPELINE_NAME = "store_uptime"
-#: The version the service and the CLI run unless asked otherwise (issue 8, item 4: v2 once its
-#: CSV is byte-identical to v1's; v1 stays selectable).
-DEFAULT_VERSION = "v2"
 #: Installed versions -> the collection each one aggregates on.
 SOURCES: dict[str, str] = {"v1": "store_status", "v2": "status_runs"}
 REPORT_COLUMNS: tuple[str, ...] = (
@@ -48,8 +53,6 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "downtime_last_day",
     "downtime_last_week",
 )
-VALID_STATUSES = ("active", "inactive")
-FALLBACK_TIMEZONE = "America/Chicago"
 
 #: Allowance for clock skew between the pollers and the MongoDB server: a poll later than the
 #: server's time plus this is a *future poll* (issue 9 item 2), never the default as_of.
@@ -57,13 +60,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 #: Polls before this instant are out of range (ignored, counted): year 1 is the first Python
 #: can represent. Dates from year 10000 on are out of range too; they are always after T.
 EARLIEST_POLL = datetime(1, 1, 1, tzinfo=timezone.utc)
-#: Store ids containing one of these (C0 controls and DEL: NUL, tab, LF, CR, ...) are
-#: ignored and counted (issue 9 item 8); the pipeline and the check file use the same class.
-_CONTROL_RE = re.compile("[\\x00-\\x1f\\x7f]")
+_CONTROL_RE = CONTROL_CHARS
 
 _VERSION_RE = re.compile(r"^v[0-9]+$")
-_PROBE_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_UNKNOWN_ZONE_CODES = {40485, 40517}  # "unrecognized time zone identifier", bad tz type
 _LOOKUP_CHUNK = 20_000  # store ids per $documents batch (keeps commands far below 16 MB)
 
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase (kept loose for annotations)
@@ -127,11 +126,8 @@ def load_pipeline(version: str = DEFAULT_VERSION) -> list[dict]:
         ValueError: bad version string, or the file is not a JSON array of stage documents.
         FileNotFoundError: no such version.
     """
-    path = pipeline_path(version)
-    stages = json_util.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
-        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
-    return stages
+    pipeline_path(version)  # the version's form and presence, with the report's messages
+    return pipelines.load(f"{PIPELINE_NAME}.{version}")
 
 
 def to_utc(moment: datetime) -> datetime:
@@ -248,36 +244,6 @@ def _chunks(items: Sequence[str], size: int):
         yield items[i : i + size]
 
 
-async def zone_known(db: AsyncDb, name: str) -> bool:
-    """True if the MongoDB server accepts ``name`` as a time zone (it raises on an unknown one).
-
-    The one probe both the report (``known_timezones``) and the import use, so they agree.
-
-    Raises:
-        pymongo.errors.OperationFailure: any other server error.
-    """
-    try:
-        await (
-            await db.aggregate(
-                [
-                    {"$documents": [{}]},
-                    {
-                        "$project": {
-                            "p": {"$dateToParts": {"date": _PROBE_DATE, "timezone": "$$tz"}}
-                        }
-                    },
-                ],
-                let={"tz": name},
-                comment=f"{pipeline_tag()}:timezones",
-            )
-        ).to_list()
-    except OperationFailure as exc:
-        if exc.code in _UNKNOWN_ZONE_CODES or "time zone" in str(exc):
-            return False
-        raise
-    return True
-
-
 async def known_timezones(db: AsyncDb) -> list[str]:
     """Return the distinct ``store_timezones.timezone_str`` values that MongoDB accepts, sorted.
 
@@ -346,8 +312,6 @@ async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
     """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
     the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
     if SOURCES[check_version(version)] != "store_status":
-        from uptime.report.inputs_v2 import prepare_inputs
-
         await prepare_inputs(db)
 
 

@@ -42,11 +42,12 @@ from bson import json_util
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pydantic import BaseModel
 
+from uptime.platform.constants import HOURS_COLLECTION, STATUS_COLLECTION, TIMEZONES_COLLECTION
 from uptime.platform.resources import pipelines_dir
 from uptime.report import pipeline
 
 #: Collections checked, in the order they are reported.
-COLLECTIONS = ("store_status", "store_hours", "store_timezones")
+COLLECTIONS = (STATUS_COLLECTION, HOURS_COLLECTION, TIMEZONES_COLLECTION)
 _CODEC = CodecOptions(tz_aware=True, datetime_conversion=DatetimeConversion.DATETIME_AUTO)
 #: Check files may hold Dates Python cannot (year 10000): they stay ``bson.DatetimeMS``.
 _JSON = json_util.JSONOptions(tz_aware=True, datetime_conversion=DatetimeConversion.DATETIME_AUTO)

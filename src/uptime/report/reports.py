@@ -75,6 +75,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
 from uptime.report import csvout, pipeline, quality, rows as stored_rows
+from uptime.report.inputs_v2 import count_report_stores_v2
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,6 @@ async def count_stores(db: AsyncDatabase, as_of: datetime, version: str) -> int:
     """The number of rows the report will have (for progress), counted the version's way."""
     if version == "v1":
         return await pipeline.count_report_stores(db, as_of)
-    from uptime.report.inputs_v2 import count_report_stores_v2
-
     return await count_report_stores_v2(db, as_of)
 
 

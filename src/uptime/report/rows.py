@@ -22,10 +22,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bson import json_util
 from pymongo.errors import BulkWriteError
 
-from uptime.platform.resources import pipelines_dir
+from uptime.platform import pipelines
 from uptime.report.pipeline import REPORT_COLUMNS
 
 COLLECTION = "report_rows"
@@ -91,7 +90,7 @@ async def summary(db: Any, report_id: str, worst: int = 20) -> dict[str, Any] | 
     """
     if not 1 <= worst <= MAX_WORST:
         raise ValueError(f"worst must be 1..{MAX_WORST}, got {worst}")
-    stages = json_util.loads((pipelines_dir() / "report_summary.v1.json").read_text("utf-8"))
+    stages = pipelines.load("report_summary.v1")
     cursor = await db[COLLECTION].aggregate(
         stages, let={"report_id": report_id, "worst": worst}, comment=SUMMARY_TAG
     )

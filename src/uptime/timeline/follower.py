@@ -58,6 +58,7 @@ from typing import Any
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
+from uptime.platform.probes import is_replica_set
 from uptime.timeline.runs import apply_polls, rebuild_runs
 
 log = logging.getLogger(__name__)
@@ -203,12 +204,6 @@ async def operation_time(db: Any) -> Timestamp | None:
     standalone server (no cluster time)."""
     res = await db.command("ping")
     return res.get("operationTime")
-
-
-async def is_replica_set(db: Any) -> bool:
-    """True if the server supports change streams (a replica-set member or mongos)."""
-    hello = await db.client.admin.command("hello")
-    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
 
 class RunsFollower:

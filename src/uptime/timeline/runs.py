@@ -40,19 +40,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bson import Int64, ObjectId, json_util
+from bson import Int64, ObjectId
 from pymongo import DeleteMany, ReplaceOne, UpdateOne
 from pymongo.errors import OperationFailure
 
-from uptime.platform.resources import pipelines_dir
+from uptime.platform import constants
+from uptime.platform import pipelines
 
-RUNS_COLLECTION = "status_runs"
+RUNS_COLLECTION = constants.RUNS_COLLECTION
 PIPELINE_TAG = "status_runs@v1"
 MAIN_FILE = "status_runs.v1.json"
 WINDOWS_FILE = "status_runs_windows.v1.json"
@@ -76,26 +76,21 @@ VALID_STATUS = {"active": False, "inactive": True}
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
 
 
-@functools.lru_cache(maxsize=4)
 def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
-    """Load ``pipelines/<file_name>`` (Extended JSON) as a list of stage documents (parsed
-    once per process; do not modify the returned list).
+    """The stages of ``pipelines/<file_name>`` (``uptime.platform.pipelines.load``: cached,
+    shape checked, a fresh copy).
 
     Raises:
         FileNotFoundError: the file is not installed.
         ValueError: the file is not a JSON array of single-key stage documents.
     """
-    path = pipelines_dir() / file_name
-    stages = json_util.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
-        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
-    return stages
+    return pipelines.load(file_name.removesuffix(".json"))
 
 
 #: the poll index (migration 20261129150000) the full rebuild reads alone
 POLL_INDEX = "store_id_1_timestamp_utc_1_status_1"
 #: store ids the runs ignore (rule 1: control characters), as in the pipeline's stage 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = constants.CONTROL_CHARS
 #: the fields of a poll the runs need: exactly the keys of the poll index
 _POLL_FIELDS = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
 

@@ -35,7 +35,7 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
     "min_minutes", "incidents", "inactive_runs", "incidents_s", "floor_s", "ratio",
     "polls_s"}`` (seconds: minimum over ``repeats``; ``polls_s`` None unless ``polls``)."""
     from uptime.platform.settings import get_settings
-    from uptime.report.schedules import ensure_schedules
+    from uptime.ingest.schedules import ensure_schedules
 
     minutes = get_settings().incident_min_minutes if min_minutes is None else min_minutes
     as_of = await resolve_as_of(db, as_of)

@@ -47,7 +47,7 @@ async def build_inputs(db: Any) -> dict[str, Any]:
     one full ``rebuild_runs`` + a stored resume token, so later reports resume); return the
     times (s)."""
     from uptime.report.inputs_v2 import prepare_inputs
-    from uptime.report.schedules import rebuild_schedules
+    from uptime.ingest.schedules import rebuild_schedules
 
     started = time.perf_counter()
     await rebuild_schedules(db)

@@ -18,8 +18,8 @@ and cuts them as of ``as_of`` (``_as_of_cut``) — when the collection is curren
 follower has applied every write acknowledged before the request
 (``uptime.timeline.wait_current``, up to ``CURRENT_WAIT_S``). Otherwise (no follower running,
 one still rebuilding or lagging, a standalone server) and for a store without any run, the
-runs are derived on the fly from the store's polls (``RUNS_PIPELINE``, a ``$setWindowFields``
-aggregation over that store's polls), which is always exact.
+runs are derived on the fly from the store's polls (``RUNS_PIPELINE_NAME``, a ``$setWindowFields``
+aggregation over that store's polls: ``pipelines/store_runs.v1.json``), which is always exact.
 
 As of T (the report's view): only polls at or before T count, and the last run holds up to T.
 """
@@ -29,89 +29,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from uptime.platform import pipelines
+from uptime.timeline.control import wait_current
 from uptime.report.pipeline import VALID_STATUSES, to_utc
 
-#: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``).
-RUNS_PIPELINE: list[dict[str, Any]] = [
-    {"$match": {"$expr": {"$eq": ["$store_id", "$$store_id"]}}},
-    {
-        "$match": {
-            "store_id": {"$type": "string"},
-            "timestamp_utc": {"$type": "date"},
-            "status": {"$in": list(VALID_STATUSES)},
-        }
-    },
-    {"$match": {"$expr": {"$lte": ["$timestamp_utc", "$$as_of"]}}},
-    # one document per distinct instant; inactive wins (rule 1)
-    {"$group": {"_id": "$timestamp_utc", "i": {"$max": {"$eq": ["$status", "inactive"]}}}},
-    {
-        "$setWindowFields": {
-            "sortBy": {"_id": 1},
-            "output": {
-                "prev_i": {"$shift": {"output": "$i", "by": -1}},
-                "prev_t": {"$shift": {"output": "$_id", "by": -1}},
-            },
-        }
-    },
-    {"$set": {"starts": {"$ne": ["$i", "$prev_i"]}}},
-    {
-        "$setWindowFields": {
-            "sortBy": {"_id": 1},
-            "output": {
-                "run": {
-                    "$sum": {"$cond": ["$starts", 1, 0]},
-                    "window": {"documents": ["unbounded", "current"]},
-                }
-            },
-        }
-    },
-    {
-        "$group": {
-            "_id": "$run",
-            "inactive": {"$first": "$i"},
-            "first_poll": {"$min": "$_id"},
-            "last_poll": {"$max": "$_id"},
-            "polls": {"$sum": 1},
-            "prev_last": {"$max": {"$cond": ["$starts", "$prev_t", None]}},
-        }
-    },
-    {
-        "$setWindowFields": {
-            "sortBy": {"first_poll": 1},
-            "output": {"next_first": {"$shift": {"output": "$first_poll", "by": 1}}},
-        }
-    },
-    {
-        "$project": {
-            "_id": {
-                "$concat": [
-                    "$$store_id", "|",
-                    {"$dateToString": {"date": "$first_poll", "format": "%Y-%m-%dT%H:%M:%S.%LZ"}},
-                ]
-            },
-            "store_id": "$$store_id",
-            "status": {"$cond": ["$inactive", "inactive", "active"]},
-            "first_poll": 1,
-            "last_poll": 1,
-            "polls": 1,
-            "start2": {
-                "$cond": [
-                    {"$eq": ["$prev_last", None]},
-                    None,
-                    {"$add": [{"$toLong": "$prev_last"}, {"$toLong": "$first_poll"}]},
-                ]
-            },
-            "end2": {
-                "$cond": [
-                    {"$eq": [{"$ifNull": ["$next_first", None]}, None]},
-                    None,
-                    {"$add": [{"$toLong": "$last_poll"}, {"$toLong": "$next_first"}]},
-                ]
-            },
-        }
-    },
-    {"$sort": {"first_poll": 1}},
-]
+#: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``):
+#: ``pipelines/store_runs.v1.json``.
+RUNS_PIPELINE_NAME = "store_runs.v1"
 
 
 def _as_of_cut(runs: list[dict[str, Any]], as_of: datetime) -> list[dict[str, Any]]:
@@ -168,15 +92,14 @@ async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, 
     Raises:
         pymongo.errors.PyMongoError: the server failed the query or aggregation.
     """
-    from uptime.timeline import wait_current
-
     as_of = to_utc(as_of)
     if await wait_current(db, CURRENT_WAIT_S):
         stored = await _stored_runs(db, store_id, as_of)
         if stored is not None:
             return stored
     cursor = await db["store_status"].aggregate(
-        RUNS_PIPELINE, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live"
+        pipelines.load(RUNS_PIPELINE_NAME), let={"store_id": store_id, "as_of": as_of},
+        comment="store_runs@live"
     )
     async with cursor:
         runs = await cursor.to_list()

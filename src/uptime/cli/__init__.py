@@ -1,0 +1,72 @@
+"""The ``uptime-monitor`` command line (typer; also ``python -m uptime``). Not ``uptime``: that
+name is the standard procps command on every Linux machine (issue 14).
+
+Every subcommand lives in this package, one module per command group; this module only
+assembles them: ``import`` (uptime.cli.ingest), ``migrate up|down|status`` (uptime.cli.migrate),
+``report``, ``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check),
+``generate`` (uptime.cli.generate), ``bench`` (uptime.tools.bench) and
+``runs rebuild|status|follow`` (uptime.cli.runs), ``incidents`` (uptime.cli.incidents),
+``channels`` and ``maintenance`` (uptime.cli.notify).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import typer
+
+from uptime.cli import check as cli_check
+from uptime.cli import generate
+from uptime.cli.incidents import incidents_command
+from uptime.cli import reports as cli_reports
+from uptime.cli.ingest import import_command
+from uptime.cli.migrate import migrate_app
+from uptime.cli.notify import channels_app, maintenance_app
+from uptime.cli.runs import runs_app
+from uptime.tools import bench
+
+app = typer.Typer(
+    name="uptime-monitor",
+    help="Store uptime and downtime within business hours, computed in MongoDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command("import")(import_command)
+app.add_typer(migrate_app, name="migrate")
+app.command("report")(cli_reports.report_command)
+app.command("reports")(cli_reports.reports_command)
+app.command("check")(cli_check.check_command)
+app.command("serve")(cli_reports.serve_command)
+app.command("generate")(generate.generate_command)
+app.command("bench")(bench.bench_command)
+app.add_typer(runs_app, name="runs")
+app.command("incidents")(incidents_command)  # issue 17
+app.add_typer(channels_app, name="channels")
+app.add_typer(maintenance_app, name="maintenance")
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Help texts come from docstrings wrapped at 100 columns; typer keeps those line breaks,
+    so at 80 columns a sentence broke mid-line. Join the lines of each paragraph (blank
+    lines stay paragraph breaks) and let the terminal wrap them (issue 9, "Also")."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            doc = inspect.cleandoc(info.callback.__doc__)
+            info.help = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
+
+
+def main() -> None:
+    """Run the command line as ``uptime-monitor`` (whatever the entry point's file name)."""
+    app(prog_name="uptime-monitor")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,211 @@
+"""CLI commands of the report service: ``uptime-monitor report``, ``uptime-monitor reports``, ``uptime-monitor serve``.
+
+``uptime-monitor report`` goes through the same stored-report path as ``POST /trigger_report``: it
+creates a report document, generates it into GridFS (``uptime.report.reports.ReportService``) and
+then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
+summary go to stderr, so ``--output -`` pipes clean CSV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from uptime.cli.common import _fail, _run_db, err, parse_as_of  # noqa: F401 - re-exported
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
+from uptime.report import reports
+from uptime.report.pipeline import check_version, pipeline_tag
+from uptime.cli.check import format_ignored
+from uptime.web.app import create_app
+
+def _check_output(output: str | None) -> None:
+    """Fail (exit 2) before any work if the CSV could not be written where asked.
+
+    Raises:
+        typer.Exit: ``output`` is a directory, its folder does not exist, or either is not
+            writable (``None`` = ``report-<id>.csv`` in the current directory).
+    """
+    if output == "-":
+        return
+    if output is None:  # report-<id>.csv in the current directory
+        if not os.access(Path.cwd(), os.W_OK):
+            raise _fail(f"the current directory {Path.cwd()} is not writable; give --output")
+        return
+    path = Path(output)
+    folder = path.parent
+    if path.is_dir():
+        raise _fail(f"--output {output} is a directory; give a file path in it instead")
+    if not folder.is_dir():
+        raise _fail(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _fail(f"--output {path}: not writable")
+
+
+async def _run_report(
+    as_of: datetime | None, output: str | None, version: str | None = None
+) -> dict[str, Any]:
+
+    settings = get_settings()
+    async with open_database(settings) as db:
+        service = reports.ReportService(db, settings)
+        await service.start(recover=False)
+        try:
+            report_id = await service.trigger(as_of, version)
+            with Progress(
+                TextColumn("report {task.fields[rid]}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,
+            ) as bar:
+                task = bar.add_task("report", total=1.0, rid=report_id[:8])
+                waiter = asyncio.create_task(service.wait(report_id))
+                while not waiter.done():
+                    doc = await reports.get_report(db, report_id)
+                    if doc is not None:
+                        bar.update(task, completed=doc.get("progress") or 0.0)
+                    await asyncio.wait([waiter], timeout=0.25)
+                doc = waiter.result()
+        finally:
+            await service.stop()
+        if doc["status"] != reports.COMPLETE:
+            hint = ""
+            if doc.get("pipeline") != pipeline_tag("v1"):
+                hint = "; `--pipeline v1` computes the report from the polls alone"
+            raise _fail(f"report {report_id} failed: {doc.get('error')}{hint}", code=1)
+        if output == "-":
+            await reports.write_csv(db, doc["file_id"], sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            doc["output"] = "-"
+        else:
+            path = Path(output) if output else Path(f"report-{report_id}.csv")
+            try:
+                with path.open("wb") as out:
+                    await reports.write_csv(db, doc["file_id"], out)
+            except OSError as exc:
+                raise _fail(
+                    f"cannot write {path}: {exc.strerror}; the report is stored as "
+                    f"{report_id} (GET /get_report?report_id={report_id})"
+                ) from None
+            doc["output"] = str(path)
+        return doc
+
+
+def report_command(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The instant the report is for, an ISO 8601 date-time (e.g. "
+            "2024-03-12T15:00:00Z; no offset = UTC; numbers are refused). Default: the "
+            "latest poll not after the server's time + 5 min.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o",
+            help="Where to write the CSV: a path, or - for stdout. Default: "
+            "report-<id>.csv in the current directory.",
+        ),
+    ] = None,
+    pipeline_version: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline",
+            help="Report pipeline version: v1 (reads every poll) or v2 (reads the status "
+            "timeline). Default: v2 when the status timeline is current, else v1 at once "
+            "(a standalone server: always v1). Both give the same CSV; the output names the "
+            "one that ran.",
+        ),
+    ] = None,
+) -> None:
+    """Generate a report (stored in MongoDB like the API's) and write its CSV."""
+
+    parsed = parse_as_of(as_of)
+    try:
+        version = None if pipeline_version is None else check_version(pipeline_version)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pipeline") from None
+    _check_output(output)
+    doc = _run_db(_run_report(parsed, output, version))
+    err.print(
+        f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
+        f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"
+        + ("" if doc["output"] == "-" else f" -> {doc['output']}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    err.print(
+        f"pipeline: {doc['pipeline']} — {doc.get('pipeline_reason') or 'requested'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
+              soft_wrap=True)
+
+
+async def _list(limit: int) -> list[dict[str, Any]]:
+
+    async with open_database(get_settings(), migrate=False) as db:
+        return await reports.list_reports(db, limit)
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def reports_command(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many reports.")] = 20,
+) -> None:
+    """List recent reports (newest first): id, status, as_of, pipeline, rows, ignored input
+    documents (details: GET /reports or uptime-monitor check)."""
+    docs = _run_db(_list(limit))
+    table = Table(show_header=True, header_style="bold")
+    for column in ("report_id", "status", "progress", "as_of", "pipeline", "created",
+                   "finished", "rows", "ignored"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for doc in docs:
+        table.add_row(
+            doc["_id"],
+            doc.get("status", ""),
+            f"{doc.get('progress') or 0:.0%}",
+            _fmt_time(doc.get("as_of")),
+            doc.get("pipeline", ""),
+            _fmt_time(doc.get("created_at")),
+            _fmt_time(doc.get("finished_at")),
+            "" if doc.get("rows") is None else str(doc["rows"]),
+            "" if doc.get("ignored") is None else str(sum(c["count"] for c in doc["ignored"])),
+            doc.get("error") or "",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)
+    console.print(table)
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs). With MONGODB_URI unset it starts the
+    embedded mongod and stops it on exit."""
+    import uvicorn
+
+
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

@@ -1,0 +1,35 @@
+"""Names and rules shared by several packages, each defined here once.
+
+Collections (MongoDB collection names), the valid poll statuses, the control-character rule
+for store ids (issue 9 item 8: C0 controls and DEL; the pipelines' stage 1 and
+``pipelines/checks/`` state the same class), the fallback time zone (rule 4) and the report
+pipeline's name and default version.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: polls: ``{store_id, timestamp_utc, status}`` (input)
+STATUS_COLLECTION = "store_status"
+#: business hours rows (input)
+HOURS_COLLECTION = "store_hours"
+#: store time zones (input)
+TIMEZONES_COLLECTION = "store_timezones"
+#: the status timeline (derived, ``uptime.timeline``)
+RUNS_COLLECTION = "status_runs"
+#: business-hour intervals per store (derived, ``uptime.ingest.schedules``)
+SCHEDULES_COLLECTION = "store_schedules"
+
+#: a poll's status is one of these (rule 1); any other value is ignored and counted
+VALID_STATUSES = ("active", "inactive")
+#: the zone of a store without a known one (rule 4)
+FALLBACK_TIMEZONE = "America/Chicago"
+#: store ids containing one of these (C0 controls and DEL: NUL, tab, LF, CR, ...) are refused
+#: on input and ignored (counted) by the report
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")
+
+#: the report pipeline's name: ``pipelines/store_uptime.<version>.json``
+PIPELINE_NAME = "store_uptime"
+#: the version the service and the CLI run unless asked otherwise (issue 8, item 4)
+DEFAULT_VERSION = "v2"

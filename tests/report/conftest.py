@@ -1,0 +1,15 @@
+"""Fixtures of the report tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import pipeline as pipeline_support
+
+
+@pytest.fixture(params=["v1", "v2"])
+def report_version(request, monkeypatch) -> str:
+    """The report-version parameter: a test using it runs once per report version (issue 8,
+    item 5: v2 gives v1's rows); ``support.pipeline.report`` and friends run that version."""
+    monkeypatch.setattr(pipeline_support, "VERSION", request.param)
+    return request.param

@@ -1,0 +1,41 @@
+"""The app under test, in process: ``running_app`` runs ``create_app`` through its lifespan
+(asgi-lifespan) and yields an httpx client on it; ``poll_until_done`` waits for a report."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from uptime.platform.settings import Settings
+from uptime.web import app as api
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on ``create_app(settings)`` (with ``overrides`` applied to a copy of the
+    settings), its lifespan running (database, report service, runs follower) while in use."""
+    app = api.create_app(settings.model_copy(update=overrides) if overrides else settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def poll_until_done(http: httpx.AsyncClient, report_id: str, timeout: float = 60) -> httpx.Response:
+    """Poll /get_report until it is not Running; return the final response."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        resp = await http.get("/get_report", params={"report_id": report_id})
+        assert resp.status_code == 200, resp.text
+        if not resp.headers["content-type"].startswith("application/json"):
+            return resp
+        body = resp.json()
+        assert 0.0 <= body["progress"] <= 1.0
+        if body["status"] != "Running":
+            return resp
+        assert asyncio.get_running_loop().time() < deadline, "report still Running"
+        await asyncio.sleep(0.05)
