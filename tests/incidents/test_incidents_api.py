@@ -76,12 +76,11 @@ async def test_get_incidents_filters_and_pages(db, settings):
         assert body["min_minutes"] == 45 and _brief(body) == EXPECTED[1:3]
 
 
-async def test_without_a_follower_the_answer_comes_from_the_polls(db, settings, monkeypatch):
-    """No runs follower (UPTIME_FOLLOW_RUNS=false) and an empty status_runs: GET /incidents
+async def test_without_a_follower_the_answer_comes_from_the_polls(db, settings):
+    """No runs follower (setting follow_runs false) and an empty status_runs: GET /incidents
     does not wait or fail; it derives the runs from store_status (source store_status)."""
-    monkeypatch.setenv("UPTIME_FOLLOW_RUNS", "false")
     await _stores(db)
-    async with running_app(settings.model_copy(update={"incident_min_minutes": 0})) as http:
+    async with running_app(settings, incident_min_minutes=0, follow_runs=False) as http:
         body = (await asyncio.wait_for(http.get("/incidents", params={"as_of": AS_OF}), 30)).json()
     assert body["source"] == "store_status" and _brief(body) == EXPECTED
     assert await db["status_runs"].count_documents({}) == 0

@@ -23,7 +23,7 @@ from uptime.report.pipeline import known_timezones
 from uptime.ingest.schedules import rebuild_schedules
 from uptime.timeline import rebuild_runs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 

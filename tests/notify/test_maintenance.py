@@ -134,7 +134,7 @@ async def test_mongosh_runs_the_pipeline_as_the_sidecar_says(mdb, mongo_uri, mon
     from pathlib import Path
 
     await mw.add_weekly(mdb, "mon", [0], "09:00", "10:00")
-    path = Path(__file__).resolve().parent.parent / "pipelines" / "maintenance.v1.json"
+    path = Path(__file__).resolve().parents[2] / "pipelines" / "maintenance.v1.json"
     script = (
         f'db = db.getSiblingDB("{mdb.name}");'
         f'const stages = EJSON.parse(fs.readFileSync({json.dumps(str(path))}, "utf8"));'
