@@ -24,8 +24,9 @@ A row (dict) of :func:`find_incidents`:
 Sorted by ``store_id`` (binary order) then ``started_at``.
 
 Where the runs come from (the rule "derived state never makes the main job wait or fail"):
-``status_runs`` when the timeline is current (``uptime.timeline.wait_current(db, 0)``: a
-follower has applied every acknowledged write; no waiting), else — a lagging or rebuilding
+``status_runs`` when the timeline is current (``uptime.timeline.control.timeline_freshness``
+within the report's budget ``uptime.report.inputs_v2.wait_budget_s``: at most 2 s, far below
+what the polls path costs), else — a lagging or rebuilding
 follower, none running, a standalone server — every store's runs are derived on the fly from
 ``store_status`` inside the same pipeline (``source="polls"``: the run-derivation stages of
 ``pipelines/status_runs.v1.json``, spliced in at load time by :func:`load_pipeline`, so that
@@ -42,12 +43,15 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from bson import json_util
-
-from uptime.platform.resources import pipelines_dir
+from uptime.ingest.schedules import ensure_schedules
+from uptime.platform import pipelines
+from uptime.report.csvout import protect
+from uptime.report.inputs_v2 import wait_budget_s
 from uptime.report.pipeline import known_timezones, resolve_as_of, to_utc
+from uptime.timeline.control import timeline_freshness
+from uptime.timeline.runs import load_runs_pipeline
 
-PIPELINE_FILE = "incidents.v1.json"
+PIPELINE_NAME = "incidents.v1"
 PIPELINE_TAG = "incidents@v1"
 #: the stage marker in incidents.v1.json replaced by status_runs.v1.json's derivation stages
 SPLICE_MARKER = "$runsFromPolls"
@@ -65,8 +69,6 @@ def derivation_stages() -> list[dict]:
     and store range of that file do not apply here), then every later stage except the
     recompute-only ``$unionWith`` stages and the final ``$merge``, with ``batch`` dropped
     from the contract ``$project``. Output: runs in the ``status_runs`` contract shape."""
-    from uptime.timeline.runs import load_runs_pipeline
-
     main = copy.deepcopy(load_runs_pipeline())
     first = {k: v for k, v in main[0]["$match"].items() if k != "$expr"}
     out = [{"$match": first}]
@@ -95,11 +97,7 @@ def _splice(stages: list[Any], derive: list[dict]) -> list[Any]:
 
 @functools.lru_cache(maxsize=1)
 def _load() -> list[dict]:
-    path = pipelines_dir() / PIPELINE_FILE
-    stages = json_util.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(stages, list) or not all(isinstance(s, dict) and len(s) == 1 for s in stages):
-        raise ValueError(f"{path}: expected a JSON array of single-key stage documents")
-    return _splice(stages, derivation_stages())
+    return _splice(pipelines.load(PIPELINE_NAME), derivation_stages())
 
 
 def load_pipeline() -> list[dict]:
@@ -145,12 +143,11 @@ def incidents_let(
 
 
 async def timeline_current(db: AsyncDb) -> bool:
-    """True when ``status_runs`` holds every acknowledged poll write right now (a runs
-    follower is current; ``wait_current(db, 0)``, no waiting). False on a standalone server,
-    with no follower running, or while it lags or rebuilds."""
-    from uptime.timeline import wait_current
-
-    return await wait_current(db, 0)
+    """True when ``status_runs`` holds every acknowledged poll write, waiting at most the
+    report's budget (``wait_budget_s``: 0.2-2 s by the size of ``store_status``) for a runs
+    follower to apply them. False at once on a standalone server, with no follower running, or
+    while it rebuilds; False after the budget while it lags."""
+    return (await timeline_freshness(db, await wait_budget_s(db))).current
 
 
 async def choose_source(db: AsyncDb) -> tuple[Source, list[str]]:
@@ -208,7 +205,6 @@ async def find_incidents(
     if as_of is None or limit == 0:
         return []
     if prepare:
-        from uptime.ingest.schedules import ensure_schedules
 
         await ensure_schedules(db)
     if source is None:
@@ -247,7 +243,6 @@ def csv_cells(row: dict[str, Any]) -> list[str]:
     """A row as the CSV's four cells (``CSV_COLUMNS``): the store id protected against
     spreadsheet formulas as in the report (``uptime.report.csvout.protect``), times by
     :func:`iso_ms`, minutes with 2 decimals."""
-    from uptime.report.csvout import protect
 
     return [protect(row["store_id"]), iso_ms(row["started_at"]), iso_ms(row["ended_at"]),
             f"{row['business_downtime_minutes']:.2f}"]

@@ -30,20 +30,17 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bson import json_util
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
-from uptime.platform.resources import pipelines_dir
+from uptime.platform import pipelines
+from uptime.platform.probes import zone_known
 
 WINDOWS = "maintenance_windows"
-PIPELINE = "maintenance.v1.json"
-PROBE = "zone_probe.v1.json"
+PIPELINE = "maintenance.v1"
 TAG = "maintenance@v1"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_STORES = 10_000
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
-#: MongoDB's error codes for an unknown time zone ($dateToParts).
-_UNKNOWN_ZONE_CODES = {40485, 40517}
 _zone_cache: dict[str, bool] = {}
 
 
@@ -56,10 +53,6 @@ class WindowError(ValueError):
         super().__init__(message)
         self.field = field
         self.status = status
-
-
-def _load(name: str) -> list[dict[str, Any]]:
-    return json_util.loads((pipelines_dir() / name).read_text(encoding="utf-8"))
 
 
 def parse_hhmm(text: str, field: str) -> int:
@@ -155,21 +148,13 @@ async def remove_window(db: Any, name: str) -> None:
 
 async def _zone_known(db: Any, zone: str) -> bool:
     if zone not in _zone_cache:
-        try:
-            await (await db.aggregate(_load(PROBE), let={"tz": zone},
-                                      comment="zone_probe@v1")).to_list()
-            _zone_cache[zone] = True
-        except OperationFailure as exc:
-            if exc.code in _UNKNOWN_ZONE_CODES or "time zone" in str(exc).lower():
-                _zone_cache[zone] = False
-            else:
-                raise
+        _zone_cache[zone] = await zone_known(db, zone)
     return _zone_cache[zone]
 
 
 async def known_zones(db: Any, store_ids: list[str]) -> list[str]:
     """The distinct ``store_timezones`` zones of ``store_ids`` that MongoDB accepts (each
-    probed once per process by ``pipelines/zone_probe.v1.json``)."""
+    probed once per process by ``uptime.platform.probes.zone_known``)."""
     names = await db["store_timezones"].distinct(
         "timezone_str", {"store_id": {"$in": store_ids}, "timezone_str": {"$type": "string"}})
     return sorted([n for n in names if await _zone_known(db, n)])
@@ -190,6 +175,6 @@ async def in_maintenance(db: Any, store_ids: list[str], instant: datetime, *,
     at = _utc(instant, "instant")
     zones = await known_zones(db, ids)
     cursor = await db[WINDOWS].aggregate(
-        _load(PIPELINE), let={"store_ids": ids, "at": at, "timezones": zones},
+        pipelines.load(PIPELINE), let={"store_ids": ids, "at": at, "timezones": zones},
         comment=TAG, session=session)
     return {row["_id"] for row in await cursor.to_list(None)}

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from pymongo.errors import OperationFailure
 
+from uptime.platform import pipelines
 from uptime.platform.constants import DEFAULT_VERSION, PIPELINE_NAME
 
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase (kept loose for annotations)
 
-_PROBE_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _UNKNOWN_ZONE_CODES = {40485, 40517}  # "unrecognized time zone identifier", bad tz type
 
 
@@ -25,7 +24,8 @@ async def is_replica_set(db: Any) -> bool:
 async def zone_known(db: AsyncDb, name: str) -> bool:
     """True if the MongoDB server accepts ``name`` as a time zone (it raises on an unknown one).
 
-    The one probe both the report (``known_timezones``) and the import use, so they agree.
+    The one probe the report (``known_timezones``), the import and the maintenance windows use,
+    so they agree (``pipelines/zone_probe.v1.json``).
 
     Raises:
         pymongo.errors.OperationFailure: any other server error.
@@ -33,14 +33,7 @@ async def zone_known(db: AsyncDb, name: str) -> bool:
     try:
         await (
             await db.aggregate(
-                [
-                    {"$documents": [{}]},
-                    {
-                        "$project": {
-                            "p": {"$dateToParts": {"date": _PROBE_DATE, "timezone": "$$tz"}}
-                        }
-                    },
-                ],
+                pipelines.load("zone_probe.v1"),  # $dateToParts of one date in zone $$tz
                 let={"tz": name},
                 comment=f"{PIPELINE_NAME}@{DEFAULT_VERSION}:timezones",
             )
