@@ -41,6 +41,14 @@ class Settings(BaseSettings):
         db_timeout_s: ``UPTIME_DB_TIMEOUT_S``; the service's server-selection timeout
             (seconds): with the database down, endpoints answer 503 after this long.
         health_timeout_s: ``UPTIME_HEALTH_TIMEOUT_S``; ``/healthz``'s own ping timeout.
+        request_timeout_s: ``UPTIME_REQUEST_TIMEOUT_S``; the time limit (seconds) of every
+            database operation an HTTP request starts (dashboard reads, report lists, polls,
+            triggers): PyMongo's ``timeout()``, which also sends ``maxTimeMS`` (issue 15).
+        report_timeout_s: ``UPTIME_REPORT_TIMEOUT_S``; the time limit (seconds) of one
+            report generation attempt, all its database operations together.
+        interval_max_polls: ``UPTIME_INTERVAL_MAX_POLLS``; most polls of one store in the
+            interval of ``/stores/{id}/uptime`` and ``/timeline`` (422 naming the longest
+            interval that fits, past it).
     """
 
     model_config = SettingsConfigDict(
@@ -69,6 +77,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
     db_timeout_s: float = Field(default=3.0, gt=0)
     health_timeout_s: float = Field(default=1.5, gt=0)
+    # issue 15 item 1: a time limit per kind of work (health: health_timeout_s above)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    report_timeout_s: float = Field(default=900.0, gt=0)
+    interval_max_polls: int = Field(default=10_000, ge=100)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

@@ -240,6 +240,9 @@ def serve_command(
     import uvicorn
 
     from uptime.web.api import create_app
+    from uptime.web.bounds import SHUTDOWN_GRACE_S
     from uptime.platform.settings import get_settings
 
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
+    # issue 15: on SIGTERM, requests still running after SHUTDOWN_GRACE_S are cancelled
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)

@@ -38,9 +38,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
+import pymongo
 from pydantic import BaseModel, Field, field_validator
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from uptime.platform import asof, metrics
 from uptime.report import pipeline, queue, reports
@@ -248,29 +249,45 @@ async def trigger_report(
     },
     response_model=ReportStatus,
 )
-async def get_report(db: DbDep, report_id: ReportId) -> Any:
+async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> Any:
     """Running → JSON with progress; Failed → JSON with the error; Complete → the CSV."""
-    doc = await reports.get_report(db, report_id)
-    if doc is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report with id {report_id}")
-    if doc["status"] != reports.COMPLETE:
-        return _status_of(doc)
-    length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
-        {"_id": doc["file_id"]}, {"length": 1}
-    )
+    # Its own limits (uptime.web.bounds): the reads below, then each CSV chunk, get
+    # UPTIME_REQUEST_TIMEOUT_S; the download as a whole may take as long as the client reads.
+    with pymongo.timeout(settings.request_timeout_s):
+        doc = await reports.get_report(db, report_id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                detail=f"no report with id {report_id}")
+        if doc["status"] != reports.COMPLETE:
+            return _status_of(doc)
+        length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
+            {"_id": doc["file_id"]}, {"length": 1}
+        )
     if length is None:
         raise HTTPException(
             status.HTTP_410_GONE,
             detail=f"the CSV of report {report_id} was removed; trigger a new report",
         )
     return StreamingResponse(
-        reports.iter_csv_chunks(db, doc["file_id"]),
+        _each_within(reports.iter_csv_chunks(db, doc["file_id"]), settings.request_timeout_s),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
             "Content-Length": str(length["length"]),
         },
     )
+
+
+async def _each_within(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """``chunks``, each one read under its own database time limit of ``seconds``."""
+    iterator = chunks.__aiter__()
+    while True:
+        with pymongo.timeout(seconds):
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+        yield chunk
 
 
 @router.get(
@@ -309,7 +326,26 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def _over_time_limit(request: Request, exc: Exception) -> JSONResponse | None:
+    """503 naming the limit when ``exc`` is PyMongo's time limit (CSOT) running out, not an
+    outage (issue 15 item 1); None otherwise."""
+    if not getattr(exc, "timeout", False) or isinstance(exc, ServerSelectionTimeoutError):
+        return None
+    limit = request.app.state.settings.request_timeout_s
+    log.warning("%s %s: over the time limit (%g s): %s", request.method, request.url.path,
+                limit, exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": f"the request took longer than its time limit "
+                           f"(UPTIME_REQUEST_TIMEOUT_S = {limit:g} s); ask for less (e.g. a "
+                           f"shorter interval) or try again when the service is less busy"},
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    over = _over_time_limit(request, exc)
+    if over is not None:
+        return over
     log.error("database unavailable: %s", exc)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -317,7 +353,10 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    over = _over_time_limit(request, exc)
+    if over is not None:
+        return over
     log.exception("database error", exc_info=exc)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -364,9 +403,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    from uptime.web.bounds import RequestBoundsMiddleware  # issue 15: time limits, cancel
+    from uptime.web.security import SecurityHeadersMiddleware  # issue 15: CSP, nosniff...
+
+    app.add_middleware(RequestBoundsMiddleware, timeout_s=settings.request_timeout_s)
     app.add_middleware(  # POST /polls takes batches and enforces UPTIME_POLLS_MAX_BYTES itself
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path={"/polls": None}
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
     install_openapi(app, token_configured=settings.api_token is not None)
     app.include_router(router)
     app.include_router(open_router)

@@ -130,11 +130,20 @@ _RUN_FIELDS = {"store_id": 1, "status": 1, "first_poll": 1, "last_poll": 1, "pol
                "start2": 1, "end2": 1}
 
 
-async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]] | None:
-    """The store's runs from ``status_runs`` cut as of ``as_of``; None when the collection has
-    no run of the store at all (then only the polls can tell)."""
+async def _stored_runs(db: Any, store_id: str, as_of: datetime,
+                       since: datetime | None = None) -> list[dict[str, Any]] | None:
+    """The store's runs from ``status_runs`` cut as of ``as_of`` (from the run holding
+    ``since`` on, when given); None when the collection has no run of the store at all (then
+    only the polls can tell)."""
+    first_poll: dict[str, Any] = {"$lte": as_of}
+    if since is not None:  # issue 15: read the interval's runs, not the store's whole history
+        holder = await db["status_runs"].find_one(
+            {"store_id": store_id, "first_poll": {"$lte": min(since, as_of)}},
+            {"first_poll": 1}, sort=[("first_poll", -1)], comment="store_runs@since")
+        if holder is not None:
+            first_poll["$gte"] = holder["first_poll"]
     runs = await db["status_runs"].find(
-        {"store_id": store_id, "first_poll": {"$lte": as_of}}, _RUN_FIELDS,
+        {"store_id": store_id, "first_poll": first_poll}, _RUN_FIELDS,
         sort=[("first_poll", 1)], comment="store_runs@status_runs").to_list()
     if not runs:
         has_any = await db["status_runs"].count_documents({"store_id": store_id}, limit=1)
@@ -157,8 +166,12 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str
     return _as_of_cut(runs, as_of)
 
 
-async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]]:
+async def store_runs(db: Any, store_id: str, as_of: datetime,
+                     since: datetime | None = None) -> list[dict[str, Any]]:
     """All runs of ``store_id`` as of ``as_of`` (UTC), oldest first, in the contract's shape;
+    with ``since`` (UTC) read from ``status_runs``, only the runs from the one holding
+    ``since`` on (every run that can overlap ``[since, as_of]``; issue 15: a store's history
+    can hold 100,000s of runs);
     the last run's ``end2`` is ``2 × as_of`` ms (it holds up to ``as_of``), its ``last_poll``
     and ``polls`` count only polls at or before ``as_of``. ``[]`` when the store has no valid
     poll at or before ``as_of``. Read from ``status_runs`` when the runs follower is current;
@@ -172,7 +185,7 @@ async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, 
 
     as_of = to_utc(as_of)
     if await wait_current(db, CURRENT_WAIT_S):
-        stored = await _stored_runs(db, store_id, as_of)
+        stored = await _stored_runs(db, store_id, as_of, None if since is None else to_utc(since))
         if stored is not None:
             return stored
     cursor = await db["store_status"].aggregate(
