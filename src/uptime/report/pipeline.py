@@ -31,6 +31,7 @@ from typing import Any
 from bson import json_util
 from pymongo.errors import OperationFailure
 
+from uptime.platform import limits
 from uptime.platform.resources import pipelines_dir
 
 PIPELINE_NAME = "store_uptime"
@@ -378,6 +379,7 @@ async def iter_report_rows(
         stages,
         let=report_let(as_of, timezones, store_range),
         comment=pipeline_tag(version),
+        **limits.agg_time(),  # issue 15: within the report attempt's limit on the server too
         allowDiskUse=True,
     )
     async with cursor:  # closed on the server too when the caller stops early

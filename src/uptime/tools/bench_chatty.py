@@ -10,19 +10,21 @@ minutes after the client had gone.
 * ``python -m uptime.tools.bench_chatty`` (a benchmark case, not a test: times are wall-clock
   on whatever else the machine does) builds it in a scratch database ``uptime_chatty_<hex>``
   (dropped at the end) on ``MONGODB_URI`` or the embedded server, serves the app with uvicorn
-  on a free local port, and prints what the 92-day and 7-day ``uptime`` and ``timeline``
-  requests answer (status, bytes, seconds), and how long MongoDB still runs an operation for
-  a client that goes away after 1 s (``currentOp``).
+  on a free local port, and prints what its ``uptime`` and ``timeline`` requests answer
+  (status, bytes, seconds; :func:`bench_chatty`), and how long MongoDB still runs an
+  operation for a client that goes away after 1 s (``currentOp``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import socket
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
 from typing import Any
 
 CHATTY_STORE = "chatty-store"
@@ -61,74 +63,113 @@ def _free_port() -> int:
 
 
 async def _lingering(db: Any, seconds: float) -> float:
-    """Seconds until no operation on ``db``'s collections is running (at most ``seconds``)."""
+    """Seconds until no ``store_interval@v1`` aggregation on ``db`` runs (at most
+    ``seconds``; ``inf`` if one still runs then)."""
     started = time.monotonic()
+    mine = {"$regex": "^store_interval"}
     while time.monotonic() - started < seconds:
-        ops = await db.client.admin.aggregate([
-            {"$currentOp": {"allUsers": True, "idleConnections": False}},
-            {"$match": {"ns": {"$regex": "^" + db.name + r"\."}}},
-        ])
-        if not await ops.to_list():
+        ops = await db.client.admin.command({
+            "currentOp": True, "ns": {"$regex": "^" + db.name + r"\."},
+            "$or": [{"command.comment": mine}, {"cursor.originatingCommand.comment": mine}]})
+        if not ops["inprog"]:
             return time.monotonic() - started
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     return float("inf")
 
 
-async def bench_chatty(db: Any, settings: Any) -> dict[str, Any]:
-    """Serve ``db`` (holding the chatty store) and time its requests; return the figures."""
-    import httpx
+@contextlib.asynccontextmanager
+async def _serving(settings: Any, out: dict[str, Any], key: str) -> AsyncIterator[str]:
+    """Serve the app with uvicorn on a free port; yield its base URL; record the seconds the
+    shutdown took under ``out[key]``."""
     import uvicorn
 
-    from uptime.timeline import rebuild_runs
     from uptime.web.api import create_app
+    from uptime.web.bounds import SHUTDOWN_GRACE_S
 
-    await rebuild_runs(db)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=3))
+                                           log_level="warning",
+                                           timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
-    out: dict[str, Any] = {}
-    base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=300) as http:
-            for days in (92, 7):
-                for kind in ("uptime", "timeline"):
-                    params = {"from": (END - timedelta(days=days)).isoformat(),
-                              "to": END.isoformat()}
-                    t0 = time.monotonic()
-                    r = await http.get(f"/stores/{CHATTY_STORE}/{kind}", params=params)
-                    took = time.monotonic() - t0
-                    body = r.json()
-                    summary = {"status": r.status_code, "bytes": len(r.content),
-                               "seconds": round(took, 3)}
-                    if r.status_code == 200 and kind == "timeline":
-                        summary.update(runs=len(body["runs"]), runs_total=body["runs_total"],
-                                       runs_truncated=body["runs_truncated"],
-                                       polls_total=body["polls_total"])
-                    elif r.status_code == 200:
-                        summary.update(uptime_hours=body["uptime_hours"],
-                                       downtime_hours=body["downtime_hours"])
-                    else:
-                        summary["detail"] = body["detail"]
-                    out[f"{kind}_{days}d"] = summary
-        # a client that goes away after 1 s: how long does MongoDB still work for it?
-        async with httpx.AsyncClient(base_url=base, timeout=1) as http:
-            t0 = time.monotonic()
-            try:
-                await http.get(f"/stores/{CHATTY_STORE}/uptime",
-                               params={"from": (END - timedelta(days=15)).isoformat(),
-                                       "to": END.isoformat()})
-            except httpx.TimeoutException:
-                pass
-        out["gone_client_server_work_s"] = round(
-            time.monotonic() - t0 + await _lingering(db, 120), 2)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         t0 = time.monotonic()
         await serving
-        out["shutdown_s"] = round(time.monotonic() - t0, 2)
+        out[key] = round(time.monotonic() - t0, 2)
+
+
+def _summary(kind: str, r: Any, took: float) -> dict[str, Any]:
+    body = r.json()
+    out: dict[str, Any] = {"status": r.status_code, "bytes": len(r.content),
+                           "seconds": round(took, 3)}
+    if r.status_code == 200 and kind == "timeline":
+        out.update(runs=len(body["runs"]), runs_total=body["runs_total"],
+                   runs_truncated=body["runs_truncated"], polls=len(body["polls"]),
+                   polls_total=body["polls_total"], uptime_hours=body["uptime_hours"],
+                   downtime_hours=body["downtime_hours"])
+    elif r.status_code == 200:
+        out.update(uptime_hours=body["uptime_hours"], downtime_hours=body["downtime_hours"])
+    else:
+        out["detail"] = body["detail"] if isinstance(body["detail"], str) else \
+            body["detail"][0]["msg"]
+    return out
+
+
+async def bench_chatty(db: Any, settings: Any) -> dict[str, Any]:
+    """Serve ``db`` (holding the chatty store) and time its requests; return the figures:
+
+    * with the settings as given: the 92-day ``uptime`` and ``timeline`` (422 past
+      ``UPTIME_INTERVAL_MAX_POLLS``), then the longest interval the 422 names, then one day;
+    * with the poll budget off (the pipeline's own cost, bounded by the time limit only): the
+      92-day ``uptime`` for a patient client (503 at ``UPTIME_REQUEST_TIMEOUT_S``), and for a
+      client gone after 1 s — how long MongoDB still ran the aggregation afterwards.
+    """
+    import httpx
+
+    from uptime.timeline import wait_current
+
+    out: dict[str, Any] = {"request_timeout_s": settings.request_timeout_s,
+                           "interval_max_polls": settings.interval_max_polls}
+    path = f"/stores/{CHATTY_STORE}"
+    days92 = {"from": (END - timedelta(days=92)).isoformat(), "to": END.isoformat()}
+    async with _serving(settings, out, "shutdown_s") as base, \
+            httpx.AsyncClient(base_url=base, timeout=300) as http:
+        t0 = time.monotonic()  # the follower's first start rebuilds status_runs
+        out["follower_current"] = await wait_current(db, 600)
+        out["follower_rebuild_s"] = round(time.monotonic() - t0, 1)
+        suggested = None
+        for label, params in (("92d", days92), ("fits", None),
+                              ("1d", {"from": (END - timedelta(days=1)).isoformat(),
+                                      "to": END.isoformat()})):
+            for kind in ("uptime", "timeline"):
+                if params is None:
+                    params = {"from": suggested, "to": END.isoformat()}
+                t0 = time.monotonic()
+                r = await http.get(f"{path}/{kind}", params=params)
+                out[f"{kind}_{label}"] = _summary(kind, r, time.monotonic() - t0)
+                if r.status_code == 422 and suggested is None:
+                    suggested = r.json()["detail"][0]["msg"].rsplit("from=", 1)[1]
+            if label == "92d":
+                out["fits_from"] = suggested
+    unbudgeted = settings.model_copy(update={"interval_max_polls": 10**9})
+    async with _serving(unbudgeted, out, "shutdown_no_budget_s") as base:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as http:
+            t0 = time.monotonic()
+            r = await http.get(f"{path}/uptime", params=days92)
+            out["uptime_92d_no_budget"] = _summary("uptime", r, time.monotonic() - t0)
+            out["uptime_92d_no_budget"]["server_work_after_answer_s"] = round(
+                await _lingering(db, 120), 2)
+        async with httpx.AsyncClient(base_url=base, timeout=1) as http:
+            t0 = time.monotonic()
+            with contextlib.suppress(httpx.TimeoutException):
+                await http.get(f"{path}/uptime", params=days92)
+            gone = time.monotonic()
+            out["gone_client_server_work_after_s"] = round(await _lingering(db, 120), 2)
+            out["gone_client_left_after_s"] = round(gone - t0, 2)
     return out
 
 

@@ -10,10 +10,13 @@ that goes away cancels that work.
   timeout error, answered 503 (``uptime.web.api``). ``/healthz`` has its own, shorter limit
   inside (the smaller one wins). Paths in ``own_limit`` (``/get_report``, which streams a CSV
   chunk by chunk for as long as the client reads) set their limits themselves.
-* **Cancellation.** For a GET/HEAD request (no body to read) the middleware listens for the
-  client's disconnect while the route runs; when it comes, the route's task is cancelled.
-  PyMongo then closes the connection the operation ran on, and MongoDB kills an operation
-  whose client disconnected — so no aggregation runs on for a reader who has left.
+* **Cancellation.** A GET/HEAD request (no body to read) runs in its own task with its own
+  session bound to every operation it starts (``AsyncClientSession.bind``); the middleware
+  listens for the client's disconnect meanwhile. When it comes, the task is cancelled and
+  ``killSessions`` stops what MongoDB still runs for it (a cancelled PyMongo call only closes
+  its connection, and MongoDB goes on with an aggregation in the middle of a stage: measured
+  on the chatty store, ``uptime.tools.bench_chatty``) — so no aggregation runs on for a
+  reader who has left.
 
 Shutdown: ``uptime serve`` gives requests in flight :data:`SHUTDOWN_GRACE_S` seconds, then
 cancels them (as a disconnect does).
@@ -81,7 +84,18 @@ class RequestBoundsMiddleware:
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        route = asyncio.ensure_future(self.app(scope, app_receive, send))
+        state = getattr(scope.get("app"), "state", None)
+        db = getattr(state, "db", None)  # set by the app's lifespan
+        session = db.client.start_session(causal_consistency=False) if db is not None else None
+
+        async def run_route() -> None:
+            if session is None:
+                await self.app(scope, app_receive, send)
+                return
+            async with session.bind(end_session=False):  # every operation: this session
+                await self.app(scope, app_receive, send)
+
+        route = asyncio.ensure_future(run_route())
 
         async def watch() -> None:
             while True:
@@ -96,9 +110,25 @@ class RequestBoundsMiddleware:
             await route
         except asyncio.CancelledError:
             if not gone.is_set():
+                if session is not None:  # shutdown: stop the request's server work too
+                    await asyncio.shield(_kill(session))
                 raise  # the server is shutting down: not ours to swallow
-            # the client left: nothing to answer, the work is stopped
+            # the client left: nothing to answer; stop what MongoDB still runs for it
+            if session is not None:
+                await _kill(session)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    await session.end_session()
+
+
+async def _kill(session: object) -> None:
+    """``killSessions`` for the request's session: MongoDB stops every operation it runs for
+    it (a cancelled PyMongo call only closes its connection, which does not stop an
+    aggregation in the middle of a stage)."""
+    with contextlib.suppress(Exception):
+        client = session.client  # type: ignore[attr-defined]
+        await client.admin.command({"killSessions": [session.session_id]})  # type: ignore[attr-defined]

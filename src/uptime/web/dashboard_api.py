@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from uptime.ingest.validate import MAX_STORE_ID_LENGTH, too_long_reason
 
 from uptime.platform import asof
+from uptime.platform import limits
 from uptime.report import interval, pipeline, reports
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
@@ -192,7 +193,7 @@ async def _latest_poll(db: Any, store_id: str) -> datetime:
     doc = await db["store_status"].find_one(
         {"store_id": store_id, "timestamp_utc": bounded,
          "status": {"$in": list(pipeline.VALID_STATUSES)}},
-        {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+        {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], **limits.find_time(),
     )
     if doc is None:
         raise HTTPException(404, detail=f"store {store_id[:200]!r} has no valid poll")
@@ -226,11 +227,12 @@ async def _poll_budget(request: Request, store_id: str, start: datetime, end: da
     limit = request.app.state.settings.interval_max_polls
     window = {"store_id": store_id, "timestamp_utc": {"$gte": start, "$lt": end}}
     db = _db(request)
-    if await db["store_status"].count_documents(window, limit=limit + 1) <= limit:
+    if await db["store_status"].count_documents(window, limit=limit + 1,
+                                                **limits.agg_time()) <= limit:
         return
     cut = await db["store_status"].find(
         window, {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], skip=limit - 1,
-        limit=1).to_list()
+        limit=1, **limits.find_time()).to_list()
     fits = cut[0]["timestamp_utc"].isoformat() if cut else end.isoformat()
     raise invalid_input(
         ("query", "from"),
@@ -326,7 +328,8 @@ async def store_timeline(
         zone: ZoneInfo | None = ZoneInfo(doc["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
         zone = None  # MongoDB knows it, Python does not: local times shown in UTC
-    has_row = await db["store_timezones"].count_documents({"store_id": store_id}, limit=1)
+    has_row = await db["store_timezones"].count_documents({"store_id": store_id}, limit=1,
+                                                         **limits.agg_time())
     source = "fallback" if doc["timezone_fallback"] else ("store" if has_row else "default")
     start_ms, end_ms = int(start.timestamp() * _MS), int(end.timestamp() * _MS)
     runs = store_runs.clip_runs(await store_runs.store_runs(db, store_id, end, since=start),
@@ -336,9 +339,9 @@ async def store_timeline(
                    "status": {"$in": list(pipeline.VALID_STATUSES)}}
     polls = await db["store_status"].find(
         poll_filter, {"_id": 0, "t": "$timestamp_utc", "status": 1},
-        sort=[("timestamp_utc", 1), ("status", 1)], limit=poll_limit,
+        sort=[("timestamp_utc", 1), ("status", 1)], limit=poll_limit, **limits.find_time(),
     ).to_list() if poll_limit else []
-    total = await db["store_status"].count_documents(poll_filter)
+    total = await db["store_status"].count_documents(poll_filter, **limits.agg_time())
     return {
         **_uptime_fields(doc, start, end),
         "timezone_source": source,

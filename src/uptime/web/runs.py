@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from uptime.report.pipeline import VALID_STATUSES, to_utc
+from uptime.platform import limits
 
 #: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``).
 RUNS_PIPELINE: list[dict[str, Any]] = [
@@ -139,12 +140,14 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime,
     if since is not None:  # issue 15: read the interval's runs, not the store's whole history
         holder = await db["status_runs"].find_one(
             {"store_id": store_id, "first_poll": {"$lte": min(since, as_of)}},
-            {"first_poll": 1}, sort=[("first_poll", -1)], comment="store_runs@since")
+            {"first_poll": 1}, sort=[("first_poll", -1)], comment="store_runs@since",
+            **limits.find_time())
         if holder is not None:
             first_poll["$gte"] = holder["first_poll"]
     runs = await db["status_runs"].find(
         {"store_id": store_id, "first_poll": first_poll}, _RUN_FIELDS,
-        sort=[("first_poll", 1)], comment="store_runs@status_runs").to_list()
+        sort=[("first_poll", 1)], comment="store_runs@status_runs", **limits.find_time()
+    ).to_list()
     if not runs:
         has_any = await db["status_runs"].count_documents({"store_id": store_id}, limit=1)
         return [] if has_any else None
@@ -158,7 +161,7 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime,
                         "status": {"$in": list(VALID_STATUSES)}}},
             {"$group": {"_id": "$timestamp_utc"}},
             {"$group": {"_id": None, "last": {"$max": "$_id"}, "polls": {"$sum": 1}}},
-        ], comment="store_runs@cut")
+        ], comment="store_runs@cut", **limits.agg_time())
         async with cursor:
             cut = await cursor.to_list()
         if cut:
@@ -188,12 +191,67 @@ async def store_runs(db: Any, store_id: str, as_of: datetime,
         stored = await _stored_runs(db, store_id, as_of, None if since is None else to_utc(since))
         if stored is not None:
             return stored
+    valid = {"store_id": store_id, "status": {"$in": list(VALID_STATUSES)},
+             "timestamp_utc": {"$type": "date"}}
+    lower = None
+    if since is not None:  # issue 15: from the last poll before `since` on, not all history
+        before = await db["store_status"].find_one(
+            {**valid, "timestamp_utc": {"$lt": min(to_utc(since), as_of)}},
+            {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+            comment="store_runs@live", **limits.find_time())
+        lower = None if before is None else before["timestamp_utc"]
+    stages = RUNS_PIPELINE if lower is None else [
+        {"$match": {"store_id": store_id, "timestamp_utc": {"$gte": lower}}}, *RUNS_PIPELINE]
     cursor = await db["store_status"].aggregate(
-        RUNS_PIPELINE, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live"
+        stages, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live",
+        **limits.agg_time(),
     )
     async with cursor:
         runs = await cursor.to_list()
+    if lower is not None and runs:
+        runs[0] = await _whole_first_run(db, valid, runs[0], lower)
     return _as_of_cut(runs, as_of)
+
+
+async def _whole_first_run(db: Any, valid: dict[str, Any], run: dict[str, Any],
+                           lower: datetime) -> dict[str, Any]:
+    """``run``, derived from the polls at or after ``lower`` only, with the fields that depend
+    on earlier polls made exact: ``first_poll``, ``start2``, ``polls``, ``_id`` (indexed reads
+    of the store/time index back to the previous status change)."""
+    coll = db["store_status"]
+    other_before = {**valid, "timestamp_utc": {"$lt": lower}}
+    change = None  # the last instant before `lower` with the other status (rule 1: inactive wins)
+    if run["status"] == "active":
+        doc = await coll.find_one({**other_before, "status": "inactive"},
+                                  {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+                                  **limits.find_time())
+        change = None if doc is None else doc["timestamp_utc"]
+    else:
+        cursor = coll.find({**other_before, "status": "active"}, {"_id": 0, "timestamp_utc": 1},
+                           sort=[("timestamp_utc", -1)], **limits.find_time())
+        async for doc in cursor:  # an instant holding an inactive poll too is inactive
+            t = doc["timestamp_utc"]
+            if not await coll.count_documents({**valid, "timestamp_utc": t,
+                                               "status": "inactive"}, limit=1,
+                                              **limits.agg_time()):
+                change = t
+                break
+        await cursor.close()
+    after = {**valid, "timestamp_utc": {"$gt": change} if change is not None else {"$type": "date"}}
+    first = (await coll.find_one(after, {"_id": 0, "timestamp_utc": 1},
+                                 sort=[("timestamp_utc", 1)], **limits.find_time())
+             )["timestamp_utc"]
+    counted = await coll.aggregate([
+        {"$match": {**valid, "timestamp_utc": {"$gte": first, "$lt": lower}}},
+        {"$group": {"_id": "$timestamp_utc"}}, {"$count": "n"},
+    ], comment="store_runs@live", **limits.agg_time())
+    async with counted:
+        extra = await counted.to_list()
+    ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731 - whole ms (BSON Dates)
+    return {**run, "_id": f"{run['store_id']}|{first.strftime('%Y-%m-%dT%H:%M:%S.')}"
+                          f"{first.microsecond // 1000:03d}Z",
+            "first_poll": first, "polls": run["polls"] + (extra[0]["n"] if extra else 0),
+            "start2": None if change is None else ms(change) + ms(first)}
 
 
 def clip_runs(runs: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[dict[str, Any]]:
