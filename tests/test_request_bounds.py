@@ -44,38 +44,39 @@ def no_follower(monkeypatch):
 async def test_chatty_store_interval_is_bounded(db, settings, no_follower):
     """Rule (item 1): past UPTIME_INTERVAL_MAX_POLLS polls in [from, to) both interval
     endpoints answer 422 naming the longest interval ending at `to` that fits; that interval
-    then answers with exact numbers (alternating every minute, open 24x7: 10,000 minutes =
-    5,000 up + 5,000 down = 83.33 h each) and at most run_limit runs, saying it cut them."""
+    then answers with exact numbers (alternating every minute, open 24x7: 5,000 minutes =
+    2,500 up + 2,500 down = 41.67 h each) and at most run_limit runs, saying it cut them."""
     await ensure_current(db, apply=True)
     assert await insert_chatty(db) == 144_001
     days92 = {"from": (END - timedelta(days=92)).isoformat(), "to": END.isoformat()}
-    fits = (END - timedelta(minutes=10_000)).isoformat()
+    fits = (END - timedelta(minutes=5_000)).isoformat()
     async with running_app(settings) as http:
         for kind in ("uptime", "timeline"):
             r = await http.get(f"/stores/{CHATTY_STORE}/{kind}", params=days92)
             assert r.status_code == 422, r.text
             (error,) = r.json()["detail"]
             assert error["loc"] == ["query", "from"]
-            assert "more than 10000 polls" in error["msg"] and error["msg"].endswith(
+            assert "more than 5000 polls" in error["msg"] and error["msg"].endswith(
                 f"from={fits}")
         up = await http.get(f"/stores/{CHATTY_STORE}/uptime",
                             params={"from": fits, "to": END.isoformat()})
         assert up.status_code == 200, up.text
-        assert up.json()["uptime_hours"] == up.json()["downtime_hours"] == 83.33
-        assert up.json()["uptime_seconds"] == up.json()["downtime_seconds"] == 5000 * 60
+        assert up.json()["uptime_hours"] == up.json()["downtime_hours"] == 41.67
+        assert up.json()["uptime_seconds"] == up.json()["downtime_seconds"] == 2500 * 60
         tl = await http.get(f"/stores/{CHATTY_STORE}/timeline",
                             params={"from": fits, "to": END.isoformat()})
         assert tl.status_code == 200, tl.text
         body = tl.json()
-    # a run per poll; the first holds [fits - 30 s, fits + 30 s): 10,000 runs overlap the window
-    assert body["runs_total"] == 10_000 and body["runs_truncated"] is True
-    assert len(body["runs"]) == 2_000 and body["polls_total"] == 10_000
+    # a run per poll; the first holds [fits - 30 s, fits + 30 s), the last the poll at `to`
+    # itself ([to - 30 s, to]): 5,001 runs overlap the window, which holds 5,000 polls
+    assert body["runs_total"] == 5_001 and body["runs_truncated"] is True
+    assert len(body["runs"]) == 2_000 and body["polls_total"] == 5_000
     first = body["runs"][0]
     assert first["polls"] == 1 and first["start"].startswith(fits[:19])
     # the first run is exact although only the interval's polls were read
-    assert first["run_start"].startswith((END - timedelta(minutes=10_000, seconds=30))
+    assert first["run_start"].startswith((END - timedelta(minutes=5_000, seconds=30))
                                          .isoformat()[:19])
-    assert body["uptime_hours"] == 83.33
+    assert body["uptime_hours"] == 41.67
 
 
 async def test_time_limit_and_gone_client_stop_the_server_work(db, settings, no_follower):

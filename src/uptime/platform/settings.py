@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # issue 15 item 1: a time limit per kind of work (health: health_timeout_s above)
     request_timeout_s: float = Field(default=10.0, gt=0)
     report_timeout_s: float = Field(default=900.0, gt=0)
-    interval_max_polls: int = Field(default=10_000, ge=100)
+    interval_max_polls: int = Field(default=5_000, ge=100)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).
