@@ -161,7 +161,8 @@ def _fits(store_id: str) -> str:
 
 # a store id may hold "/" (routes use the :path convertor), "?", "#", "%", spaces, any script
 StoreId = Annotated[str, Path(min_length=1, description=f"a store_id, exact (at most "
-                                                         f"{MAX_STORE_ID_LENGTH} characters)"),
+                                                         f"{MAX_STORE_ID_LENGTH} characters)",
+                              json_schema_extra={"maxLength": MAX_STORE_ID_LENGTH}),
                     AfterValidator(_fits)]
 ReportIdPath = Annotated[str, Path(pattern=reports.REPORT_ID_PATTERN,
                                    description="a report id (32 URL-safe characters)")]
