@@ -257,3 +257,24 @@ async def test_compressed_polls_body_is_415(db, settings):
         r = await http.post("/polls", content=gzip.compress(b"[]"), headers={
             "Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 415 and "Content-Encoding 'gzip'" in r.json()["detail"]
+
+
+async def test_busy_follower_keeps_its_heartbeat(db):
+    """Rule (item 6): while the follower applies a batch (36k events can take longer than
+    STALE_HEARTBEAT_S) its heartbeat goes on every idle_persist_s with the batch size as
+    `pending`, so `runs status` reads it as running, not stopped."""
+    from uptime.timeline.cli import status_report
+    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower
+
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    await db[STATE_COLLECTION].insert_one({"_id": STATE_ID, "heartbeat": old, "pending": 0})
+    assert (await status_report(db))["running"] is False
+    follower = RunsFollower(db, idle_persist_s=0.1)
+    beating = asyncio.create_task(follower._beat_while_busy(36_000))
+    await asyncio.sleep(0.5)
+    beating.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beating
+    doc = await db[STATE_COLLECTION].find_one({"_id": STATE_ID})
+    assert doc["pending"] == 36_000 and doc["heartbeat"] > old + timedelta(minutes=4)
+    assert (await status_report(db))["running"] is True
