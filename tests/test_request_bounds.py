@@ -278,3 +278,27 @@ async def test_busy_follower_keeps_its_heartbeat(db):
     doc = await db[STATE_COLLECTION].find_one({"_id": STATE_ID})
     assert doc["pending"] == 36_000 and doc["heartbeat"] > old + timedelta(minutes=4)
     assert (await status_report(db))["running"] is True
+
+
+#: the README's list of paths open without the token (HTTP API), each with an example
+OPEN_PATHS = ["/healthz", "/", "/ui/reports/" + "A" * 32, "/ui/stores/a%2Fb", "/static/app.js",
+              "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+              "/static-offline-docs/swagger-ui.css"]
+
+
+async def test_exactly_the_listed_paths_are_open_without_the_token(db, settings):
+    """Rule (item 6): with UPTIME_API_TOKEN set, the README's open paths answer without it,
+    and every operation of the OpenAPI document but /healthz answers 401 without it."""
+    guarded = settings.model_copy(update={"api_token": "s3cret"})
+    async with running_app(guarded) as http:
+        for path in OPEN_PATHS:
+            r = await http.get(path)
+            assert r.status_code == 200, (path, r.status_code)
+        spec = (await http.get("/openapi.json")).json()
+        for path, item in spec["paths"].items():
+            concrete = path.replace("{report_id}", "A" * 32).replace("{store_id}", "s")
+            for method in item:
+                r = await http.request(method.upper(), concrete)
+                expected = 200 if path == "/healthz" else 401
+                assert r.status_code == expected or (path == "/healthz" and r.status_code == 503), \
+                    (method, path, r.status_code)
