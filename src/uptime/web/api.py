@@ -19,6 +19,11 @@ Errors are always JSON ``{"detail": ...}`` (a list for 422, a string otherwise:
 429 with Retry-After past UPTIME_MAX_QUEUED_REPORTS), an unreachable database is 503, and
 anything else is a 500 without a stack trace (logged server-side).
 
+Every request runs under ``uptime.web.bounds.RequestBoundsMiddleware`` (database time limit
+``UPTIME_REQUEST_TIMEOUT_S``, work cancelled when a GET's client leaves; a time-limit expiry
+is 503 naming it) and ``uptime.web.security.SecurityHeadersMiddleware`` (CSP on HTML,
+nosniff, Referrer-Policy, X-Frame-Options on every answer). Issue 15.
+
 The ``AsyncMongoClient`` is created in the app's lifespan (with the embedded mongod when
 ``MONGODB_URI`` is unset), closed at shutdown, and reaches routes through dependencies.
 """

@@ -15,6 +15,13 @@ costs one lookup per store, ~1 s at 14k stores); default ``from``: ``to − 7 d`
 Longest interval: ``interval.MAX_INTERVAL`` (92 days). As in a report as of ``to``, polls
 after ``to`` are ignored and the last status holds up to ``to``.
 All routes need the bearer token when ``UPTIME_API_TOKEN`` is set (``require_token``).
+
+Bounded (issue 15): a store's interval holds at most ``UPTIME_INTERVAL_MAX_POLLS`` of its
+polls (422 on ``from`` naming the longest interval ending at ``to`` that fits:
+``_poll_budget``), the time line returns at most ``poll_limit`` polls and ``run_limit`` runs
+and reads only the interval's runs; every cursor gets ``maxTimeMS`` from the request's time
+limit (``uptime.platform.limits``). Store ids may hold ``/`` (``{store_id:path}`` routes) and
+are at most ``MAX_STORE_ID_LENGTH`` characters, as on every input path.
 """
 
 from __future__ import annotations
