@@ -307,3 +307,31 @@ async def test_exactly_the_listed_paths_are_open_without_the_token(db, settings)
                 expected = 200 if path == "/healthz" else 401
                 assert r.status_code == expected or (path == "/healthz" and r.status_code == 503), \
                     (method, path, r.status_code)
+
+
+async def test_report_attempt_has_a_time_limit(db, settings, no_follower):
+    """Rule (item 1): a report attempt longer than UPTIME_REPORT_TIMEOUT_S ends Failed with a
+    reason naming the limit (the chatty store's v1 report takes seconds; the limit is 0.5 s),
+    and the background generation does not inherit the trigger request's limit (a default
+    limit still lets the same report complete)."""
+    await ensure_current(db, apply=True)
+    await insert_chatty(db, days=20)
+    short = settings.model_copy(update={"report_timeout_s": 0.5})
+    async with running_app(short) as http:
+        rid = (await http.post("/trigger_report", params={"pipeline": "v1"})).json()["report_id"]
+        done = (await poll_until_done(http, rid)).json()
+    assert done["status"] == "Failed" and "UPTIME_REPORT_TIMEOUT_S (0.5 s)" in done["error"]
+    fast_requests = settings.model_copy(update={"request_timeout_s": 1.0})
+    async with running_app(fast_requests) as http:
+        rid = (await http.post("/trigger_report", params={"pipeline": "v1"})).json()["report_id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = await http.get("/reports", params={"limit": 5})
+            if r.status_code != 200:  # a 503 at this short limit under load: ask again
+                await asyncio.sleep(0.2)
+                continue
+            status = next(x["status"] for x in r.json() if x["report_id"] == rid)
+            if status != "Running":
+                break
+            await asyncio.sleep(0.2)
+    assert status == "Complete"
