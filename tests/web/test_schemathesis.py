@@ -7,6 +7,7 @@ and nothing may be a 5xx."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import schemathesis
@@ -30,6 +31,19 @@ def api_schema(mongo_uri, tmp_path_factory):
     name = f"test_schemathesis_{uuid.uuid4().hex[:8]}"
     settings = Settings(mongodb_uri=uri, mongodb_database=name,
                         data_dir=tmp_path_factory.mktemp("st"))
+    # issue 15: stores schemathesis's generated ids often hit, with polls from year 1 to 9999
+    # and zones from UTC-12 to UTC+14, so the dashboard routes compute, not only answer 404
+    seeded = ["0", "00", "A", "a", "/", "0/0"]
+    with MongoClient(mongo_uri) as client:
+        db = client[name]
+        for sid, zone in zip(seeded, ["Pacific/Kiritimati", "Etc/GMT+12", "America/Chicago",
+                                      "UTC", "Asia/Kolkata", "America/St_Johns"]):
+            db.store_timezones.insert_one({"store_id": sid, "timezone_str": zone})
+            db.store_status.insert_many([
+                {"store_id": sid, "timestamp_utc": datetime(y, m, d, tzinfo=UTC), "status": st}
+                for (y, m, d), st in (((1, 1, 1), "active"), ((1, 1, 3), "inactive"),
+                                      ((2024, 3, 1), "active"), ((2024, 3, 5), "inactive"),
+                                      ((9999, 12, 30), "active"), ((9999, 12, 31), "inactive"))])
     yield schemathesis.openapi.from_asgi("/openapi.json", api.create_app(settings))
     with MongoClient(mongo_uri) as client:
         client.drop_database(name)
@@ -38,11 +52,13 @@ def api_schema(mongo_uri, tmp_path_factory):
 #: Refusals of schema-valid input that are decided, not defects (OpenAPI cannot state them):
 #: an RFC 3339 date-time outside the years 1..9999 once its offset is applied
 #: (0001-01-01T00:00:00+05:00); as_of given in the query and the body with different values;
-#: a dashboard interval whose from is not before to, or longer than 92 days; a notification
-#: channel's URL or secret that is not acceptable (hostile scheme, internal address, not an
-#: Apprise service, bad whsec_ secret: uptime.notify.channels); a maintenance window whose
-#: times do not parse or end before they start (uptime.notify.maintenance).
+#: a dashboard interval whose from is not before to, or longer than 92 days, or holding more
+#: polls than UPTIME_INTERVAL_MAX_POLLS (issue 15); a notification channel's URL or secret
+#: that is not acceptable (hostile scheme, internal address, not an Apprise service, bad
+#: whsec_ secret: uptime.notify.channels); a maintenance window whose times do not parse or
+#: end before they start (uptime.notify.maintenance).
 _DECIDED_422 = ("out of range", "given twice", "must be before", "is longer than",
+                "(UPTIME_INTERVAL_MAX_POLLS)",
                 "channel url refused", "channel secret refused", "maintenance window refused")
 #: schemathesis's own default for positive data: what a valid request may be answered with.
 _ACCEPTED = {401, 403, 404, 409, 429}
@@ -68,8 +84,12 @@ def test_api_conforms_to_its_openapi_document(api_schema, mode):
     """Rule: every response of every operation conforms to the document (all of
     schemathesis's checks), for generated valid (positive) and invalid (negative) input."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/trigger_report", "/get_report", "/reports",
-                                               "/healthz", "/metrics"}
+    assert {op.path for op in operations} >= {
+        "/trigger_report", "/get_report", "/reports", "/healthz", "/metrics", "/polls",
+        # the dashboard API (issue 15 item 2)
+        "/stores/{store_id}/uptime", "/stores/{store_id}/timeline",
+        "/reports/{report_id}/summary", "/reports/{report_id}/rows",
+        "/reports/{report_id}/rows/{store_id}"}
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and (
             operation.path in ("/healthz", "/metrics")

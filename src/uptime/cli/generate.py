@@ -1,4 +1,4 @@
-"""``uptime generate``: write a realistic v1-shaped dataset with ``uptime.tools.generate``."""
+"""``uptime-monitor generate``: write a realistic v1-shaped dataset with ``uptime.tools.generate``."""
 
 from __future__ import annotations
 

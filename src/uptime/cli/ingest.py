@@ -1,4 +1,4 @@
-"""``uptime import --status/--hours/--timezones``: the CSV importer (``uptime.ingest.importer``)
+"""``uptime-monitor import --status/--hours/--timezones``: the CSV importer (``uptime.ingest.importer``)
 from the command line. Exit 1 if any row was rejected, 2 on a file error or an unreachable
 database."""
 

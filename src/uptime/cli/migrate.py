@@ -1,4 +1,4 @@
-"""``uptime migrate up | down | status``: the index migrations (``uptime.platform.migrations``)
+"""``uptime-monitor migrate up | down | status``: the index migrations (``uptime.platform.migrations``)
 from the command line. Exit 2 with a one-line reason when the server cannot be reached or a
 migration fails."""
 

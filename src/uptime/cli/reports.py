@@ -27,6 +27,7 @@ from uptime.report import reports
 from uptime.report.pipeline import check_version, pipeline_tag
 from uptime.cli.check import format_ignored
 from uptime.web.app import create_app
+from uptime.web.bounds import SHUTDOWN_GRACE_S
 
 def _check_output(output: str | None) -> None:
     """Fail (exit 2) before any work if the CSV could not be written where asked.
@@ -208,4 +209,6 @@ def serve_command(
     import uvicorn
 
 
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
+    # issue 15: on SIGTERM, requests still running after SHUTDOWN_GRACE_S are cancelled
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)

@@ -47,6 +47,20 @@ _CONTROL_NAMES = {
 }
 
 
+#: Longest store id, in characters, on every input path (issue 15 item 4): CSV import,
+#: ``POST /polls`` and the API's ``{store_id}`` paths refuse longer ids with
+#: :func:`too_long_reason`.
+MAX_STORE_ID_LENGTH = 200
+
+
+def too_long_reason(store_id: str) -> str | None:
+    """The one reason a too long store id is refused everywhere, or None if it fits."""
+    if len(store_id) <= MAX_STORE_ID_LENGTH:
+        return None
+    return (f"store_id is {len(store_id)} characters long; at most {MAX_STORE_ID_LENGTH} "
+            f"are allowed (starts {store_id[:40]!r})")
+
+
 def describe_char(ch: str) -> str:
     """``'\\r'`` -> ``'carriage return (U+000D)'``: a human name and the code point."""
     name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "control character")
@@ -63,7 +77,8 @@ def parse_store_id(text: str) -> str:
     Raises:
         RowError: empty; written in float or scientific notation (``8.139926242460185E+018``,
             ``123.0``: a spreadsheet lost the id's digits); containing a control character
-            (:data:`ID_FORBIDDEN`, issue 9 item 8); not valid UTF-8.
+            (:data:`ID_FORBIDDEN`, issue 9 item 8); longer than :data:`MAX_STORE_ID_LENGTH`
+            characters (issue 15); not valid UTF-8.
     """
     bad = ID_FORBIDDEN.search(text)  # before trimming: a leading tab or a trailing CR counts
     if bad is not None:
@@ -79,6 +94,9 @@ def parse_store_id(text: str) -> str:
             f"store_id {sid!r} is in float/scientific notation (digits lost, e.g. by a "
             "spreadsheet); ids must be kept exact"
         )
+    too_long = too_long_reason(sid)
+    if too_long is not None:
+        raise RowError(too_long)
     if not sid.isascii():
         try:
             sid.encode("utf-8")

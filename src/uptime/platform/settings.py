@@ -59,10 +59,18 @@ class Settings(BaseSettings):
             deliverer killed mid-delivery); must exceed ``notify_timeout_s``.
         notify_allow_private: ``UPTIME_NOTIFY_ALLOW_PRIVATE`` (false): allow channel URLs whose
             host is a loopback, private, link-local or otherwise non-global address.
-        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime serve`` runs the runs
+        follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime-monitor serve`` runs the runs
             follower that keeps ``status_runs`` current.
         runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
             full rebuilds of the timeline on a standalone server (no change streams there).
+        request_timeout_s: ``UPTIME_REQUEST_TIMEOUT_S``; the time limit (seconds) of every
+            database operation an HTTP request starts (dashboard reads, report lists, polls,
+            triggers): PyMongo's ``timeout()``, which also sends ``maxTimeMS`` (issue 15).
+        report_timeout_s: ``UPTIME_REPORT_TIMEOUT_S``; the time limit (seconds) of one
+            report generation attempt, all its database operations together.
+        interval_max_polls: ``UPTIME_INTERVAL_MAX_POLLS``; most polls of one store in the
+            interval of ``/stores/{id}/uptime`` and ``/timeline`` (422 naming the longest
+            interval that fits, past it).
     """
 
     model_config = SettingsConfigDict(
@@ -102,6 +110,10 @@ class Settings(BaseSettings):
     notify_allow_private: bool = False
     follow_runs: bool = True
     runs_rebuild_interval: float = Field(default=60.0, gt=0)
+    # issue 15 item 1: a time limit per kind of work (health: health_timeout_s above)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    report_timeout_s: float = Field(default=900.0, gt=0)
+    interval_max_polls: int = Field(default=5_000, ge=100)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

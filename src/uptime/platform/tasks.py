@@ -13,6 +13,7 @@ that retrying cannot fix.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -66,7 +67,11 @@ def _log_outcome(task: asyncio.Task[Any]) -> None:
 
 def spawn(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
     """``asyncio.create_task(coro, name=name)`` whose exception, if any, is logged as one line
-    and counted (metric label: ``name`` up to its first ``-``)."""
-    task = asyncio.create_task(coro, name=name)
+    and counted (metric label: ``name`` up to its first ``-``).
+
+    The task runs in a fresh ``contextvars`` context: background work outlives the request
+    that started it and must not inherit that request's database time limit
+    (``pymongo.timeout``, issue 15); it sets its own."""
+    task = asyncio.create_task(coro, name=name, context=contextvars.Context())
     task.add_done_callback(_log_outcome)
     return task

@@ -34,6 +34,7 @@ from bson import json_util
 
 from uptime.platform import pipelines
 from uptime.platform.resources import pipelines_dir
+from uptime.platform import limits
 from uptime.report import pipeline
 
 NAME = "store_interval"
@@ -179,7 +180,8 @@ async def interval_rows(
     let = pipeline.report_let(end, timezones, store_range)
     let["from"] = start
     cursor = await db["store_status"].aggregate(
-        load_interval_pipeline(), let=let, comment=TAG, allowDiskUse=True
+        load_interval_pipeline(), let=let, comment=TAG, allowDiskUse=True,
+        **limits.agg_time(),  # issue 15: the server stops with the request's time limit
     )
     async with cursor:
         return await cursor.to_list()

@@ -39,6 +39,7 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
 )
 from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
+from uptime.platform import limits
 from uptime.platform.resources import pipelines_dir
 from uptime.report.inputs_v2 import prepare_inputs
 
@@ -352,6 +353,7 @@ async def iter_report_rows(
         stages,
         let=report_let(as_of, timezones, store_range),
         comment=pipeline_tag(version),
+        **limits.agg_time(),  # issue 15: within the report attempt's limit on the server too
         allowDiskUse=True,
     )
     async with cursor:  # closed on the server too when the caller stops early

@@ -68,6 +68,7 @@ from typing import Any
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
+import pymongo
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
@@ -636,10 +637,20 @@ class ReportService:
                 started = time.monotonic()
                 generation = _Generation(self.db, report_id, self.owner, attempt, version)
                 try:
-                    await generation.run(as_of)
+                    # issue 15: every database operation of the attempt within one limit
+                    # (CSOT: socket timeouts and maxTimeMS from the time left)
+                    with pymongo.timeout(self.settings.report_timeout_s):
+                        await generation.run(as_of)
                 except TransientGenerationError as exc:
                     metrics.report_finished(tag, "retried", time.monotonic() - started)
                     first_failure = first_failure or started
+                    if time.monotonic() - started >= self.settings.report_timeout_s:
+                        log.error("report %s failed: over UPTIME_REPORT_TIMEOUT_S (%.0f s)",
+                                  report_id, self.settings.report_timeout_s)
+                        await generation.fail(RuntimeError(
+                            f"report generation took longer than UPTIME_REPORT_TIMEOUT_S "
+                            f"({self.settings.report_timeout_s:g} s)"))
+                        break
                     if time.monotonic() - first_failure > RETRY_LIMIT_S:
                         log.error("report %s failed: database unavailable for %.0f s (%s)",
                                   report_id, RETRY_LIMIT_S, exc)
@@ -650,6 +661,12 @@ class ReportService:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, max_delay)
                     continue
+                if time.monotonic() - started >= self.settings.report_timeout_s:
+                    # the attempt hit its limit: its own "Failed" write may have come too late
+                    # (inside the limit); written here, outside it (no-op if already Failed)
+                    await generation.fail(RuntimeError(
+                        f"report generation took longer than UPTIME_REPORT_TIMEOUT_S "
+                        f"({self.settings.report_timeout_s:g} s)"))
                 break
         with contextlib.suppress(PyMongoError):
             doc = await self.reports.find_one(

@@ -24,7 +24,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from uptime.platform import pipelines
+from uptime.platform import limits, pipelines
 from uptime.report.pipeline import REPORT_COLUMNS
 
 COLLECTION = "report_rows"
@@ -92,7 +92,8 @@ async def summary(db: Any, report_id: str, worst: int = 20) -> dict[str, Any] | 
         raise ValueError(f"worst must be 1..{MAX_WORST}, got {worst}")
     stages = pipelines.load("report_summary.v1")
     cursor = await db[COLLECTION].aggregate(
-        stages, let={"report_id": report_id, "worst": worst}, comment=SUMMARY_TAG
+        stages, let={"report_id": report_id, "worst": worst}, comment=SUMMARY_TAG,
+        **limits.agg_time(),
     )
     async with cursor:
         docs = await cursor.to_list()
@@ -116,7 +117,7 @@ async def find_rows(db: Any, report_id: str, prefix: str, limit: int = 100) -> l
         {"report_id": report_id, "store_id": {"$regex": "^" + re.escape(prefix)}},
         {"_id": 0, **{c: 1 for c in REPORT_COLUMNS}, "timezone_fallback": 1,
          "uptime_pct_last_week": _PCT_LAST_WEEK},
-        sort=[("downtime_last_week", -1), ("store_id", 1)], limit=limit,
+        sort=[("downtime_last_week", -1), ("store_id", 1)], limit=limit, **limits.find_time(),
     )
     return await cursor.to_list()
 

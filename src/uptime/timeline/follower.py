@@ -45,6 +45,7 @@ pending: events being applied now, heartbeat: Date, owner}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -511,16 +512,35 @@ class RunsFollower:
             wall = wall.replace(tzinfo=UTC)
         return (datetime.now(UTC) - wall).total_seconds() > self.catch_up_s
 
+    async def _beat_while_busy(self, pending: int) -> None:
+        """Write the heartbeat (and the batch size as ``pending``) every ``idle_persist_s``
+        while a batch is applied; ends when cancelled."""
+        while True:
+            await asyncio.sleep(self.idle_persist_s)
+            with contextlib.suppress(Exception):  # a missed beat is no failure of the batch
+                await self.db[STATE_COLLECTION].update_one(
+                    {"_id": STATE_ID},
+                    {"$set": {"heartbeat": datetime.now(UTC), "pending": pending}})
+
     async def _apply(self, events: EventBatch) -> None:
         started = time.perf_counter()
         applied: dict[str, Any] = {}
         self.state["pending"] = events.events
         appends, changes, unknown = events.split()
-        if unknown:
-            await self._rebuild("a change to a poll with an unknown _id and no pre-image")
-            await self._save(mode="change_stream", reason="following (after a full rebuild)")
-        elif changes or appends:
-            applied = await apply_polls(self.db, appends, changes)
+        # issue 15 item 6: a batch can take longer than STALE_HEARTBEAT_S (36k events); the
+        # heartbeat goes on meanwhile, so `runs status` never calls a busy follower stopped
+        beating = asyncio.create_task(self._beat_while_busy(events.events))
+        try:
+            if unknown:
+                await self._rebuild("a change to a poll with an unknown _id and no pre-image")
+                await self._save(mode="change_stream",
+                                 reason="following (after a full rebuild)")
+            elif changes or appends:
+                applied = await apply_polls(self.db, appends, changes)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beating
         last = events.last or {}
         until = token_time(events.token) or last.get("clusterTime")
         seconds = time.perf_counter() - started

@@ -19,6 +19,11 @@ Errors are always JSON ``{"detail": ...}`` (a list for 422, a string otherwise:
 429 with Retry-After past UPTIME_MAX_QUEUED_REPORTS), an unreachable database is 503, and
 anything else is a 500 without a stack trace (logged server-side).
 
+Every request runs under ``uptime.web.bounds.RequestBoundsMiddleware`` (database time limit
+``UPTIME_REQUEST_TIMEOUT_S``, work cancelled when a GET's client leaves; a time-limit expiry
+is 503 naming it) and ``uptime.web.security.SecurityHeadersMiddleware`` (CSP on HTML,
+nosniff, Referrer-Policy, X-Frame-Options on every answer). Issue 15.
+
 The ``AsyncMongoClient`` is created in the app's lifespan (with the embedded mongod when
 ``MONGODB_URI`` is unset), closed at shutdown, and reaches routes through dependencies.
 """
@@ -34,7 +39,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from uptime.platform import metrics
 from uptime.report import pipeline, reports
@@ -45,6 +50,7 @@ from uptime.web.errors import (
     queue_full,
 )
 from uptime.platform.db import open_database
+from uptime.web.bounds import RequestBoundsMiddleware  # issue 15: time limits, cancel
 from uptime.web.deps import require_token
 from uptime.web import pages
 from uptime.web.routes import dashboard as dashboard_api
@@ -53,6 +59,7 @@ from uptime.web.routes import notify as notify_routes
 from uptime.web.routes import ops, polls
 from uptime.web.routes import reports as report_routes
 from uptime.platform.settings import Settings, get_settings
+from uptime.web.security import SecurityHeadersMiddleware  # issue 15: CSP, nosniff...
 from uptime.timeline.control import start_follower
 
 log = logging.getLogger(__name__)
@@ -79,7 +86,26 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+def _over_time_limit(request: Request, exc: Exception) -> JSONResponse | None:
+    """503 naming the limit when ``exc`` is PyMongo's time limit (CSOT) running out, not an
+    outage (issue 15 item 1); None otherwise."""
+    if not getattr(exc, "timeout", False) or isinstance(exc, ServerSelectionTimeoutError):
+        return None
+    limit = request.app.state.settings.request_timeout_s
+    log.warning("%s %s: over the time limit (%g s): %s", request.method, request.url.path,
+                limit, exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": f"the request took longer than its time limit "
+                           f"(UPTIME_REQUEST_TIMEOUT_S = {limit:g} s); ask for less (e.g. a "
+                           f"shorter interval) or try again when the service is less busy"},
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    over = _over_time_limit(request, exc)
+    if over is not None:
+        return over
     log.error("database unavailable: %s", exc)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -87,7 +113,10 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     )
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    over = _over_time_limit(request, exc)
+    if over is not None:
+        return over
     log.exception("database error", exc_info=exc)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -134,9 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(RequestBoundsMiddleware, timeout_s=settings.request_timeout_s)
     app.add_middleware(  # POST /polls takes batches and enforces UPTIME_POLLS_MAX_BYTES itself
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path={"/polls": None}
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every answer
     install_openapi(app, token_configured=settings.api_token is not None)
     app.include_router(report_routes.router)
     app.include_router(report_routes.open_router)

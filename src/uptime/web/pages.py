@@ -45,9 +45,10 @@ def mount(app: FastAPI) -> None:
         return _page("report.html", request, title=f"Report {report_id[:32]}",
                      report_id=report_id[:32], scripts=["charts.js", "report.js"])
 
-    @app.get("/ui/stores/{store_id}", response_class=HTMLResponse, include_in_schema=False)
+    # :path: a store id may hold "/" (issue 15 item 4); shown whole (the API says if too long)
+    @app.get("/ui/stores/{store_id:path}", response_class=HTMLResponse, include_in_schema=False)
     async def store_page(request: Request, store_id: str) -> HTMLResponse:
         return _page("store.html", request, title=f"Store {store_id[:200]}",
-                     store_id=store_id[:200], report_id=request.query_params.get("report", "")[:32],
+                     store_id=store_id, report_id=request.query_params.get("report", "")[:32],
                      start=request.query_params.get("from", "")[:40],
                      end=request.query_params.get("to", "")[:40], scripts=["charts.js", "store.js"])

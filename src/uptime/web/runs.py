@@ -31,6 +31,7 @@ from typing import Any
 
 from uptime.platform import pipelines
 from uptime.timeline.control import wait_current
+from uptime.platform import limits
 from uptime.report.pipeline import VALID_STATUSES, to_utc
 
 #: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``):
@@ -54,12 +55,23 @@ _RUN_FIELDS = {"store_id": 1, "status": 1, "first_poll": 1, "last_poll": 1, "pol
                "start2": 1, "end2": 1}
 
 
-async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]] | None:
-    """The store's runs from ``status_runs`` cut as of ``as_of``; None when the collection has
-    no run of the store at all (then only the polls can tell)."""
+async def _stored_runs(db: Any, store_id: str, as_of: datetime,
+                       since: datetime | None = None) -> list[dict[str, Any]] | None:
+    """The store's runs from ``status_runs`` cut as of ``as_of`` (from the run holding
+    ``since`` on, when given); None when the collection has no run of the store at all (then
+    only the polls can tell)."""
+    first_poll: dict[str, Any] = {"$lte": as_of}
+    if since is not None:  # issue 15: read the interval's runs, not the store's whole history
+        holder = await db["status_runs"].find_one(
+            {"store_id": store_id, "first_poll": {"$lte": min(since, as_of)}},
+            {"first_poll": 1}, sort=[("first_poll", -1)], comment="store_runs@since",
+            **limits.find_time())
+        if holder is not None:
+            first_poll["$gte"] = holder["first_poll"]
     runs = await db["status_runs"].find(
-        {"store_id": store_id, "first_poll": {"$lte": as_of}}, _RUN_FIELDS,
-        sort=[("first_poll", 1)], comment="store_runs@status_runs").to_list()
+        {"store_id": store_id, "first_poll": first_poll}, _RUN_FIELDS,
+        sort=[("first_poll", 1)], comment="store_runs@status_runs", **limits.find_time()
+    ).to_list()
     if not runs:
         has_any = await db["status_runs"].count_documents({"store_id": store_id}, limit=1)
         return [] if has_any else None
@@ -73,7 +85,7 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str
                         "status": {"$in": list(VALID_STATUSES)}}},
             {"$group": {"_id": "$timestamp_utc"}},
             {"$group": {"_id": None, "last": {"$max": "$_id"}, "polls": {"$sum": 1}}},
-        ], comment="store_runs@cut")
+        ], comment="store_runs@cut", **limits.agg_time())
         async with cursor:
             cut = await cursor.to_list()
         if cut:
@@ -81,8 +93,12 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str
     return _as_of_cut(runs, as_of)
 
 
-async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, Any]]:
+async def store_runs(db: Any, store_id: str, as_of: datetime,
+                     since: datetime | None = None) -> list[dict[str, Any]]:
     """All runs of ``store_id`` as of ``as_of`` (UTC), oldest first, in the contract's shape;
+    with ``since`` (UTC) read from ``status_runs``, only the runs from the one holding
+    ``since`` on (every run that can overlap ``[since, as_of]``; issue 15: a store's history
+    can hold 100,000s of runs);
     the last run's ``end2`` is ``2 × as_of`` ms (it holds up to ``as_of``), its ``last_poll``
     and ``polls`` count only polls at or before ``as_of``. ``[]`` when the store has no valid
     poll at or before ``as_of``. Read from ``status_runs`` when the runs follower is current;
@@ -94,16 +110,71 @@ async def store_runs(db: Any, store_id: str, as_of: datetime) -> list[dict[str, 
     """
     as_of = to_utc(as_of)
     if await wait_current(db, CURRENT_WAIT_S):
-        stored = await _stored_runs(db, store_id, as_of)
+        stored = await _stored_runs(db, store_id, as_of, None if since is None else to_utc(since))
         if stored is not None:
             return stored
+    valid = {"store_id": store_id, "status": {"$in": list(VALID_STATUSES)},
+             "timestamp_utc": {"$type": "date"}}
+    lower = None
+    if since is not None:  # issue 15: from the last poll before `since` on, not all history
+        before = await db["store_status"].find_one(
+            {**valid, "timestamp_utc": {"$lt": min(to_utc(since), as_of)}},
+            {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+            comment="store_runs@live", **limits.find_time())
+        lower = None if before is None else before["timestamp_utc"]
+    stages = pipelines.load(RUNS_PIPELINE_NAME)
+    if lower is not None:
+        stages.insert(0, {"$match": {"store_id": store_id, "timestamp_utc": {"$gte": lower}}})
     cursor = await db["store_status"].aggregate(
-        pipelines.load(RUNS_PIPELINE_NAME), let={"store_id": store_id, "as_of": as_of},
-        comment="store_runs@live"
+        stages, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live",
+        **limits.agg_time(),
     )
     async with cursor:
         runs = await cursor.to_list()
+    if lower is not None and runs:
+        runs[0] = await _whole_first_run(db, valid, runs[0], lower)
     return _as_of_cut(runs, as_of)
+
+
+async def _whole_first_run(db: Any, valid: dict[str, Any], run: dict[str, Any],
+                           lower: datetime) -> dict[str, Any]:
+    """``run``, derived from the polls at or after ``lower`` only, with the fields that depend
+    on earlier polls made exact: ``first_poll``, ``start2``, ``polls``, ``_id`` (indexed reads
+    of the store/time index back to the previous status change)."""
+    coll = db["store_status"]
+    other_before = {**valid, "timestamp_utc": {"$lt": lower}}
+    change = None  # the last instant before `lower` with the other status (rule 1: inactive wins)
+    if run["status"] == "active":
+        doc = await coll.find_one({**other_before, "status": "inactive"},
+                                  {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+                                  **limits.find_time())
+        change = None if doc is None else doc["timestamp_utc"]
+    else:
+        cursor = coll.find({**other_before, "status": "active"}, {"_id": 0, "timestamp_utc": 1},
+                           sort=[("timestamp_utc", -1)], **limits.find_time())
+        async for doc in cursor:  # an instant holding an inactive poll too is inactive
+            t = doc["timestamp_utc"]
+            if not await coll.count_documents({**valid, "timestamp_utc": t,
+                                               "status": "inactive"}, limit=1,
+                                              **limits.agg_time()):
+                change = t
+                break
+        await cursor.close()
+    after = {**valid, "timestamp_utc": {"$gt": change} if change is not None else {"$type": "date"}}
+    first = (await coll.find_one(after, {"_id": 0, "timestamp_utc": 1},
+                                 sort=[("timestamp_utc", 1)], **limits.find_time())
+             )["timestamp_utc"]
+    counted = await coll.aggregate([
+        {"$match": {**valid, "timestamp_utc": {"$gte": first, "$lt": lower}}},
+        {"$group": {"_id": "$timestamp_utc"}}, {"$count": "n"},
+    ], comment="store_runs@live", **limits.agg_time())
+    async with counted:
+        extra = await counted.to_list()
+    ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731 - whole ms (BSON Dates)
+    return {**run, "_id": f"{run['store_id']}|{first.strftime('%Y-%m-%dT%H:%M:%S.')}"
+                          f"{first.microsecond // 1000:03d}Z",
+            "first_poll": first, "polls": run["polls"] + (extra[0]["n"] if extra else 0),
+            "start2": None if change is None else ms(change) + ms(first)}
 
 
 def clip_runs(runs: list[dict[str, Any]], start_ms: int, end_ms: int) -> list[dict[str, Any]]:

@@ -15,6 +15,13 @@ costs one lookup per store, ~1 s at 14k stores); default ``from``: ``to − 7 d`
 Longest interval: ``interval.MAX_INTERVAL`` (92 days). As in a report as of ``to``, polls
 after ``to`` are ignored and the last status holds up to ``to``.
 All routes need the bearer token when ``UPTIME_API_TOKEN`` is set (``require_token``).
+
+Bounded (issue 15): a store's interval holds at most ``UPTIME_INTERVAL_MAX_POLLS`` of its
+polls (422 on ``from`` naming the longest interval ending at ``to`` that fits:
+``_poll_budget``), the time line returns at most ``poll_limit`` polls and ``run_limit`` runs
+and reads only the interval's runs; every cursor gets ``maxTimeMS`` from the request's time
+limit (``uptime.platform.limits``). Store ids may hold ``/`` (``{store_id:path}`` routes) and
+are at most ``MAX_STORE_ID_LENGTH`` characters, as on every input path.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from uptime.ingest.validate import MAX_STORE_ID_LENGTH, too_long_reason
 
 from uptime.platform import asof
+from uptime.platform import limits
 from uptime.report import interval, pipeline, reports
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
@@ -35,6 +45,9 @@ from uptime.web.errors import error_responses, invalid_input
 #: Polls returned by the time line by default / at most (the earliest ones of the interval).
 DEFAULT_POLL_LIMIT = 2_000
 MAX_POLL_LIMIT = 20_000
+#: Runs returned by the time line by default / at most (the earliest ones of the interval).
+DEFAULT_RUN_LIMIT = 2_000
+MAX_RUN_LIMIT = 20_000
 _MS = 1000
 
 
@@ -94,6 +107,9 @@ class Timeline(IntervalUptime):
     polls: list[Poll] = Field(description="valid polls in [from, to), earliest first, capped")
     polls_total: int
     polls_truncated: bool
+    runs_total: int = Field(description="runs overlapping [from, to); `runs` holds at most "
+                            "run_limit of them, the earliest")
+    runs_truncated: bool
 
 
 class Bucket(BaseModel):
@@ -142,7 +158,19 @@ def _db(request: Request) -> Any:
     return request.app.state.db
 
 
-StoreId = Annotated[str, Path(min_length=1, max_length=200, description="a store_id, exact")]
+def _fits(store_id: str) -> str:
+    """The import's length rule (one maximum on every input path, issue 15 item 4)."""
+    reason = too_long_reason(store_id)
+    if reason is not None:
+        raise ValueError(reason)
+    return store_id
+
+
+# a store id may hold "/" (routes use the :path convertor), "?", "#", "%", spaces, any script
+StoreId = Annotated[str, Path(min_length=1, description=f"a store_id, exact (at most "
+                                                         f"{MAX_STORE_ID_LENGTH} characters)",
+                              json_schema_extra={"maxLength": MAX_STORE_ID_LENGTH}),
+                    AfterValidator(_fits)]
 ReportIdPath = Annotated[str, Path(pattern=reports.REPORT_ID_PATTERN,
                                    description="a report id (32 URL-safe characters)")]
 # ISO 8601 text, parsed by the same parser as as_of (issue 9 items 4, 9): numbers are refused.
@@ -173,7 +201,7 @@ async def _latest_poll(db: Any, store_id: str) -> datetime:
     doc = await db["store_status"].find_one(
         {"store_id": store_id, "timestamp_utc": bounded,
          "status": {"$in": list(pipeline.VALID_STATUSES)}},
-        {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
+        {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], **limits.find_time(),
     )
     if doc is None:
         raise HTTPException(404, detail=f"store {store_id[:200]!r} has no valid poll")
@@ -196,6 +224,29 @@ async def _interval(db: Any, store_id: str, start_text: str | None, end_text: st
         raise invalid_input(("query", "from"), f"the interval is longer than "
                             f"{interval.MAX_INTERVAL.days} days", start_text)
     return start, end
+
+
+async def _poll_budget(request: Request, store_id: str, start: datetime, end: datetime,
+                       start_text: str | None) -> None:
+    """422 when the store has more than ``UPTIME_INTERVAL_MAX_POLLS`` polls in ``[start,
+    end)`` (issue 15 item 1: the interval pipeline's work grows with them; a store polled every
+    minute has 132,480 in 92 days), naming the longest interval ending at ``end`` that fits.
+    One indexed count that stops at the limit + 1."""
+    limit = request.app.state.settings.interval_max_polls
+    window = {"store_id": store_id, "timestamp_utc": {"$gte": start, "$lt": end}}
+    db = _db(request)
+    if await db["store_status"].count_documents(window, limit=limit + 1,
+                                                **limits.agg_time()) <= limit:
+        return
+    cut = await db["store_status"].find(
+        window, {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], skip=limit - 1,
+        limit=1, **limits.find_time()).to_list()
+    fits = cut[0]["timestamp_utc"].isoformat() if cut else end.isoformat()
+    raise invalid_input(
+        ("query", "from"),
+        f"store {store_id[:200]!r} has more than {limit} polls in [from, to) "
+        f"(UPTIME_INTERVAL_MAX_POLLS); ask for a shorter interval: the longest one ending at "
+        f"to ({end.isoformat()}) that fits starts at from={fits}", start_text)
 
 
 async def _store_interval(db: Any, store_id: str, start: datetime, end: datetime) -> dict:
@@ -222,8 +273,13 @@ def _uptime_fields(doc: dict, start: datetime, end: datetime) -> dict[str, Any]:
 
 
 def _local(ms: float, zone: ZoneInfo | None) -> str:
-    moment = datetime.fromtimestamp(ms / _MS, tz=ZoneInfo("UTC") if zone is None else zone)
-    return moment.isoformat(timespec="seconds")
+    """Epoch ms as local time with offset; in UTC when the local date would be before year 1
+    or after 9999 (Python cannot hold it; issue 15 item 2) or the zone is unknown to Python."""
+    moment = _date(ms)
+    try:
+        return moment.astimezone(zone or ZoneInfo("UTC")).isoformat(timespec="seconds")
+    except (OverflowError, ValueError):
+        return moment.isoformat(timespec="seconds")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
@@ -238,7 +294,7 @@ def _date(ms: float) -> datetime:
 router = APIRouter(tags=["dashboard"])
 
 
-@router.get("/stores/{store_id}/uptime", response_model=IntervalUptime, response_model_by_alias=True,
+@router.get("/stores/{store_id:path}/uptime", response_model=IntervalUptime, response_model_by_alias=True,
             summary="Uptime/downtime of one store within business hours over [from, to)",
             responses=_STORE_ERRORS)
 async def store_uptime(request: Request, store_id: StoreId, start: From = None, end: To = None
@@ -248,11 +304,13 @@ async def store_uptime(request: Request, store_id: StoreId, start: From = None, 
     the report's week, day and hour columns. Seconds are exact (a half ms possible); minutes
     and hours are rounded to 2 decimals as in the report. 404: no poll at or before ``to``."""
     db = _db(request)
+    start_text = start
     start, end = await _interval(db, store_id, start, end)
+    await _poll_budget(request, store_id, start, end, start_text)
     return _uptime_fields(await _store_interval(db, store_id, start, end), start, end)
 
 
-@router.get("/stores/{store_id}/timeline", response_model=Timeline, response_model_by_alias=True,
+@router.get("/stores/{store_id:path}/timeline", response_model=Timeline, response_model_by_alias=True,
             summary="One store's business hours, status runs and polls over [from, to)",
             responses=_STORE_ERRORS)
 async def store_timeline(
@@ -260,28 +318,38 @@ async def store_timeline(
     poll_limit: Annotated[int, Query(ge=0, le=MAX_POLL_LIMIT,
                                      description="most polls returned (the earliest)")]
     = DEFAULT_POLL_LIMIT,
+    run_limit: Annotated[int, Query(ge=0, le=MAX_RUN_LIMIT,
+                                    description="most runs returned (the earliest)")]
+    = DEFAULT_RUN_LIMIT,
 ) -> dict[str, Any]:
     """Business hours as UTC and local intervals; runs (``status_runs`` shape) clipped to the
     interval, as of ``to``; the interval's valid polls, earliest first, at most ``poll_limit``
-    (``polls_total`` counts them all). The uptime numbers of ``/uptime`` are included."""
+    (``polls_total`` counts them all); the runs likewise, at most ``run_limit``
+    (``runs_total``). The uptime numbers of ``/uptime`` are included. 422 past
+    ``UPTIME_INTERVAL_MAX_POLLS`` polls in the interval, as ``/uptime``."""
     db = _db(request)
+    start_text = start
     start, end = await _interval(db, store_id, start, end)
+    await _poll_budget(request, store_id, start, end, start_text)
     doc = await _store_interval(db, store_id, start, end)
     try:
         zone: ZoneInfo | None = ZoneInfo(doc["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
         zone = None  # MongoDB knows it, Python does not: local times shown in UTC
-    has_row = await db["store_timezones"].count_documents({"store_id": store_id}, limit=1)
+    has_row = await db["store_timezones"].count_documents({"store_id": store_id}, limit=1,
+                                                         **limits.agg_time())
     source = "fallback" if doc["timezone_fallback"] else ("store" if has_row else "default")
     start_ms, end_ms = int(start.timestamp() * _MS), int(end.timestamp() * _MS)
-    runs = store_runs.clip_runs(await store_runs.store_runs(db, store_id, end), start_ms, end_ms)
+    runs = store_runs.clip_runs(await store_runs.store_runs(db, store_id, end, since=start),
+                                start_ms, end_ms)
+    runs_total, runs = len(runs), runs[:run_limit]
     poll_filter = {"store_id": store_id, "timestamp_utc": {"$gte": start, "$lt": end},
                    "status": {"$in": list(pipeline.VALID_STATUSES)}}
     polls = await db["store_status"].find(
         poll_filter, {"_id": 0, "t": "$timestamp_utc", "status": 1},
-        sort=[("timestamp_utc", 1), ("status", 1)], limit=poll_limit,
+        sort=[("timestamp_utc", 1), ("status", 1)], limit=poll_limit, **limits.find_time(),
     ).to_list() if poll_limit else []
-    total = await db["store_status"].count_documents(poll_filter)
+    total = await db["store_status"].count_documents(poll_filter, **limits.agg_time())
     return {
         **_uptime_fields(doc, start, end),
         "timezone_source": source,
@@ -298,6 +366,7 @@ async def store_timeline(
             for r in runs
         ],
         "polls": polls, "polls_total": total, "polls_truncated": total > len(polls),
+        "runs_total": runs_total, "runs_truncated": runs_total > len(runs),
     }
 
 
@@ -342,7 +411,9 @@ async def report_summary(
             responses=_REPORT_ERRORS)
 async def report_rows_search(
     request: Request, report_id: ReportIdPath,
-    prefix: Annotated[str, Query(min_length=1, max_length=200, description="store_id prefix")],
+    prefix: Annotated[str, Query(min_length=1, max_length=MAX_STORE_ID_LENGTH,
+                                 pattern=r"^[^\x00-\x1f\x7f]+$",  # ids never hold them (422)
+                                 description="store_id prefix (no control characters)")],
     limit: Annotated[int, Query(ge=1, le=stored_rows.MAX_WORST)] = 100,
 ) -> list[dict[str, Any]]:
     """Most downtime last week first (the report page's search). 404/409 as the summary."""
@@ -351,7 +422,7 @@ async def report_rows_search(
     return await stored_rows.find_rows(db, report_id, prefix, limit)
 
 
-@router.get("/reports/{report_id}/rows/{store_id}", response_model=StoreRow,
+@router.get("/reports/{report_id}/rows/{store_id:path}", response_model=StoreRow,
             summary="One store's row of a complete report (the CSV's numbers)",
             responses=_REPORT_ERRORS)
 async def report_row(

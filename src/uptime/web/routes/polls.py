@@ -13,18 +13,20 @@ Answers:
   others are rejected;
 * 400 malformed JSON (line, column, byte offset named); 413 body over
   ``UPTIME_POLLS_MAX_BYTES`` or more than ``UPTIME_POLLS_MAX_ITEMS`` items; 415 another
-  Content-Type; 422 a JSON body that is not an array; 401 without the bearer token when
+  Content-Type or a compressed body (``Content-Encoding``); 422 a JSON body that is not an array; 401 without the bearer token when
   ``UPTIME_API_TOKEN`` is set; 503 database unavailable.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from uptime.ingest.polls import (
     MEDIA_JSON,
@@ -37,6 +39,7 @@ from uptime.ingest.polls import (
 from uptime.ingest.store import StoreError
 from uptime.web.deps import DbDep, SettingsDep, require_token
 
+log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_token)])
 
 
@@ -100,12 +103,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise PayloadError(413, f"body of {int(declared):,} bytes; at most {limit:,} per request")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadError(413, f"body over {limit:,} bytes; at most {limit:,} per request")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadError(413, f"body over {limit:,} bytes; at most {limit:,} per "
+                                        "request")
+            chunks.append(chunk)
+    except ClientDisconnect:  # issue 15 item 6: a client gone mid-body is no server error
+        log.info("POST /polls: the client went away after %d bytes of its body", size)
+        raise PayloadError(400, "the client closed the connection before the body was complete"
+                           ) from None
     return b"".join(chunks)
+
+
+def _check_encoding(value: str | None) -> None:
+    """415 for a compressed body (``Content-Encoding: gzip`` ...): polls come uncompressed."""
+    if value is not None and value.strip().lower() not in ("", "identity"):
+        raise PayloadError(415, f"Content-Encoding {value[:40]!r} is not supported; send the "
+                                "body uncompressed")
 
 
 @router.post(
@@ -116,7 +132,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     responses={
         400: {"description": "Malformed JSON (line, column and byte named)"},
         413: {"description": "Body or item count over the limit"},
-        415: {"description": "Content-Type is not application/json or application/x-ndjson"},
+        415: {"description": "Content-Type is not application/json or application/x-ndjson, "
+                            "or the body is compressed (Content-Encoding)"},
         422: {"description": "The JSON body is not an array"},
         503: {"description": "MongoDB unavailable"},
     },
@@ -125,6 +142,7 @@ async def post_polls(request: Request, db: DbDep, settings: SettingsDep) -> Resp
     """Validate and store the polls; answer counts and each rejected item's index and reason."""
     try:
         kind = media_format(request.headers.get("content-type"))
+        _check_encoding(request.headers.get("content-encoding"))
         body = await _read_body(request, settings.polls_max_bytes)
         items, lines = decode_body(body, kind, settings.polls_max_items)
     except PayloadError as exc:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import pymongo
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
@@ -187,23 +189,27 @@ async def trigger_report(
     },
     response_model=ReportStatus,
 )
-async def get_report(db: DbDep, report_id: ReportId) -> Any:
+async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> Any:
     """Running → JSON with progress; Failed → JSON with the error; Complete → the CSV."""
-    doc = await reports.get_report(db, report_id)
-    if doc is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report with id {report_id}")
-    if doc["status"] != reports.COMPLETE:
-        return _status_of(doc)
-    length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
-        {"_id": doc["file_id"]}, {"length": 1}
-    )
+    # Its own limits (uptime.web.bounds): the reads below, then each CSV chunk, get
+    # UPTIME_REQUEST_TIMEOUT_S; the download as a whole may take as long as the client reads.
+    with pymongo.timeout(settings.request_timeout_s):
+        doc = await reports.get_report(db, report_id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                detail=f"no report with id {report_id}")
+        if doc["status"] != reports.COMPLETE:
+            return _status_of(doc)
+        length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
+            {"_id": doc["file_id"]}, {"length": 1}
+        )
     if length is None:
         raise HTTPException(
             status.HTTP_410_GONE,
             detail=f"the CSV of report {report_id} was removed; trigger a new report",
         )
     return StreamingResponse(
-        reports.iter_csv_chunks(db, doc["file_id"]),
+        _each_within(reports.iter_csv_chunks(db, doc["file_id"]), settings.request_timeout_s),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
@@ -211,6 +217,18 @@ async def get_report(db: DbDep, report_id: ReportId) -> Any:
             "X-Report-Pipeline": str(doc.get("pipeline") or ""),
         },
     )
+
+
+async def _each_within(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """``chunks``, each one read under its own database time limit of ``seconds``."""
+    iterator = chunks.__aiter__()
+    while True:
+        with pymongo.timeout(seconds):
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+        yield chunk
 
 
 @router.get(

@@ -7,7 +7,7 @@
   const tbody = document.querySelector("#worst tbody");
   let rows = [], sortKey = "downtime_last_week", sortDir = -1;
 
-  const storeHref = (id) => `/ui/stores/${encodeURIComponent(id)}?report=${reportId}`;
+  const storeHref = (id) => `/ui/stores/${encodeURIComponent(id)}?report=${encodeURIComponent(reportId)}`;
 
   function headline(s) {
     const items = [
@@ -58,7 +58,7 @@
     const q = document.getElementById("search").value.trim();
     searchTimer = setTimeout(async () => {
       try {
-        rows = q ? await api(`/reports/${reportId}/rows?prefix=${encodeURIComponent(q)}&limit=100`) : worstRows;
+        rows = q ? await api(`/reports/${encodeURIComponent(reportId)}/rows?prefix=${encodeURIComponent(q)}&limit=100`) : worstRows;
         render();
         document.getElementById("worst").dataset.searched = q;  // tests wait for this
       } catch (e) { showError(e.message); }
@@ -72,7 +72,7 @@
 
   async function load() {
     try {
-      const s = await api(`/reports/${reportId}/summary?worst=100`, {}, load);
+      const s = await api(`/reports/${encodeURIComponent(reportId)}/summary?worst=100`, {}, load);
       headline(s);
       Charts.histogram(document.getElementById("histogram"), s.histogram, s.stores);
       rows = worstRows = s.worst;

@@ -30,11 +30,11 @@
 
   function row(r) {
     const id = r.status === "Complete"
-      ? el("a", { href: `/ui/reports/${r.report_id}` }, el("code", { text: r.report_id }))
+      ? el("a", { href: `/ui/reports/${encodeURIComponent(r.report_id)}` }, el("code", { text: r.report_id }))
       : el("code", { text: r.report_id });
     let last;
     if (r.status === "Complete") {
-      const href = `/get_report?report_id=${r.report_id}`;
+      const href = `/get_report?report_id=${encodeURIComponent(r.report_id)}`;
       last = el("a", { href, download: `report-${r.report_id}.csv`, class: "download" }, "Download CSV");
       last.addEventListener("click", (event) => {
         if (!UI.hasToken()) return;

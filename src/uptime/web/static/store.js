@@ -42,12 +42,12 @@
     try {
       let from = root.dataset.from, to = root.dataset.to;
       if (reportId) {
-        const row = await api(`/reports/${reportId}/rows/${enc(storeId)}`, {}, load);
+        const row = await api(`/reports/${enc(reportId)}/rows/${enc(storeId)}`, {}, load);
         showRow(row);
         to = to || row.as_of;
         from = from || new Date(Date.parse(row.as_of) - 7 * 864e5).toISOString();
         document.getElementById("store-context").replaceChildren("Row of report ",
-          el("a", { href: `/ui/reports/${reportId}` }, el("code", { text: reportId })),
+          el("a", { href: `/ui/reports/${enc(reportId)}` }, el("code", { text: reportId })),
           root.dataset.from || root.dataset.to ? "; the interval below is yours." : "; the time line is the week before its as_of.");
       } else {
         document.getElementById("row").replaceChildren(el("tbody", {}, el("tr", {},
@@ -60,7 +60,8 @@
       document.getElementById("from").value ||= t.from;
       document.getElementById("to").value ||= t.to;
       document.getElementById("tl-caption").textContent =
-        `${utc(t.from)} – ${utc(t.to)} UTC; ${t.polls_total} polls` + (t.polls_truncated ? ` (first ${t.polls.length} drawn)` : "");
+        `${utc(t.from)} – ${utc(t.to)} UTC; ${t.polls_total} polls` + (t.polls_truncated ? ` (first ${t.polls.length} drawn)` : "") +
+        (t.runs_truncated ? `; ${t.runs_total} runs (first ${t.runs.length} drawn)` : "");
       Charts.timeline(document.getElementById("timeline"), t);
       showInterval(t);
       showRuns(t);
