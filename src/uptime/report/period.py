@@ -22,7 +22,7 @@ store's period bounds), ``uptime_hours``/``downtime_hours`` (hours, rounded to 2
 no business time), ``timezone_fallback`` (bool).
 
 Where the runs come from (``timeline_mode``): the status timeline ``status_runs`` when it is
-current right now (``uptime.timeline.wait_current(db, 0)``); otherwise (the follower lags,
+current (``uptime.timeline.wait_current`` within ``TIMELINE_CHECK_S``); otherwise (the follower lags,
 is rebuilding, does not run, or the server is standalone) the same runs are derived on the fly
 from ``store_status`` by the stages of ``status_runs.v1.json`` (``uptime.timeline.runs.
 full_rebuild_pipeline``, spliced in front of the period stages at load time, so the run rule
@@ -61,6 +61,13 @@ KINDS = ("month", "quarter", "year", "week", "range")
 ZONE_MARGIN = timedelta(days=2)
 #: runs source modes
 TIMELINE, ON_THE_FLY = "timeline", "on_the_fly"
+#: how long a period report looks whether the timeline is current (s). Not 0: the target of
+#: ``wait_current`` is the cluster time of the call, which the report's own bookkeeping
+#: writes (the ``reports`` document, a moment earlier) have just advanced; a live follower
+#: passes it within milliseconds (its stream's next batch), but a zero timeout never sees
+#: that (measured: a current in-process follower answered False with 0 s, True in ~2 ms with
+#: a bound). A follower that lags costs this bound once, then the runs are derived instead.
+TIMELINE_CHECK_S = 1.0
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-Q(\d)$")
@@ -257,16 +264,17 @@ def on_the_fly_pipeline() -> list[dict]:
 
 
 async def timeline_mode(db: AsyncDb) -> str:
-    """``TIMELINE`` when the status timeline is current now (``wait_current(db, 0)``: a
-    follower has applied every write acknowledged before the call), else ``ON_THE_FLY``
-    (lagging or rebuilding follower, none running, standalone server). Never waits.
+    """``TIMELINE`` when the status timeline is current now (``wait_current(db,
+    TIMELINE_CHECK_S)``: a follower has applied every write acknowledged before the call),
+    else ``ON_THE_FLY`` (lagging or rebuilding follower, none running, standalone server:
+    answered at once, no follower is waited for beyond that bound).
 
     Later: with the issue-14 "which stores are pending" API, ``ON_THE_FLY`` can narrow to
     those stores (see the sidecar, "When the timeline lags")."""
     from uptime.timeline import wait_current
 
     try:
-        current = await wait_current(db, 0)
+        current = await wait_current(db, TIMELINE_CHECK_S)
     except Exception:  # any doubt about the timeline: derive the runs (exact either way)
         current = False
     return TIMELINE if current else ON_THE_FLY
@@ -327,9 +335,14 @@ async def iter_period_rows(
         from uptime.timeline.runs import POLL_INDEX
 
         let.update({"windows": None, "since": None, "batch": ObjectId()})
+        # the poll index makes the run derivation a covered scan in store/time order; a
+        # database without it (migrations not applied) still gets its answer, by a sort
+        names = {ix["name"] async for ix in await db["store_status"].list_indexes()}
+        if POLL_INDEX in names:
+            extra["hint"] = POLL_INDEX
         cursor = await db["store_status"].aggregate(
             on_the_fly_pipeline(), let=let, comment=f"{PIPELINE_TAG}:{ON_THE_FLY}",
-            allowDiskUse=True, hint=POLL_INDEX, **extra,
+            allowDiskUse=True, **extra,
         )
     async with cursor:
         async for doc in cursor:

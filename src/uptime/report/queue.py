@@ -38,9 +38,12 @@ class QueueFullError(RuntimeError):
 
 
 async def admit(
-    db: Any, as_of: datetime | None, *, limit: int, version: str = pipeline.DEFAULT_VERSION
+    db: Any, as_of: datetime | None, *, limit: int, version: str = pipeline.DEFAULT_VERSION,
+    period: Any = None,
 ) -> str | None:
     """Decide whether a trigger for ``as_of`` (UTC; ``None`` = latest poll) may queue a report.
+    ``period`` (an ``uptime.report.period.Period``, issue 18): a period report, the same
+    only for the same period.
 
     Returns:
         the id of a Running report for the same ``as_of`` and pipeline (reuse it), or
@@ -50,9 +53,14 @@ async def admit(
         QueueFullError: ``limit`` or more reports are Running.
     """
     reports = db[REPORTS_COLLECTION]
+    if period is not None:
+        from uptime.report.period import PIPELINE_TAG
+
+        same_request = {"pipeline": PIPELINE_TAG, "period": period.document()}
+    else:
+        same_request = {"pipeline": pipeline.pipeline_tag(version)}
     same = await reports.find_one(
-        {"status": RUNNING, "as_of_requested": as_utc(as_of),
-         "pipeline": pipeline.pipeline_tag(version)},
+        {"status": RUNNING, "as_of_requested": as_utc(as_of), **same_request},
         {"_id": 1},
         sort=[("created_at", 1)],
     )

@@ -7,7 +7,11 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      status: "Running" | "Complete" | "Failed",
      as_of_requested: Date | null,   # what the caller asked for (UTC)
      as_of: Date | null,             # the instant the report is for (UTC); null until resolved
-     pipeline: "store_uptime@v2",    # the pipeline version that produced it (v1 or v2)
+     pipeline: "store_uptime@v2",    # the pipeline version that produced it (v1 or v2;
+                                     # "period_uptime@v1" for a period report)
+     kind: "period" (absent = the hour/day/week report),   # issue 18
+     period: {kind: "month"|"quarter"|"year"|"week"|"range", label, from, to} (period only),
+     runs_source: "timeline" | "on_the_fly"  (period only: where its runs came from),
      created_at, started_at, finished_at: Date | null (UTC),
      progress: float 0.0-1.0,        # rows written / stores in the report
      total_stores, rows, timezone_fallbacks: int | null,
@@ -274,10 +278,12 @@ class _Generation:
 
     def __init__(
         self, db: AsyncDatabase, report_id: str, owner: str, attempt: int,
-        version: str = pipeline.DEFAULT_VERSION,
+        version: str = pipeline.DEFAULT_VERSION, period: Any = None,
     ) -> None:
         self.db = db
         self.version = version
+        self.period = period  # uptime.report.period.Period: a period report (issue 18)
+        self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
         self.report_id = report_id
         self.owner = owner
@@ -304,31 +310,33 @@ class _Generation:
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime import --status FILE` and trigger a new report"
                 )
-            # v2: runs and schedules current before the store count and the pipeline read them
-            await pipeline.prepare_inputs_for(self.db, self.version)
+            if self.period is not None:  # never waits for the timeline (issue 18 item 3)
+                from uptime.report import period as period_report
+
+                self.mode = await period_report.prepare(self.db)
+            else:
+                # v2: runs and schedules current before the store count and the pipeline
+                # read them
+                await pipeline.prepare_inputs_for(self.db, self.version)
             file_id = ObjectId()
-            await self._update(
-                {
-                    "$set": {
-                        "as_of": as_of,
-                        "file_id": file_id,
-                        "started_at": utcnow(),
-                        "progress": 0.0,
-                    }
-                }
-            )
+            started: dict[str, Any] = {
+                "as_of": as_of, "file_id": file_id, "started_at": utcnow(), "progress": 0.0,
+            }
+            if self.period is not None:
+                started["runs_source"] = self.mode  # "timeline" or "on_the_fly"
+            await self._update({"$set": started})
             upload = bucket(self.db).open_upload_stream_with_id(
                 file_id,
                 f"report-{self.report_id}.csv",
                 metadata={
                     "report_id": self.report_id,
                     "as_of": as_of,
-                    "pipeline": pipeline.pipeline_tag(self.version),
+                    "pipeline": _tag(self.version, self.period),
                     "contentType": "text/csv",
                 },
             )
             # The store count (for progress) is listed while MongoDB runs the pipeline.
-            total = asyncio.create_task(count_stores(self.db, as_of, self.version))
+            total = asyncio.create_task(self._count(as_of))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
             finally:
@@ -376,6 +384,13 @@ class _Generation:
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
             await self.fail(exc)
+
+    async def _count(self, as_of: datetime) -> int:
+        if self.period is not None:
+            from uptime.report import period as period_report
+
+            return await period_report.count_stores(self.db, as_of, self.mode or "")
+        return await count_stores(self.db, as_of, self.version)
 
     async def fail(self, exc: BaseException) -> None:
         """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer
@@ -428,20 +443,32 @@ class _Generation:
         fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
         is rows / total once it is known."""
         text = io.StringIO()
-        text.write(csvout.line(pipeline.REPORT_COLUMNS))
-        rows = fallbacks = 0
-        row_store = stored_rows.RowWriter(self.db, self.report_id)  # queryable copy (issue 11)
+        line_values = csv_line_values
+        row_store: Any = stored_rows.RowWriter(self.db, self.report_id)  # queryable (issue 11)
         await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
-        report_rows = pipeline.iter_report_rows(
-            self.db, as_of=as_of, version=self.version, timezones=timezones,
-            prepare=False,
-        )
+        if self.period is not None:
+            from uptime.report import period as period_report
+
+            text.write(csvout.line(period_report.PERIOD_COLUMNS))
+            line_values = period_report.csv_line_values
+            row_store = None  # report_rows holds hour/day/week rows only
+            report_rows = period_report.iter_period_rows(
+                self.db, self.period, as_of=as_of, mode=self.mode, timezones=timezones,
+            )
+        else:
+            text.write(csvout.line(pipeline.REPORT_COLUMNS))
+            report_rows = pipeline.iter_report_rows(
+                self.db, as_of=as_of, version=self.version, timezones=timezones,
+                prepare=False,
+            )
+        rows = fallbacks = 0
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
-                text.write(csvout.line(csv_line_values(row)))
-                await row_store.add(row)
+                text.write(csvout.line(line_values(row)))
+                if row_store is not None:
+                    await row_store.add(row)
                 rows += 1
                 fallbacks += bool(row.get("timezone_fallback"))
                 if text.tell() >= WRITE_BUFFER_CHARS:
@@ -451,7 +478,8 @@ class _Generation:
                 if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                     await self._progress(rows, total)
                     last_progress = time.monotonic()
-        await row_store.flush()
+        if row_store is not None:
+            await row_store.flush()
         await self._progress(rows, total)
         if text.tell():
             await upload.write(text.getvalue().encode("utf-8"))
@@ -531,9 +559,13 @@ class ReportService:
             )
 
     # -- public API --------------------------------------------------------------------
-    async def trigger(self, as_of: datetime | None = None, version: str | None = None) -> str:
+    async def trigger(
+        self, as_of: datetime | None = None, version: str | None = None, period: Any = None
+    ) -> str:
         """Create a Running report for ``as_of`` (UTC; ``None`` = latest poll) with pipeline
         ``version`` (``"v1"``/``"v2"``; ``None`` = ``pipeline.DEFAULT_VERSION``); return its id.
+        With ``period`` (an ``uptime.report.period.Period``) it is a period report instead
+        (issue 18: ``pipelines/period_uptime.v1.json``; ``version`` is then not used).
 
         Generation starts in the background (or waits for a free slot).
 
@@ -548,7 +580,7 @@ class ReportService:
             "status": RUNNING,
             "as_of_requested": as_utc(as_of),
             "as_of": None,
-            "pipeline": pipeline.pipeline_tag(version),
+            "pipeline": _tag(version, period),
             "created_at": "$$NOW",
             "started_at": None,
             "finished_at": None,
@@ -562,12 +594,14 @@ class ReportService:
             "attempt": 1,
             "lease": self._new_lease(),
         }
+        if period is not None:
+            fields.update({"kind": "period", "period": period.document()})
         await self.reports.update_one(
             {"_id": report_id},
             [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
             upsert=True,
         )
-        self._schedule(report_id, 1, as_utc(as_of), version)
+        self._schedule(report_id, 1, as_utc(as_of), version, period)
         return report_id
 
     async def wait(self, report_id: str, *, poll_s: float = 0.2) -> dict[str, Any]:
@@ -602,10 +636,11 @@ class ReportService:
         }
 
     def _schedule(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str,
+        period: Any = None,
     ) -> None:
         task = tasks.spawn(
-            self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
+            self._run(report_id, attempt, as_of, version, period), name=f"report-{report_id}"
         )
         self._tasks[report_id] = task
         task.add_done_callback(
@@ -613,17 +648,19 @@ class ReportService:
         )
 
     async def _run(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str,
+        period: Any = None,
     ) -> None:
         """Generate the report; after a transient database error generate it again (same
         attempt, back-off ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
-        tag = pipeline.pipeline_tag(version)
+        tag = _tag(version, period)
         delay, max_delay = RETRY_BACKOFF_S
         first_failure: float | None = None
         async with self._semaphore:
             while True:
                 started = time.monotonic()
-                generation = _Generation(self.db, report_id, self.owner, attempt, version)
+                generation = _Generation(self.db, report_id, self.owner, attempt, version,
+                                         period)
                 try:
                     await generation.run(as_of)
                 except TransientGenerationError as exc:
@@ -726,7 +763,7 @@ class ReportService:
                         doc["_id"], doc["attempt"])
             self._schedule(
                 doc["_id"], doc["attempt"], doc.get("as_of_requested"),
-                pipeline.version_of_tag(doc.get("pipeline")),
+                pipeline.version_of_tag(doc.get("pipeline")), _period_of(doc),
             )
             claimed.append(doc["_id"])
 
@@ -752,6 +789,25 @@ class ReportService:
                     next_retention = time.monotonic() + RETENTION_INTERVAL_S
             except Exception as exc:  # one line per failed round; the next round retries
                 log.warning("report lease/recovery loop: %s; retrying", tasks.one_line(exc))
+
+
+def _tag(version: str, period: Any) -> str:
+    """The stored ``pipeline`` of a report: ``store_uptime@<version>``, or the period
+    pipeline's tag for a period report."""
+    if period is not None:
+        from uptime.report.period import PIPELINE_TAG
+
+        return PIPELINE_TAG
+    return pipeline.pipeline_tag(version)
+
+
+def _period_of(doc: Mapping[str, Any]) -> Any:
+    """The ``Period`` of a stored period report (``None`` for the hour/day/week report)."""
+    if doc.get("kind") != "period" or not isinstance(doc.get("period"), Mapping):
+        return None
+    from uptime.report.period import period_of_document
+
+    return period_of_document(doc["period"])
 
 
 def _literal(value: Any) -> Any:
