@@ -316,3 +316,35 @@ async def test_csv_format(db, tmp_path):
         "'=1+2,2024-01-01T00:00:00.000Z,2024-02-01T00:00:00.000Z,18.00,0.00,100.00\n"
         "b,2024-01-01T00:00:00.000Z,2024-02-01T00:00:00.000Z,0.00,0.00,\n"
     )
+
+
+@pytest.mark.parametrize("source", ["timeline", "polls"])
+async def test_mongosh_runner_gives_the_same_rows(db, mongo_uri, mongosh, source):
+    """pipelines/period.mongosh.js (a DBA's way in) parses the period like the service and
+    prints the same rows, on the timeline and with the runs derived from the polls."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    as_of = utc("2024-11-15T10:00:00Z")
+    status, hours, zones = _dataset(77, as_of + timedelta(days=2), stores=15, days=(10, 40))
+    await load(db, status + _edge_stores(as_of, utc("2024-11-01T00:00:00Z")), hours, zones)
+    await prepare_v2(db)
+    script = Path(__file__).resolve().parent.parent / "pipelines" / "period.mongosh.js"
+    for spec, period in (('period="2024-11"', P.parse_period("2024-11")),
+                         ('period="2024-W45"', P.parse_period("2024-W45")),
+                         ('from="2024-11-03T00:00:00Z", to="2024-11-10T06:00:00Z"',
+                          P.period_from_range(utc("2024-11-03T00:00:00Z"), utc("2024-11-10T06:00:00Z")))):
+        out = subprocess.run(
+            [mongosh, mongo_uri, "--quiet", "--eval",
+             f'var {spec}, asOf="2024-11-15T10:00:00Z", source="{source}"; '
+             f'db = db.getSiblingDB("{db.name}"); undefined', str(script)],
+            capture_output=True, text=True, timeout=120, check=True)
+        got = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        want = await _rows(db, period, as_of, P.TIMELINE)
+        assert len(got) == len(want) > 10
+        for g, w in zip(got, want):
+            assert g["store_id"] == w["store_id"]
+            assert utc(g["period_start"]["$date"] if isinstance(g["period_start"], dict) else g["period_start"]) == w["period_start"]
+            assert (float(g["uptime_hours"]), float(g["downtime_hours"])) == (w["uptime_hours"], w["downtime_hours"])
+            assert (None if g["uptime_percent"] is None else float(g["uptime_percent"])) == w["uptime_percent"]
