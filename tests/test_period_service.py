@@ -200,3 +200,20 @@ async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settin
     rows = [r async for r in P.iter_period_rows(db, week, as_of=T0, mode=P.TIMELINE)]
     assert [P.csv_line_values(r) for r in rows] == [
         line.split(",") for line in csvs[1].splitlines()[1:]]
+
+
+async def test_bench_period_phase_small(client, tmp_path):
+    """The bench phase (uptime.tools.bench_period) on 25 generated stores: it times the floor,
+    the pipeline and the service, reports a ratio, finds the on-the-fly rows equal to the
+    timeline's, and drops its database."""
+    from uptime.tools import bench_period
+
+    before = set(await client.list_database_names())
+    result = await bench_period.bench_period(client, tmp_path / "cache", tmp_path, stores=25,
+                                             days=33, runs=1, say=lambda *_: None)
+    assert result["rows"] == 25 and result["floor_runs"] > 25
+    assert result["on_the_fly_equal"] is True
+    assert result["ratio"] == min(result["period_s"]) / min(result["floor_s"]) > 0
+    target = bench_period.target(result)
+    assert target["pass"] == (result["ratio"] <= 3.0)
+    assert set(await client.list_database_names()) == before
