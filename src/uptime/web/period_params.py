@@ -4,8 +4,6 @@ parameter and what is wrong (never a 500)."""
 
 from __future__ import annotations
 
-from fastapi.exceptions import RequestValidationError
-
 from uptime.platform import asof
 from uptime.report import period as period_report
 from uptime.web.errors import invalid_input
@@ -19,7 +17,7 @@ def period_of_query(
     """``None`` when none of the three is given (the hour/day/week report).
 
     Raises:
-        RequestValidationError: (a 422) ``period`` with ``from``/``to``; only one of
+        fastapi.exceptions.RequestValidationError: (a 422) ``period`` with ``from``/``to``; only one of
             ``from``/``to``; a malformed period (``2024-13``, ``2024-Q5``, ``2021-W53``);
             ``from``/``to`` not ISO 8601; ``from >= to``.
     """
@@ -47,5 +45,3 @@ def period_of_query(
     except period_report.PeriodError as exc:
         raise invalid_input(("query", "from"), str(exc), start[:_ECHO]) from None
 
-
-__all__ = ["RequestValidationError", "period_of_query"]
