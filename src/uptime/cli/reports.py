@@ -23,6 +23,7 @@ from rich.table import Table
 from uptime.cli.common import _fail, _run_db, err, parse_as_of  # noqa: F401 - re-exported
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
+from uptime.report import period as period_report
 from uptime.report import reports
 from uptime.report.pipeline import check_version, pipeline_tag
 from uptime.cli.check import format_ignored
@@ -53,7 +54,7 @@ def _check_output(output: str | None) -> None:
 
 
 async def _run_report(
-    as_of: datetime | None, output: str | None, version: str | None = None
+    as_of: datetime | None, output: str | None, version: str | None = None, period: Any = None
 ) -> dict[str, Any]:
 
     settings = get_settings()
@@ -61,7 +62,7 @@ async def _run_report(
         service = reports.ReportService(db, settings)
         await service.start(recover=False)
         try:
-            report_id = await service.trigger(as_of, version)
+            report_id = await service.trigger(as_of, version, period)
             with Progress(
                 TextColumn("report {task.fields[rid]}"),
                 BarColumn(),
@@ -132,18 +133,43 @@ def report_command(
             "one that ran.",
         ),
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="A period report instead (issue 18): YYYY-MM, YYYY-Qn, YYYY or YYYY-Www (ISO "
+            "week), each in every store's own local time. CSV: store_id, period_start, "
+            "period_end, uptime_hours, downtime_hours, uptime_percent.",
+        ),
+    ] = None,
+    period_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="A period report for the UTC range [--from, --to) (ISO 8601), the same for "
+            "every store.",
+        ),
+    ] = None,
+    period_to: Annotated[
+        str | None, typer.Option("--to", help="End of the --from range (exclusive).")
+    ] = None,
 ) -> None:
-    """Generate a report (stored in MongoDB like the API's) and write its CSV."""
+    """Generate a report (stored in MongoDB like the API's) and write its CSV.
+
+    Period reports: `uptime-monitor report --period 2024-03 --output march.csv`, or
+    `uptime-monitor report --from 2024-03-01T00:00:00Z --to 2024-03-08T00:00:00Z`."""
 
     parsed = parse_as_of(as_of)
     try:
         version = None if pipeline_version is None else check_version(pipeline_version)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--pipeline") from None
+    chosen = _parse_period_options(period, period_from, period_to)
     _check_output(output)
-    doc = _run_db(_run_report(parsed, output, version))
+    doc = _run_db(_run_report(parsed, output, version, chosen))
+    what = f" for {doc['period']['label']}" if doc.get("period") else ""
     err.print(
-        f"report {doc['_id']}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
+        f"report {doc['_id']}{what}: {doc['rows']} stores as of {doc['as_of'].isoformat()} "
         f"({doc['pipeline']}, {doc['timezone_fallbacks']} timezone fallbacks)"
         + ("" if doc["output"] == "-" else f" -> {doc['output']}"),
         highlight=False,
@@ -157,6 +183,33 @@ def report_command(
 
     err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
               soft_wrap=True)
+
+
+def _parse_period_options(period: str | None, start: str | None, end: str | None) -> Any:
+    """``--period`` or ``--from``/``--to`` -> an ``uptime.report.period.Period`` (``None``:
+    the hour/day/week report). Bad values are a usage error naming the option."""
+    if period is not None and (start is not None or end is not None):
+        raise typer.BadParameter("give either --period or --from/--to, not both",
+                                 param_hint="--period")
+    if period is not None:
+        try:
+            return period_report.parse_period(period)
+        except period_report.PeriodError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--period") from None
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
+    bounds = []
+    for hint, value in (("--from", start), ("--to", end)):
+        try:
+            bounds.append(asof.parse_as_of(value))
+        except asof.AsOfError as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    try:
+        return period_report.period_from_range(*bounds)
+    except period_report.PeriodError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from/--to") from None
 
 
 async def _list(limit: int) -> list[dict[str, Any]]:

@@ -24,9 +24,8 @@ A row (dict) of :func:`find_incidents`:
 Sorted by ``store_id`` (binary order) then ``started_at``.
 
 Where the runs come from (the rule "derived state never makes the main job wait or fail"):
-``status_runs`` when the timeline is current (``uptime.timeline.control.timeline_freshness``
-within the report's budget ``uptime.report.inputs_v2.wait_budget_s``: at most 2 s, far below
-what the polls path costs), else — a lagging or rebuilding
+``status_runs`` when the timeline is current (``uptime.report.inputs_v2.timeline_ready``,
+the decision reports take too: at most 2 s, far below what the polls path costs), else — a lagging or rebuilding
 follower, none running, a standalone server — every store's runs are derived on the fly from
 ``store_status`` inside the same pipeline (``source="polls"``: the run-derivation stages of
 ``pipelines/status_runs.v1.json``, spliced in at load time by :func:`load_pipeline`, so that
@@ -46,9 +45,8 @@ from typing import Any, Literal
 from uptime.ingest.schedules import ensure_schedules
 from uptime.platform import pipelines
 from uptime.report.csvout import protect
-from uptime.report.inputs_v2 import wait_budget_s
+from uptime.report.inputs_v2 import timeline_ready
 from uptime.report.pipeline import known_timezones, resolve_as_of, to_utc
-from uptime.timeline.control import timeline_freshness
 from uptime.timeline.runs import load_runs_pipeline
 
 PIPELINE_NAME = "incidents.v1"
@@ -143,11 +141,12 @@ def incidents_let(
 
 
 async def timeline_current(db: AsyncDb) -> bool:
-    """True when ``status_runs`` holds every acknowledged poll write, waiting at most the
-    report's budget (``wait_budget_s``: 0.2-2 s by the size of ``store_status``) for a runs
-    follower to apply them. False at once on a standalone server, with no follower running, or
-    while it rebuilds; False after the budget while it lags."""
-    return (await timeline_freshness(db, await wait_budget_s(db))).current
+    """True when ``status_runs`` holds every acknowledged poll write, within the report's
+    budget (``uptime.report.inputs_v2.timeline_ready``: 0.2-2 s; a follower resumed from its
+    token when none runs). False on a standalone server, while a follower rebuilds, or after
+    the budget while it lags."""
+    current, _ = await timeline_ready(db)
+    return current
 
 
 async def choose_source(db: AsyncDb) -> tuple[Source, list[str]]:

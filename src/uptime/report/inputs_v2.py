@@ -94,6 +94,29 @@ async def choose_version(db: Any, requested: str | None = None) -> tuple[str, st
     """
     if requested == "v1":
         return "v1", "requested"
+    current, why = await timeline_ready(db)
+    if not current:
+        log.info("report: pipeline v1 (exact, on the polls): the status timeline is not "
+                 "current: %s", why)
+        return "v1", why
+    await ensure_schedules(db)
+    return "v2", why
+
+
+async def timeline_ready(db: Any) -> tuple[bool, str]:
+    """Is ``status_runs`` current now, within :func:`wait_budget_s`? ``(current, reason)``.
+
+    The one decision every reader of the timeline takes before trusting it (the report's
+    v1/v2 choice, period reports, incidents; issue 14): a follower of this process or another
+    one is given the budget to apply every write acknowledged before the call; with none alive
+    on a replica set and a stored resume token (``uptime-monitor report`` after ``serve``
+    ran), one is started here for the budget (it resumes cheaply) and stopped. Never raises for
+    a stale, stopped, rebuilding or standalone timeline: the caller takes its exact path on the
+    polls when ``current`` is False; ``reason`` says why (``"timeline <state>: ..."``).
+
+    Raises:
+        pymongo.errors.PyMongoError: a database error.
+    """
     budget = await wait_budget_s(db)
     started_here = None
     if running_follower(db) is None and await operation_time(db) is not None:
@@ -125,11 +148,8 @@ async def choose_version(db: Any, requested: str | None = None) -> tuple[str, st
                    "`uptime-monitor runs follow` for v2)")
         else:
             why = fresh.reason
-        log.info("report: pipeline v1 (exact, on the polls): the status timeline is not "
-                 "current: %s", why)
-        return "v1", f"timeline {fresh.state}: {why}"
-    await ensure_schedules(db)
-    return "v2", f"timeline current (waited {fresh.waited_s:.2f} s)"
+        return False, f"timeline {fresh.state}: {why}"
+    return True, f"timeline current (waited {fresh.waited_s:.2f} s)"
 
 
 async def prepare_inputs(db: Any) -> None:

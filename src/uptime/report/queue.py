@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from uptime.report import pipeline
+from uptime.report.period import PIPELINE_TAG
 from uptime.report.reports import REPORTS_COLLECTION, RUNNING, as_utc
 
 #: Seconds a refused client is told to wait (``Retry-After``): about one report at 14k stores.
@@ -38,9 +38,12 @@ class QueueFullError(RuntimeError):
 
 
 async def admit(
-    db: Any, as_of: datetime | None, *, limit: int, version: str | None = None
+    db: Any, as_of: datetime | None, *, limit: int, version: str | None = None,
+    period: Any = None,
 ) -> str | None:
     """Decide whether a trigger for ``as_of`` (UTC; ``None`` = latest poll) may queue a report.
+    ``period`` (an ``uptime.report.period.Period``, issue 18): a period report, the same
+    only for the same period.
 
     Returns:
         the id of a Running report for the same ``as_of`` and requested pipeline (``version``;
@@ -51,9 +54,12 @@ async def admit(
         QueueFullError: ``limit`` or more reports are Running.
     """
     reports = db[REPORTS_COLLECTION]
+    if period is not None:
+        same_request = {"pipeline": PIPELINE_TAG, "period": period.document()}
+    else:
+        same_request = {"pipeline_requested": version or "default", "kind": {"$ne": "period"}}
     same = await reports.find_one(
-        {"status": RUNNING, "as_of_requested": as_utc(as_of),
-         "pipeline_requested": version or "default"},
+        {"status": RUNNING, "as_of_requested": as_utc(as_of), **same_request},
         {"_id": 1},
         sort=[("created_at", 1)],
     )

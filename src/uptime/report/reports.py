@@ -11,6 +11,10 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
                                      # provisional = the requested one until generation picks)
      pipeline_requested: "default" | "v1" | "v2",
      pipeline_reason: str | null,    # why that pipeline ran (e.g. "timeline standalone: ...")
+                                     # "period_uptime@v1" for a period report)
+     kind: "period" (absent = the hour/day/week report),   # issue 18
+     period: {kind: "month"|"quarter"|"year"|"week"|"range", label, from, to} (period only),
+     runs_source: "timeline" | "on_the_fly"  (period only: where its runs came from),
      created_at, started_at, finished_at: Date | null (UTC),
      progress: float 0.0-1.0,        # rows written / stores in the report
      total_stores, rows, timezone_fallbacks: int | null,
@@ -76,6 +80,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
 from uptime.report import csvout, pipeline, quality, rows as stored_rows
+from uptime.report import period as period_report
 from uptime.report.inputs_v2 import count_report_stores_v2
 
 log = logging.getLogger(__name__)
@@ -279,12 +284,14 @@ class _Generation:
 
     def __init__(
         self, db: AsyncDatabase, report_id: str, owner: str, attempt: int,
-        version: str | None = None,
+        version: str | None = None, period: Any = None,
     ) -> None:
         self.db = db
         #: the requested version (None = default), then the one that runs
         self.requested = version
         self.version = version or pipeline.default_version()
+        self.period = period  # uptime.report.period.Period: a period report (issue 18)
+        self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
         self.report_id = report_id
         self.owner = owner
@@ -311,33 +318,33 @@ class _Generation:
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime-monitor import --status FILE` and trigger a new report"
                 )
-            # v2 only on a current timeline (and schedules), else v1 at once (exact)
-            self.version, reason = await pipeline.choose_version(self.db, self.requested)
+            if self.period is not None:  # never waits for the timeline (issue 18 item 3)
+                self.mode, why = await period_report.prepare(self.db)
+                tag, reason = period_report.PIPELINE_TAG, f"runs from the {self.mode}: {why}"
+            else:
+                # v2 only on a current timeline (and schedules), else v1 at once (exact)
+                self.version, reason = await pipeline.choose_version(self.db, self.requested)
+                tag = pipeline.pipeline_tag(self.version)
             file_id = ObjectId()
-            await self._update(
-                {
-                    "$set": {
-                        "pipeline": pipeline.pipeline_tag(self.version),
-                        "pipeline_reason": reason,
-                        "as_of": as_of,
-                        "file_id": file_id,
-                        "started_at": utcnow(),
-                        "progress": 0.0,
-                    }
-                }
-            )
+            started: dict[str, Any] = {
+                "pipeline": tag, "pipeline_reason": reason, "as_of": as_of, "file_id": file_id,
+                "started_at": utcnow(), "progress": 0.0,
+            }
+            if self.period is not None:
+                started["runs_source"] = self.mode  # "timeline" or "on_the_fly"
+            await self._update({"$set": started})
             upload = bucket(self.db).open_upload_stream_with_id(
                 file_id,
                 f"report-{self.report_id}.csv",
                 metadata={
                     "report_id": self.report_id,
                     "as_of": as_of,
-                    "pipeline": pipeline.pipeline_tag(self.version),
+                    "pipeline": _tag(self.version, self.period),
                     "contentType": "text/csv",
                 },
             )
             # The store count (for progress) is listed while MongoDB runs the pipeline.
-            total = asyncio.create_task(count_stores(self.db, as_of, self.version))
+            total = asyncio.create_task(self._count(as_of))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
             finally:
@@ -385,6 +392,11 @@ class _Generation:
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
             await self.fail(exc)
+
+    async def _count(self, as_of: datetime) -> int:
+        if self.period is not None:
+            return await period_report.count_stores(self.db, as_of, self.mode or "")
+        return await count_stores(self.db, as_of, self.version)
 
     async def fail(self, exc: BaseException) -> None:
         """Mark the report Failed with ``describe_error(exc, version)`` unless it is no longer
@@ -437,20 +449,30 @@ class _Generation:
         fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
         is rows / total once it is known."""
         text = io.StringIO()
-        text.write(csvout.line(pipeline.REPORT_COLUMNS))
-        rows = fallbacks = 0
-        row_store = stored_rows.RowWriter(self.db, self.report_id)  # queryable copy (issue 11)
+        line_values = csv_line_values
+        row_store: Any = stored_rows.RowWriter(self.db, self.report_id)  # queryable (issue 11)
         await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
         timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
-        report_rows = pipeline.iter_report_rows(
-            self.db, as_of=as_of, version=self.version, timezones=timezones,
-            prepare=False,
-        )
+        if self.period is not None:
+            text.write(csvout.line(period_report.PERIOD_COLUMNS))
+            line_values = period_report.csv_line_values
+            row_store = None  # report_rows holds hour/day/week rows only
+            report_rows = period_report.iter_period_rows(
+                self.db, self.period, as_of=as_of, mode=self.mode, timezones=timezones,
+            )
+        else:
+            text.write(csvout.line(pipeline.REPORT_COLUMNS))
+            report_rows = pipeline.iter_report_rows(
+                self.db, as_of=as_of, version=self.version, timezones=timezones,
+                prepare=False,
+            )
+        rows = fallbacks = 0
         async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
             async for row in report_rows:
-                text.write(csvout.line(csv_line_values(row)))
-                await row_store.add(row)
+                text.write(csvout.line(line_values(row)))
+                if row_store is not None:
+                    await row_store.add(row)
                 rows += 1
                 fallbacks += bool(row.get("timezone_fallback"))
                 if text.tell() >= WRITE_BUFFER_CHARS:
@@ -460,7 +482,8 @@ class _Generation:
                 if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                     await self._progress(rows, total)
                     last_progress = time.monotonic()
-        await row_store.flush()
+        if row_store is not None:
+            await row_store.flush()
         await self._progress(rows, total)
         if text.tell():
             await upload.write(text.getvalue().encode("utf-8"))
@@ -540,9 +563,13 @@ class ReportService:
             )
 
     # -- public API --------------------------------------------------------------------
-    async def trigger(self, as_of: datetime | None = None, version: str | None = None) -> str:
+    async def trigger(
+        self, as_of: datetime | None = None, version: str | None = None, period: Any = None
+    ) -> str:
         """Create a Running report for ``as_of`` (UTC; ``None`` = latest poll) with pipeline
         ``version`` (``"v1"``/``"v2"``; ``None`` = ``pipeline.DEFAULT_VERSION``); return its id.
+        With ``period`` (an ``uptime.report.period.Period``) it is a period report instead
+        (issue 18: ``pipelines/period_uptime.v1.json``; ``version`` is then not used).
 
         Generation starts in the background (or waits for a free slot).
 
@@ -557,7 +584,7 @@ class ReportService:
             "status": RUNNING,
             "as_of_requested": as_utc(as_of),
             "as_of": None,
-            "pipeline": pipeline.pipeline_tag(requested or pipeline.default_version()),
+            "pipeline": _tag(requested or pipeline.default_version(), period),
             "pipeline_requested": requested or "default",
             "pipeline_reason": None,
             "created_at": "$$NOW",
@@ -573,12 +600,14 @@ class ReportService:
             "attempt": 1,
             "lease": self._new_lease(),
         }
+        if period is not None:
+            fields.update({"kind": "period", "period": period.document()})
         await self.reports.update_one(
             {"_id": report_id},
             [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
             upsert=True,
         )
-        self._schedule(report_id, 1, as_utc(as_of), requested)
+        self._schedule(report_id, 1, as_utc(as_of), requested, period)
         return report_id
 
     async def wait(self, report_id: str, *, poll_s: float = 0.2) -> dict[str, Any]:
@@ -613,10 +642,11 @@ class ReportService:
         }
 
     def _schedule(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None,
+        period: Any = None,
     ) -> None:
         task = tasks.spawn(
-            self._run(report_id, attempt, as_of, version), name=f"report-{report_id}"
+            self._run(report_id, attempt, as_of, version, period), name=f"report-{report_id}"
         )
         self._tasks[report_id] = task
         task.add_done_callback(
@@ -624,18 +654,20 @@ class ReportService:
         )
 
     async def _run(
-        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None
+        self, report_id: str, attempt: int, as_of: datetime | None, version: str | None,
+        period: Any = None,
     ) -> None:
-        """Generate the report (``version`` None = the default choice); after a transient
-        database error generate it again (same attempt, back-off ``RETRY_BACKOFF_S``) until it
-        ends Complete, Failed or not ours."""
-        tag = pipeline.pipeline_tag(version or pipeline.default_version())
+        """Generate the report (``version`` None = the default choice; ``period``: a period
+        report); after a transient database error generate it again (same attempt, back-off
+        ``RETRY_BACKOFF_S``) until it ends Complete, Failed or not ours."""
+        tag = _tag(version or pipeline.default_version(), period)
         delay, max_delay = RETRY_BACKOFF_S
         first_failure: float | None = None
         async with self._semaphore:
             while True:
                 started = time.monotonic()
-                generation = _Generation(self.db, report_id, self.owner, attempt, version)
+                generation = _Generation(self.db, report_id, self.owner, attempt, version,
+                                         period)
                 try:
                     # issue 15: every database operation of the attempt within one limit
                     # (CSOT: socket timeouts and maxTimeMS from the time left)
@@ -755,7 +787,7 @@ class ReportService:
                         doc["_id"], doc["attempt"])
             self._schedule(
                 doc["_id"], doc["attempt"], doc.get("as_of_requested"),
-                _requested_version(doc),
+                _requested_version(doc), _period_of(doc),
             )
             claimed.append(doc["_id"])
 
@@ -792,6 +824,21 @@ def _requested_version(doc: Mapping[str, Any]) -> str | None:
     if requested in pipeline.SOURCES:
         return requested
     return pipeline.version_of_tag(doc.get("pipeline"))
+
+
+def _tag(version: str, period: Any) -> str:
+    """The stored ``pipeline`` of a report: ``store_uptime@<version>``, or the period
+    pipeline's tag for a period report."""
+    if period is not None:
+        return period_report.PIPELINE_TAG
+    return pipeline.pipeline_tag(version)
+
+
+def _period_of(doc: Mapping[str, Any]) -> Any:
+    """The ``Period`` of a stored period report (``None`` for the hour/day/week report)."""
+    if doc.get("kind") != "period" or not isinstance(doc.get("period"), Mapping):
+        return None
+    return period_report.period_of_document(doc["period"])
 
 
 def _literal(value: Any) -> Any:

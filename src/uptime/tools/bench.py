@@ -622,6 +622,7 @@ async def run_bench(
     ingest: bool = False,
     v2_scale: float | None = None,
     history_stores: int = 0,
+    period_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
     from rich.console import Console
@@ -659,6 +660,12 @@ async def run_bench(
                 say(f"history growth: {history_stores:,} stores, 1 week vs 6 weeks of polls")
                 history = await bench_v2.bench_history(client, uri, cache_dir, work, seed=seed,
                                                        stores=history_stores, say=say)
+            period_result = None
+            if period_stores:  # issue 18 item 3: a calendar-month period report vs its floor
+                from uptime.tools import bench_period
+
+                period_result = await bench_period.bench_period(
+                    client, cache_dir, work, seed=seed, stores=period_stores, say=say)
         finally:
             await client.close()
     targets = evaluate_targets(results)
@@ -673,6 +680,10 @@ async def run_bench(
 
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
+    if period_stores and period_result:
+        from uptime.tools import bench_period
+
+        targets.append(bench_period.target(period_result))
     render(console, results, targets, rss_source)
     import polars
     import pymongo
@@ -693,6 +704,7 @@ async def run_bench(
         "targets": targets,
         "ingest": ingest_result if ingest else None,
         "v2": v2_doc,
+        "period": period_result if period_stores else None,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -746,6 +758,10 @@ def bench_command(
     history_stores: Annotated[
         int, typer.Option(min=0, help="Stores in the history-growth datasets (0 = skip).")
     ] = 3000,
+    period_stores: Annotated[
+        int, typer.Option(min=0, help="Stores in the period-report dataset: a month report "
+                          "on 33 days of polls vs its floor (issue 18; 0 = skip).")
+    ] = 14092,
 ) -> None:
     """Benchmark the report (T_report) against its floor (T_floor) and a polars alternative
     (T_alt), with import rows/s and peak RSS; print a table and write JSON.
@@ -764,7 +780,8 @@ def bench_command(
                   cache_dir=cache_dir or default_cache_dir(), results_dir=results_dir,
                   with_alt=alt, ingest=ingest,
                   v2_scale=scale if v2 else None,
-                  history_stores=history_stores if v2 else 0)
+                  history_stores=history_stores if v2 else 0,
+                  period_stores=period_stores)
     )
     if any(r.get("csv_equal") is False for r in doc["results"]):
         raise typer.Exit(1)

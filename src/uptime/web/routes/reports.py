@@ -21,6 +21,7 @@ from uptime.web.errors import (
     invalid_input,
 )
 from uptime.report.pipeline import check_version
+from uptime.web.period_params import period_of_query
 from uptime.web.deps import DbDep, ServiceDep, SettingsDep, require_token
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class ReportStatus(BaseModel):
         default=None, description='"default", "v1" or "v2": what the trigger asked for')
     pipeline_reason: str | None = Field(
         default=None, description="why that pipeline runs (e.g. the status timeline's state)")
+    kind: str | None = Field(default=None, description='"period" for a period report')
+    period: dict[str, Any] | None = Field(
+        default=None, description="A period report's {kind, label, from, to}")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -89,6 +93,8 @@ class ReportSummary(BaseModel):
     as_of: datetime | None = None
     pipeline: str
     pipeline_reason: str | None = None
+    kind: str | None = None
+    period: dict[str, Any] | None = None
     created_at: datetime
     finished_at: datetime | None = None
     rows: int | None = None
@@ -155,10 +161,31 @@ async def trigger_report(
         Query(description="Report pipeline version: v1 or v2 (default: v2 when the status "
               "timeline is current, else v1)"),
     ] = None,
+    period: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="A period report (issue 18): YYYY-MM, YYYY-Qn, YYYY or YYYY-Www (ISO "
+            "week), each in every store's local time. CSV columns: store_id, period_start, "
+            "period_end, uptime_hours, downtime_hours, uptime_percent.",
+        ),
+    ] = None,
+    period_from: Annotated[
+        str | None,
+        Query(alias="from", description="A period report for the UTC range [from, to) "
+              "(ISO 8601; encode + as %2B)", json_schema_extra={"format": "date-time"}),
+    ] = None,
+    period_to: Annotated[
+        str | None,
+        Query(alias="to", description="End of the from/to range (exclusive)",
+              json_schema_extra={"format": "date-time"}),
+    ] = None,
 ) -> TriggerResponse:
     """Create a report for ``as_of`` (query or body; default the latest poll) with pipeline
     ``pipeline`` (default v2) and return its id; while a report for the same ``as_of`` and
-    pipeline is still Running, return that report's id."""
+    pipeline is still Running, return that report's id. With ``period`` or ``from``/``to``
+    it is a period report (``uptime.report.period``; 422 for a bad period)."""
+    chosen_period = period_of_query(period, period_from, period_to)
     try:
         query_as_of = asof.parse_as_of(as_of, repair_plus=True) if as_of is not None else None
     except asof.AsOfError as exc:
@@ -172,9 +199,12 @@ async def trigger_report(
     chosen = reports.as_utc(query_as_of or body_as_of)
     version = pipeline_version(pipeline, body.pipeline if body is not None else None)
     existing = await queue.admit(
-        service.db, chosen, limit=settings.max_queued_reports, version=version
+        service.db, chosen, limit=settings.max_queued_reports, version=version,
+        period=chosen_period,
     )
-    return TriggerResponse(report_id=existing or await service.trigger(chosen, version))
+    return TriggerResponse(
+        report_id=existing or await service.trigger(chosen, version, chosen_period)
+    )
 
 
 @router.get(
