@@ -67,7 +67,7 @@ class Settings(BaseSettings):
             database operation an HTTP request starts (dashboard reads, report lists, polls,
             triggers): PyMongo's ``timeout()``, which also sends ``maxTimeMS`` (issue 15).
         report_timeout_s: ``UPTIME_REPORT_TIMEOUT_S``; the time limit (seconds) of one
-            report generation attempt, all its database operations together.
+            report generation attempt: its aggregations get ``maxTimeMS`` from what is left.
         interval_max_polls: ``UPTIME_INTERVAL_MAX_POLLS``; most polls of one store in the
             interval of ``/stores/{id}/uptime`` and ``/timeline`` (422 naming the longest
             interval that fits, past it).

@@ -72,11 +72,11 @@ from typing import Any
 
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
-import pymongo
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
+from uptime.platform import limits
 from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
 from uptime.report import csvout, pipeline, quality, rows as stored_rows
@@ -669,9 +669,10 @@ class ReportService:
                 generation = _Generation(self.db, report_id, self.owner, attempt, version,
                                          period)
                 try:
-                    # issue 15: every database operation of the attempt within one limit
-                    # (CSOT: socket timeouts and maxTimeMS from the time left)
-                    with pymongo.timeout(self.settings.report_timeout_s):
+                    # issue 15: the attempt's aggregations get maxTimeMS from what is left of
+                    # UPTIME_REPORT_TIMEOUT_S (server side only: under PyMongo's client-side
+                    # timeout as a whole, a v2 report's steps hung)
+                    with limits.deadline(self.settings.report_timeout_s):
                         await generation.run(as_of)
                 except TransientGenerationError as exc:
                     metrics.report_finished(tag, "retried", time.monotonic() - started)
