@@ -84,6 +84,7 @@ async def test_range_report_by_http_equals_last_week(db, settings):
         ({"period": "2024-03", "from": "2024-03-01T00:00:00Z"}, "period", "not both"),
         ({"from": "2024-03-01T00:00:00Z"}, "to", "go together"),
         ({"from": "last week", "to": "2024-03-01T00:00:00Z"}, "from", ""),
+        ({"period": "2024-03", "pipeline": "v2"}, "pipeline", "leave pipeline out"),
     ],
 )
 async def test_bad_period_is_a_422_naming_it(db, settings, params, name, says):
@@ -148,6 +149,17 @@ def test_cli_month_report(_cli_env, mongo_uri, db_name, tmp_path):
             "a,2024-03-01T00:00:00.000Z,2024-04-01T00:00:00.000Z,108.00,36.00,75.00",
         ]
         assert db.reports.find_one({})["period"]["label"] == "2024-03"
+        # --from/--to (the README's second form): [03-04, 03-07) UTC, the first poll's status
+        # before it: active 03-04T00:00 -> midpoint 03-05T12:00 (36 h), inactive to 03-07 (36 h)
+        ranged = tmp_path / "range.csv"
+        result = CliRunner().invoke(
+            __import__("uptime.cli", fromlist=["app"]).app,
+            ["report", "--from", "2024-03-04T00:00:00Z", "--to", "2024-03-07T00:00:00Z",
+             "--as-of", "2024-03-07T00:00:00Z", "--output", str(ranged)],
+        )
+        assert result.exit_code == 0, result.output
+        assert ranged.read_text().splitlines()[1] == (
+            "a,2024-03-04T00:00:00.000Z,2024-03-07T00:00:00.000Z,36.00,36.00,50.00")
         for args, says in ((["--period", "2024-Q5"], "quarter"),
                            (["--period", "2024-03", "--from", "2024-03-01"], "not both")):
             bad = CliRunner().invoke(__import__("uptime.cli", fromlist=["app"]).app,

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uptime.cli.common import _fail, _run_db, err, parse_as_of  # noqa: F401 - re-exported
+from uptime.platform import asof
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
 from uptime.report import period as period_report
@@ -165,6 +166,10 @@ def report_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--pipeline") from None
     chosen = _parse_period_options(period, period_from, period_to)
+    if chosen is not None and version is not None:
+        raise typer.BadParameter("--pipeline chooses the hour/day/week report's pipeline; a "
+                                 "period report always runs period_uptime@v1",
+                                 param_hint="--pipeline")
     _check_output(output)
     doc = _run_db(_run_report(parsed, output, version, chosen))
     what = f" for {doc['period']['label']}" if doc.get("period") else ""

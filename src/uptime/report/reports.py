@@ -320,7 +320,9 @@ class _Generation:
                 )
             if self.period is not None:  # never waits for the timeline (issue 18 item 3)
                 self.mode, why = await period_report.prepare(self.db)
-                tag, reason = period_report.PIPELINE_TAG, f"runs from the {self.mode}: {why}"
+                source = ("runs read from status_runs" if self.mode == period_report.TIMELINE
+                          else "runs derived from the polls")
+                tag, reason = period_report.PIPELINE_TAG, f"{source} ({why})"
             else:
                 # v2 only on a current timeline (and schedules), else v1 at once (exact)
                 self.version, reason = await pipeline.choose_version(self.db, self.requested)
@@ -586,7 +588,8 @@ class ReportService:
             "as_of": None,
             "pipeline": _tag(requested or pipeline.default_version(), period),
             "pipeline_requested": requested or "default",
-            "pipeline_reason": None,
+            # the pipeline above is provisional: generation picks it (issue 14)
+            "pipeline_reason": "not chosen yet: chosen when generation starts",
             "created_at": "$$NOW",
             "started_at": None,
             "finished_at": None,

@@ -380,6 +380,12 @@ async def _complete_report(db: Any, report_id: str) -> dict[str, Any]:
     if doc["status"] != reports.COMPLETE:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             detail=f"report {report_id} is {doc['status']}, not Complete")
+    if doc.get("kind") == "period":  # issue 18: its CSV has other columns, no stored rows
+        label = (doc.get("period") or {}).get("label", "")
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail=f"report {report_id} is a period report ({label}): it has "
+                            f"no per-store dashboard rows; download its CSV from "
+                            f"/get_report?report_id={report_id}")
     return doc
 
 

@@ -198,6 +198,10 @@ async def trigger_report(
         )
     chosen = reports.as_utc(query_as_of or body_as_of)
     version = pipeline_version(pipeline, body.pipeline if body is not None else None)
+    if chosen_period is not None and version is not None:
+        raise invalid_input(
+            ("query", "pipeline"), "pipeline chooses the hour/day/week report's pipeline; a "
+            "period report always runs period_uptime@v1: leave pipeline out", version)
     existing = await queue.admit(
         service.db, chosen, limit=settings.max_queued_reports, version=version,
         period=chosen_period,

@@ -51,7 +51,9 @@
       el("td", {}, bar(r.progress, `Progress of report ${r.report_id}`)),
       el("td", { text: utc(r.as_of) }),
       // the pipeline that produced it (v2 on a current status timeline, else v1), and why
-      el("td", { class: "pipeline", text: (r.pipeline || "").replace("store_uptime@", ""),
+      // a period report (issue 18) shows its period instead of the pipeline
+      el("td", { class: "pipeline", text: r.kind === "period" && r.period
+        ? "period " + r.period.label : (r.pipeline || "").replace("store_uptime@", ""),
         title: r.pipeline_reason || "" }),
       el("td", { text: r.rows ?? "–" }),
       el("td", { text: utc(r.created_at) }), el("td", {}, last));
