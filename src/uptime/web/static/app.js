@@ -57,6 +57,22 @@ const UI = (() => {
 
   const fmt2 = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
   const utc = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "–");
+  // minutes -> "2 d 3 h 05 min" / "1 h 30 min" / "12.5 min" (incidents' durations)
+  function dur(minutes) {
+    if (minutes === null || minutes === undefined) return "–";
+    if (minutes < 60) return `${Number(minutes.toFixed(2))} min`;
+    const total = Math.round(minutes), d = Math.floor(total / 1440), h = Math.floor((total % 1440) / 60);
+    const m = String(total % 60).padStart(2, "0");
+    return d ? `${d} d ${h} h ${m} min` : `${h} h ${m} min`;
+  }
+  // The store page around an incident: a day either side of its stretch, up to `asOf` (the
+  // time line's longest interval is 92 days: a longer one shows its last 92 days).
+  function incidentStoreHref(i, asOf) {
+    const day = 864e5, end = i.ended_at ? Math.min(Date.parse(i.ended_at) + day, Date.parse(asOf)) : Date.parse(asOf);
+    const start = Math.max(Date.parse(i.stretch_start) - day, end - 92 * day);
+    return `/ui/stores/${encodeURIComponent(i.store_id)}?from=${encodeURIComponent(new Date(start).toISOString())}` +
+      `&to=${encodeURIComponent(new Date(end).toISOString())}`;
+  }
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -70,5 +86,5 @@ const UI = (() => {
     if (!window.readyAt) window.readyAt = performance.now();
     document.body.dataset.ready = "1";
   }
-  return { api, download, showError, fmt2, utc, el, ready, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
+  return { api, download, showError, fmt2, utc, dur, incidentStoreHref, el, ready, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
 })();
