@@ -65,11 +65,15 @@ const UI = (() => {
     const m = String(total % 60).padStart(2, "0");
     return d ? `${d} d ${h} h ${m} min` : `${h} h ${m} min`;
   }
-  // The store page around an incident: a day either side of its stretch, up to `asOf` (the
-  // time line's longest interval is 92 days: a longer one shows its last 92 days).
+  // The store page around an incident (its time line ignores polls after `to`, so `to` must
+  // reach the poll that ended it: the recovery instant E is the midpoint between the last
+  // inactive poll L >= the stretch's start S and the active poll P, so P = 2E - L <= 2E - S):
+  // from S - 1 day to min(2E - S + 1 day, asOf), or to asOf while open; the time line's
+  // longest interval is 92 days (a longer one shows its last 92 days).
   function incidentStoreHref(i, asOf) {
-    const day = 864e5, end = i.ended_at ? Math.min(Date.parse(i.ended_at) + day, Date.parse(asOf)) : Date.parse(asOf);
-    const start = Math.max(Date.parse(i.stretch_start) - day, end - 92 * day);
+    const day = 864e5, s = Date.parse(i.stretch_start), e = i.ended_at ? Date.parse(i.ended_at) : null;
+    const end = e === null ? Date.parse(asOf) : Math.min(2 * e - s + day, Date.parse(asOf));
+    const start = Math.max(s - day, end - 92 * day);
     return `/ui/stores/${encodeURIComponent(i.store_id)}?from=${encodeURIComponent(new Date(start).toISOString())}` +
       `&to=${encodeURIComponent(new Date(end).toISOString())}`;
   }
