@@ -113,8 +113,11 @@ def _flow(base: str, report_id: str) -> dict:
         seen["resolved_count"] = d.find_element(By.CSS_SELECTOR, "#resolved-section .count").text
         seen["nav"] = [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "nav a")]
         _log(d, seen)
-        d.set_window_size(1280, 900)
         screenshot(d, "incidents")
+        d.set_window_size(390, 900)  # a phone: the tables scroll inside their own regions
+        seen["phone_overflow"] = d.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth")
+        d.set_window_size(1280, 900)
         # pages of two
         d.get(f"{base}/ui/incidents?limit=2")
         wait_ready(d)
@@ -190,7 +193,7 @@ async def test_incident_views_in_chromium(db, settings):
     poll, T − 1 h) draws one band at
     the hand-computed x from 03-06 14:00 to 03-09 18:00 with 1,680 min; zero-1's open band runs
     to the interval's end. Report page: 1 open, 6 in the week. No CSP violation, no console
-    error."""
+    error; the incidents page fits a phone's width."""
     require_browser()
     await insert_dashboard_stores(db)
     await db.store_status.insert_many([
@@ -216,6 +219,7 @@ async def test_incident_views_in_chromium(db, settings):
     assert q == {"as_of": ["2024-03-12T15:00:00Z"], "from": ["2024-03-05T15:00:00.000Z"],
                  "to": ["2024-03-12T15:00:00Z"]}
     assert any(urlsplit(h).path == "/ui/incidents" for h in seen["nav"])
+    assert seen["phone_overflow"] <= 0
     # incidents page
     assert [(r["store"], r["started"], r["ended"], r["minutes"]) for r in seen["open"]] == [
         ("zero-1", "2024-03-05T14:00:00Z", "", 10140.0)]
