@@ -14,6 +14,10 @@ Five 24×7 stores (no hours rows), as of 12:00Z, min_minutes 0 — hand-computed
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from support.app import running_app
@@ -23,6 +27,7 @@ from uptime.ingest.schedules import rebuild_schedules
 from uptime.report.pipeline import known_timezones
 from uptime.timeline import rebuild_runs
 
+REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2024-05-06T12:00:00Z"
 D = "2024-05-06T"
 LONGEST = ["s2", "s0", "s1", "s3", "s4"]  # 120, 90, 60, 40, 40 (tie: store_id)
@@ -100,3 +105,24 @@ async def test_get_incidents_order_counts_and_pages(db, settings):
         assert (window["total"], window["open_total"]) == (3, 2)  # s2 (ends 10:30), s0, s4
         bad = await q(order="shortest")
         assert bad.status_code == 422 and any("order" in d["loc"] for d in bad.json()["detail"])
+
+
+async def test_mongosh_runner_orders_and_counts(db, mongo_uri, mongosh):
+    """pipelines/incidents.mongosh.js passes ``order`` (longest / recent as above, each row
+    carrying total and open_total) and refuses an unknown order."""
+    await _stores(db)
+
+    def run(eval_text: str) -> subprocess.CompletedProcess:
+        eval_text = f'var asOf="{AS_OF}", minMinutes=0, {eval_text}; db = db.getSiblingDB("{db.name}"); undefined'
+        return subprocess.run([mongosh, mongo_uri, "--quiet", "--eval", eval_text,
+                               str(REPO / "pipelines/incidents.mongosh.js")],
+                              capture_output=True, text=True, timeout=120)
+
+    for order, want in (("longest", LONGEST), ("recent", RECENT)):
+        out = run(f'order="{order}"')
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        assert [r["store_id"] for r in rows] == want
+        assert {(r["total"], r["open_total"]) for r in rows} == {(5, 2)}
+    bad = run('order="shortest"')
+    assert bad.returncode != 0 and "order" in bad.stderr + bad.stdout
