@@ -16,12 +16,15 @@
 //   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
 //   from / to   incidents overlapping [from, to) (ISO-8601); open  true | false | null
 //   skip / limit  a page of the sorted result
+//   order       "store" (default: store_id, started_at), "longest" (most business downtime
+//               first) or "recent" (latest ended_at first, open = asOf)
 //   pipelineDir folder holding the pipeline files; default: the folder of this script
 //
-// Prints one JSON document per incident (sorted by store_id, started_at). The file's
+// Prints one JSON document per incident (sorted by `order`; each carries `total` and
+// `open_total`, the counts of the whole result before skip/limit). The file's
 // {"$runsFromPolls": ...} markers are replaced here by the run-derivation stages of
 // status_runs.v1.json, exactly as uptime.incidents.query.load_pipeline does.
-/* global db, EJSON, __dirname, asOf, minMinutes, source, pollStores, storeFrom, storeTo, from, to, open, skip, limit, pipelineDir */
+/* global db, EJSON, __dirname, asOf, minMinutes, source, pollStores, storeFrom, storeTo, from, to, open, skip, limit, order, pipelineDir */
 
 (function () {
   const fs = require('fs');
@@ -98,6 +101,8 @@
 
   const src = get('source', 'polls');
   if (src !== 'polls' && src !== 'runs') throw new Error(`source must be "polls" or "runs", got ${src}`);
+  const ord = String(get('order', 'store'));
+  if (!['store', 'longest', 'recent'].includes(ord)) throw new Error(`order must be "store", "longest" or "recent", got ${ord}`);
   const f = get('from', null);
   const t = get('to', null);
   const lim = get('limit', null);
@@ -113,7 +118,8 @@
     to: t === null ? null : instant('to', t),
     open: get('open', null),
     skip: Number(get('skip', 0)),
-    limit: lim === null ? null : Number(lim)
+    limit: lim === null ? null : Number(lim),
+    order: ord
   };
   const cursor = db.status_runs.aggregate(pipeline,
     { let: letVars, comment: `${tag}:${src}`, allowDiskUse: true });

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
 
@@ -75,7 +75,8 @@ async def test_pages_work_under_csp_and_encode_every_id(db, settings):
     """In headless Chromium: the reports list, a report page, the API docs and the store
     page of every hostile id load and draw under the CSP with no violation reported; each
     store link opens that exact store (heading = id) and the page fetches exactly its row
-    (/reports/R/rows/<id encoded>) and its time line (/stores/<id encoded>/timeline); a
+    (/reports/R/rows/<id encoded>), its time line (/stores/<id encoded>/timeline) and its
+    incidents (/incidents?store_id=<id encoded>, decoding to the exact id); a
     hostile report id makes the store page fetch only /reports/<encoded>/rows/x."""
     require_browser()
     settings.follow_runs = False
@@ -103,6 +104,9 @@ async def test_pages_work_under_csp_and_encode_every_id(db, settings):
         assert unquote(urlsplit(seen["links"][sid]).path) == "/ui/stores/" + sid
         assert seen["headings"][sid] == sid
         paths = [p.split("?")[0] for p in seen["store_requests"][sid]]
-        assert paths == [f"/reports/{report_id}/rows/{enc}", f"/stores/{enc}/timeline"], sid
+        assert paths == [f"/reports/{report_id}/rows/{enc}", f"/stores/{enc}/timeline",
+                         "/incidents"], sid
+        incidents_query = parse_qs(urlsplit(seen["store_requests"][sid][2]).query)
+        assert incidents_query["store_id"] == [sid], sid  # the exact id, encoded in the query
     evil = quote(EVIL_REPORT[:32], safe="")
     assert seen["evil_requests"] == [f"/reports/{evil}/rows/x"]

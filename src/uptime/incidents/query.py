@@ -21,7 +21,11 @@ A row (dict) of :func:`find_incidents`:
   2 decimals), ``inactive_polls`` (distinct inactive poll instants, ``None`` when the stored
   run also holds polls after ``as_of``), ``timezone`` (zone used), ``timezone_fallback``.
 
-Sorted by ``store_id`` (binary order) then ``started_at``.
+Sorted by ``store_id`` (binary order) then ``started_at`` (``order="store"``, the default and
+the CSV's order); ``order="longest"``: most business downtime first; ``order="recent"``: latest
+``ended_at`` first (an open incident counts as ending at ``as_of``); ties by store_id then
+started_at. :func:`find_incident_page` also returns how many incidents match the filters
+before paging (``total``, ``open_total``).
 
 Where the runs come from (the rule "derived state never makes the main job wait or fail"):
 ``status_runs`` when the timeline is current (``uptime.report.inputs_v2.timeline_ready``,
@@ -57,6 +61,9 @@ SPLICE_MARKER = "$runsFromPolls"
 CSV_COLUMNS = ("store_id", "started_at", "ended_at", "business_downtime_minutes")
 
 Source = Literal["runs", "polls"]
+#: result orders (the pipeline's ``order`` variable)
+Order = Literal["store", "longest", "recent"]
+ORDERS: tuple[str, ...] = ("store", "longest", "recent")
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
 
 
@@ -122,8 +129,15 @@ def incidents_let(
     open: bool | None = None,  # noqa: A002 - the API's filter name
     skip: int = 0,
     limit: int | None = None,
+    order: Order = "store",
 ) -> dict[str, Any]:
-    """The pipeline's ``let`` document (every variable; see the sidecar's Parameters)."""
+    """The pipeline's ``let`` document (every variable; see the sidecar's Parameters).
+
+    Raises:
+        ValueError: ``order`` is not one of :data:`ORDERS`.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     return {
         "as_of": to_utc(as_of),
         "min_minutes": float(min_minutes),
@@ -137,6 +151,7 @@ def incidents_let(
         "open": open,
         "skip": int(skip),
         "limit": None if limit is None else int(limit),
+        "order": order,
     }
 
 
@@ -169,6 +184,20 @@ async def find_incidents(
     db: AsyncDb,
     as_of: datetime | None,
     min_minutes: float,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """The incidents as of ``as_of`` (UTC; ``None`` = the report's default, the latest poll
+    not after the server's time + 5 min; no polls -> ``[]``), shape in the module doc: the
+    rows of :func:`find_incident_page` (same keyword filters, errors and order) without the
+    totals."""
+    rows, _ = await find_incident_page(db, as_of, min_minutes, **filters)
+    return rows
+
+
+async def find_incident_page(
+    db: AsyncDb,
+    as_of: datetime | None,
+    min_minutes: float,
     *,
     store_id: str | None = None,
     open: bool | None = None,  # noqa: A002
@@ -180,9 +209,15 @@ async def find_incidents(
     poll_stores: Sequence[str] | None = None,
     timezones: Sequence[str] | None = None,
     prepare: bool = True,
-) -> list[dict[str, Any]]:
-    """The incidents as of ``as_of`` (UTC; ``None`` = the report's default, the latest poll
-    not after the server's time + 5 min; no polls -> ``[]``), shape in the module doc.
+    order: Order = "store",
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """A page of the incidents as of ``as_of`` (UTC; ``None`` = the report's default, the
+    latest poll not after the server's time + 5 min) and the counts of the whole result:
+    ``(rows, {"total": n, "open_total": m})`` — ``n`` incidents match the filters before
+    ``skip``/``limit``, ``m`` of them open. The counts are ``{"total": 0, "open_total": 0}``
+    when nothing matches (or there are no polls) and ``None`` when the page is empty only
+    because ``skip`` is past the end (the pipeline carries them on each row). Row shape in
+    the module doc; ``order`` (:data:`ORDERS`) sorts the whole result before paging.
 
     Filters: ``store_id`` (one store), ``open`` (True: only open, False: only ended),
     ``started_from``/``started_to``: incidents **overlapping** ``[started_from,
@@ -192,7 +227,7 @@ async def find_incidents(
     (default :func:`choose_source`). ``prepare``: make ``store_schedules`` ready first.
 
     Raises:
-        ValueError: ``min_minutes`` < 0, ``skip`` < 0 or ``limit`` < 0.
+        ValueError: ``min_minutes`` < 0, ``skip`` < 0, ``limit`` < 0, an unknown ``order``.
         pymongo.errors.PyMongoError: the server failed the aggregation (a time limit set by
             the caller with ``pymongo.timeout`` included).
     """
@@ -200,9 +235,13 @@ async def find_incidents(
         raise ValueError(f"min_minutes must be >= 0, got {min_minutes}")
     if skip < 0 or (limit is not None and limit < 0):
         raise ValueError("skip and limit must be >= 0")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     as_of = await resolve_as_of(db, as_of)
-    if as_of is None or limit == 0:
-        return []
+    if as_of is None:
+        return [], {"total": 0, "open_total": 0}
+    if limit == 0:
+        return [], None
     if prepare:
 
         await ensure_schedules(db)
@@ -215,12 +254,19 @@ async def find_incidents(
         as_of=as_of, min_minutes=min_minutes, timezones=timezones, source=source,
         poll_stores=poll_stores, store_range=store_range_of(store_id),
         started_from=started_from, started_to=started_to, open=open, skip=skip, limit=limit,
+        order=order,
     )
     cursor = await db["status_runs"].aggregate(
         load_pipeline(), let=let, comment=f"{PIPELINE_TAG}:{source}", allowDiskUse=True
     )
     async with cursor:
-        return [_row(doc) for doc in await cursor.to_list()]
+        rows = [_row(doc) for doc in await cursor.to_list()]
+    counts = None
+    for row in rows:
+        counts = {"total": row.pop("total"), "open_total": row.pop("open_total")}
+    if not rows and skip == 0:
+        counts = {"total": 0, "open_total": 0}
+    return rows, counts
 
 
 def _row(doc: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,11 @@ its token field and kept in the tab's ``sessionStorage``):
 * ``/ui/reports/{report_id}`` — headline numbers, histogram of last-week uptime %, the worst
   stores table (sortable, searchable), links to store pages;
 * ``/ui/stores/{store_id}?report=ID`` (or ``?from=&to=``) — the store's week as a time line
-  (business hours shaded, runs coloured by status, poll ticks, local time on the axis) and its
-  report row beside it.
+  (business hours shaded, runs coloured by status, poll ticks, local time on the axis, its
+  incidents marked) and its report row beside it;
+* ``/ui/incidents?store=&state=all|open|resolved&min=&from=&to=&as_of=&limit=`` (issue 17
+  item 5) — open incidents longest first and resolved ones most recent first, each list
+  paginated (``limit`` rows a page, default 50), from ``GET /incidents``.
 
 Static files (``/static``: CSS, JS) ship inside the package. Charts are SVG drawn by
 ``static/charts.js`` (no charting library: see the README, "Dashboard").
@@ -44,6 +47,10 @@ def mount(app: FastAPI) -> None:
     async def report_page(request: Request, report_id: str) -> HTMLResponse:
         return _page("report.html", request, title=f"Report {report_id[:32]}",
                      report_id=report_id[:32], scripts=["charts.js", "report.js"])
+
+    @app.get("/ui/incidents", response_class=HTMLResponse, include_in_schema=False)
+    async def incidents_page(request: Request) -> HTMLResponse:
+        return _page("incidents.html", request, title="Incidents", scripts=["incidents.js"])
 
     # :path: a store id may hold "/" (issue 15 item 4); shown whole (the API says if too long)
     @app.get("/ui/stores/{store_id:path}", response_class=HTMLResponse, include_in_schema=False)

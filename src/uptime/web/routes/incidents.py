@@ -7,8 +7,12 @@ Query (all optional): ``as_of`` (ISO 8601, no offset = UTC; default the report's
 poll not after the server's time + 5 min), ``min_minutes`` (>= 0; default
 ``UPTIME_INCIDENT_MIN_MINUTES``), ``store_id`` (one store, exact), ``open`` (true: open only,
 false: ended only), ``from``/``to`` (incidents overlapping ``[from, to)``), ``skip`` and
-``limit`` (a page of the result sorted by store_id then started_at; ``next_skip`` is the
-``skip`` of the next page, null on the last). Bad input is a 422 naming the parameter; the
+``limit`` (a page of the result; ``next_skip`` is the ``skip`` of the next page, null on the
+last), ``order`` (``store``: by store_id then started_at, the default; ``longest``: most
+business downtime first; ``recent``: latest ended_at first, an open incident counting as
+ending at ``as_of`` — the dashboard's incidents page uses the last two). ``total`` and
+``open_total`` count the incidents matching the filters before paging (null when ``skip`` is
+past the end). Bad input is a 422 naming the parameter; the
 query has a time limit (``QUERY_TIMEOUT_S``; past it a 503 saying so).
 """
 
@@ -22,7 +26,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 
-from uptime.incidents.query import choose_source, find_incidents
+from uptime.incidents.query import Order, choose_source, find_incident_page
 from uptime.platform import asof
 from uptime.report.pipeline import resolve_as_of
 from uptime.web.errors import error_responses, invalid_input
@@ -65,8 +69,12 @@ class IncidentPage(BaseModel):
     min_minutes: float
     source: str = Field(description="status_runs (timeline current) or store_status (runs "
                         "derived from the polls: the timeline was not current)")
+    order: str = Field(description="store, longest or recent (see the order parameter)")
     skip: int
     limit: int
+    total: int | None = Field(description="incidents matching the filters before paging; null "
+                              "when skip is past the end")
+    open_total: int | None = Field(description="how many of them are open; null as total")
     next_skip: int | None = Field(description="skip of the next page; null on the last page")
     incidents: list[Incident]
 
@@ -101,10 +109,13 @@ async def incidents(
                                      **Instant)] = None,
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    order: Annotated[Order, Query(description="store: by store_id then started_at; longest: "
+                                  "most business downtime first; recent: latest ended_at "
+                                  "first (open = as_of); ties by store_id, started_at")] = "store",
 ) -> IncidentPage:
     """The incidents as of ``as_of`` (issue 17): maximal inactive stretches of each store
-    whose overlap with its business hours is at least ``min_minutes``, sorted by store_id
-    then started_at, one page."""
+    whose overlap with its business hours is at least ``min_minutes``, sorted by ``order``,
+    one page, with the counts of the whole result."""
     when = _instant("as_of", as_of)
     lo, hi = _instant("from", start), _instant("to", end)
     if lo is not None and hi is not None and lo >= hi:
@@ -117,9 +128,13 @@ async def incidents(
         with pymongo.timeout(QUERY_TIMEOUT_S):
             resolved = await resolve_as_of(db, when)
             source, pending = await choose_source(db)
-            rows: list[dict[str, Any]] = [] if resolved is None else await find_incidents(
-                db, resolved, minutes, store_id=store_id, open=open, started_from=lo,
-                started_to=hi, skip=skip, limit=limit + 1, source=source, poll_stores=pending)
+            rows: list[dict[str, Any]] = []
+            counts: dict[str, int] | None = {"total": 0, "open_total": 0}
+            if resolved is not None:
+                rows, counts = await find_incident_page(
+                    db, resolved, minutes, store_id=store_id, open=open, started_from=lo,
+                    started_to=hi, skip=skip, limit=limit + 1, source=source,
+                    poll_stores=pending, order=order)
     except PyMongoError as exc:
         if exc.timeout:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -130,6 +145,8 @@ async def incidents(
     return IncidentPage(
         as_of=resolved, min_minutes=minutes,
         source="status_runs" if source == "runs" and not pending else "store_status",
-        skip=skip, limit=limit, next_skip=skip + limit if more else None,
+        order=order, skip=skip, limit=limit, next_skip=skip + limit if more else None,
+        total=None if counts is None else counts["total"],
+        open_total=None if counts is None else counts["open_total"],
         incidents=[Incident(**r) for r in rows[:limit]],
     )

@@ -57,6 +57,26 @@ const UI = (() => {
 
   const fmt2 = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
   const utc = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : "–");
+  // minutes -> "2 d 3 h 05 min" / "1 h 30 min" / "12.5 min" (incidents' durations)
+  function dur(minutes) {
+    if (minutes === null || minutes === undefined) return "–";
+    if (minutes < 60) return `${Number(minutes.toFixed(2))} min`;
+    const total = Math.round(minutes), d = Math.floor(total / 1440), h = Math.floor((total % 1440) / 60);
+    const m = String(total % 60).padStart(2, "0");
+    return d ? `${d} d ${h} h ${m} min` : `${h} h ${m} min`;
+  }
+  // The store page around an incident (its time line ignores polls after `to`, so `to` must
+  // reach the poll that ended it: the recovery instant E is the midpoint between the last
+  // inactive poll L >= the stretch's start S and the active poll P, so P = 2E - L <= 2E - S):
+  // from S - 1 day to min(2E - S + 1 day, asOf), or to asOf while open; the time line's
+  // longest interval is 92 days (a longer one shows its last 92 days).
+  function incidentStoreHref(i, asOf) {
+    const day = 864e5, s = Date.parse(i.stretch_start), e = i.ended_at ? Date.parse(i.ended_at) : null;
+    const end = e === null ? Date.parse(asOf) : Math.min(2 * e - s + day, Date.parse(asOf));
+    const start = Math.max(s - day, end - 92 * day);
+    return `/ui/stores/${encodeURIComponent(i.store_id)}?from=${encodeURIComponent(new Date(start).toISOString())}` +
+      `&to=${encodeURIComponent(new Date(end).toISOString())}`;
+  }
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -70,5 +90,5 @@ const UI = (() => {
     if (!window.readyAt) window.readyAt = performance.now();
     document.body.dataset.ready = "1";
   }
-  return { api, download, showError, fmt2, utc, el, ready, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
+  return { api, download, showError, fmt2, utc, dur, incidentStoreHref, el, ready, hasToken: () => !!sessionStorage.getItem(TOKEN_KEY) };
 })();

@@ -83,6 +83,29 @@ const Charts = (() => {
     container.replaceChildren(root);
   }
 
+  // A store's incidents on its time line (drawn by `timeline` from the same `t`): a band above
+  // the runs from started_at to ended_at (or as_of = the interval's end while open), clipped to
+  // the interval, and a mark at its start.
+  function incidents(container, t, list) {
+    const root = container.querySelector("svg.timeline");
+    if (!root) return;
+    const W = 1000, left = 8, right = 8, laneTop = 14;
+    const t0 = Date.parse(t.from), t1 = Date.parse(t.to);
+    const x = (ms) => left + (W - left - right) * (Math.min(t1, Math.max(t0, ms)) - t0) / (t1 - t0);
+    const g = svg("g", { class: "incidents" });
+    for (const i of list) {
+      const a = Date.parse(i.started_at), b = i.ended_at ? Date.parse(i.ended_at) : t1;
+      const mark = svg("g", { class: "incident" + (i.open ? " open" : ""), "data-started": i.started_at,
+        "data-ended": i.ended_at || "", "data-minutes": String(i.business_downtime_minutes) });
+      mark.append(titled(svg("rect", { x: x(a), y: laneTop + 58, width: Math.max(2, x(b) - x(a)), height: 12, class: "band" }),
+        `incident from ${local(a, t.timezone)} to ${i.ended_at ? local(b, t.timezone) : "now (open)"}: ` +
+        `${i.business_downtime_minutes} min of business downtime`));
+      if (a >= t0) mark.append(svg("path", { d: `M ${x(a) - 5} ${laneTop + 4} l 10 0 l -5 8 z`, class: "start" }));
+      g.append(mark);
+    }
+    root.append(g);
+  }
+
   const fmtCache = {};
   function parts(ms, tz) {
     const f = fmtCache[tz] ||= new Intl.DateTimeFormat("en-GB", { timeZone: tz, hourCycle: "h23",
@@ -103,5 +126,5 @@ const Charts = (() => {
     const p = parts(ms, tz);
     return `${p.weekday} ${p.day} ${p.month} ${p.hour}:${p.minute}`;
   }
-  return { histogram, timeline, local };
+  return { histogram, timeline, incidents, local };
 })();

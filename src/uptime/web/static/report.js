@@ -70,6 +70,33 @@
     if (id) location.href = storeHref(id);
   });
 
+  // Incidents as of the report's as_of (GET /incidents, counts only): open ones and those
+  // overlapping its week [as_of − 7 d, as_of); links to the incidents page with those filters.
+  async function incidentCounts(asOf) {
+    const root = document.getElementById("report-incidents");
+    const weekStart = new Date(Date.parse(asOf) - 7 * 864e5).toISOString();
+    const q = new URLSearchParams({ as_of: asOf, from: weekStart, to: asOf, limit: "1" });
+    try {
+      const body = await api(`/incidents?${q}`);
+      const page = (extra) => `/ui/incidents?as_of=${encodeURIComponent(asOf)}${extra}`;
+      const link = (text, href) => el("a", { href }, text);
+      document.getElementById("incident-counts").replaceChildren(
+        el("div", { class: "num" }, el("dt", { text: "Open incidents" }),
+          el("dd", { "data-key": "open" }, link(String(body.open_total), page("&state=open")))),
+        el("div", { class: "num" }, el("dt", { text: "Incidents in the last week" }),
+          el("dd", { "data-key": "week" }, link(String(body.total),
+            page(`&from=${encodeURIComponent(weekStart)}&to=${encodeURIComponent(asOf)}`)))));
+      document.getElementById("incident-note").textContent =
+        `Inactive stretches with at least ${body.min_minutes} min of business downtime; the week's ` +
+        `count holds every incident overlapping [as_of − 7 days, as_of), open ones included.`;
+      root.dataset.loaded = "1";  // tests wait for this
+    } catch (e) {
+      document.getElementById("incident-counts").replaceChildren(el("div", { class: "num" },
+        el("dt", { text: "Incidents" }), el("dd", { class: "small", text: "could not be read: " + e.message })));
+      root.dataset.loaded = "error";
+    }
+  }
+
   async function load() {
     try {
       const s = await api(`/reports/${encodeURIComponent(reportId)}/summary?worst=100`, {}, load);
@@ -78,6 +105,7 @@
       rows = worstRows = s.worst;
       render();
       UI.ready();
+      incidentCounts(s.as_of);
     } catch (e) { showError(e.message); }
   }
   load();

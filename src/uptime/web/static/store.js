@@ -1,7 +1,7 @@
 // A store: its interval as a time line, its report row and the interval's numbers (issue 11).
 "use strict";
 (() => {
-  const { api, el, fmt2, utc, showError } = UI;
+  const { api, el, fmt2, utc, dur, showError } = UI;
   const root = document.getElementById("store");
   const storeId = root.dataset.storeId, reportId = root.dataset.reportId;
   const enc = encodeURIComponent;
@@ -31,6 +31,32 @@
       el("td", {}, el("span", { class: "status " + r.status, text: r.status })),
       el("td", { text: Charts.local(r.start_ms, t.timezone) }), el("td", { text: Charts.local(r.end_ms, t.timezone) }),
       el("td", { text: utc(r.start) }), el("td", { text: utc(r.end) }), el("td", { text: r.polls }))));
+  }
+
+  // The store's incidents as of the interval's end that overlap it (GET /incidents; as in the
+  // time line, polls after `to` are ignored): marks on the time line and a table.
+  async function showIncidents(t) {
+    const note = document.getElementById("inc-note");
+    const section = document.getElementById("store-incidents");
+    const q = new URLSearchParams({ store_id: storeId, as_of: t.to, from: t.from, to: t.to, limit: "1000" });
+    try {
+      const body = await api(`/incidents?${q}`, {}, load);
+      const list = body.incidents;
+      Charts.incidents(document.getElementById("timeline"), t, list);
+      document.querySelector("#inc-list tbody").replaceChildren(...list.map((i) => el("tr",
+        { "data-started": i.started_at, "data-ended": i.ended_at || "", "data-minutes": String(i.business_downtime_minutes) },
+        el("td", { text: Charts.local(Date.parse(i.started_at), t.timezone) }),
+        el("td", { text: i.ended_at ? Charts.local(Date.parse(i.ended_at), t.timezone) : "open" }),
+        el("td", { text: utc(i.started_at) }), el("td", { text: i.ended_at ? utc(i.ended_at) : "open" }),
+        el("td", { text: dur(i.business_downtime_minutes) }), el("td", { text: dur(i.duration_minutes) }))));
+      note.replaceChildren(`${list.length}${body.next_skip === null ? "" : "+"} incident${list.length === 1 ? "" : "s"} ` +
+        `(at least ${body.min_minutes} min of business downtime, as of ${utc(body.as_of)} UTC). `,
+        el("a", { href: `/ui/incidents?store=${encodeURIComponent(storeId)}` }, "All incidents of this store"));
+      section.dataset.count = String(list.length);
+    } catch (e) {
+      note.textContent = "Incidents could not be read: " + e.message;  // the rest of the page stands
+      section.dataset.count = "";
+    }
   }
 
   // The interval form keeps only the fields that are set (an empty report/from/to = default).
@@ -65,6 +91,7 @@
       Charts.timeline(document.getElementById("timeline"), t);
       showInterval(t);
       showRuns(t);
+      await showIncidents(t);
       UI.ready();
     } catch (e) { showError(e.message); }
   }
