@@ -16,7 +16,8 @@ is one background task with its own time limits; a failed tick is logged and ret
 next one.
 
 **Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
-it at once): the stores with new polls since the last tick — from a change stream on
+it at once): the stores with new polls since the last tick (except an active poll of a store
+that is not watched: nothing to open or end) — from a change stream on
 ``store_status`` (replica set; the embedded server is one) and from :func:`poke` (called
 by ``POST /polls`` of this process after the write is acknowledged: the only source on a
 standalone server) — plus every **watched** store: its latest poll is inactive (an open
@@ -93,6 +94,10 @@ CHUNK = 500
 #: an ended incident never seen open is recorded (and announced) only if it ended at most this
 #: long before the detector started (a restart announces what ended while it was down)
 CATCH_UP = timedelta(hours=1)
+#: incidents changed concurrently (each its own transaction)
+APPLY_CONCURRENCY = 16
+#: concurrent reads of the latest poll of the stores whose polls changed
+REWATCH_CONCURRENCY = 16
 #: time limit (s) of one tick's database work
 TICK_TIMEOUT_S = 30.0
 #: the business downtime stored in an open incident is refreshed when it grew this much (min)
@@ -101,14 +106,15 @@ REFRESH_MINUTES = 1.0
 _RUNNING: weakref.WeakSet[Detector] = weakref.WeakSet()
 
 
-def poke(store_ids: Iterable[str]) -> None:
-    """Tell every detector of this process that these stores have new polls (called by
-    ``POST /polls`` after the write is acknowledged); they are evaluated at once."""
-    ids = [s for s in store_ids if isinstance(s, str)]
-    if not ids:
+def poke(polls: Iterable[tuple[str, str | None]]) -> None:
+    """Tell every detector of this process about new polls ``(store_id, status)`` (called by
+    ``POST /polls`` after the write is acknowledged); they are evaluated at once (see
+    :meth:`Detector.note` for which)."""
+    pairs = [(s, st) for s, st in polls if isinstance(s, str)]
+    if not pairs:
         return
     for detector in list(_RUNNING):
-        detector.note(ids)
+        detector.note(pairs)
 
 
 def incident_id(store_id: str, stretch_start: datetime) -> str:
@@ -161,9 +167,18 @@ class Detector:
         self._replset: bool | None = None
         self._seeded = False
 
-    def note(self, store_ids: Iterable[str]) -> None:
-        self.pending.update(store_ids)
-        self._wake.set()
+    def note(self, polls: Iterable[tuple[str, str | None] | str]) -> None:
+        """Queue stores with new polls, given as ``(store_id, status)`` (or a bare store id:
+        status unknown). An **active** poll of a store that is not watched (its latest poll
+        was active, no open incident) cannot open or end anything and is skipped; every
+        other store is evaluated at the next tick, which starts now."""
+        for item in polls:
+            store, status = (item, None) if isinstance(item, str) else item
+            if status == "active" and store not in self.watch:
+                continue
+            self.pending.add(store)
+        if self.pending:
+            self._wake.set()
 
     async def start(self) -> None:
         self._stop.clear()
@@ -194,17 +209,19 @@ class Detector:
             try:
                 async with await self.db["store_status"].watch(
                     [{"$match": {"operationType": {"$in": ["insert", "replace", "update"]}}},
-                     {"$project": {"fullDocument.store_id": 1, "documentKey": 1}}],
+                     {"$project": {"fullDocument.store_id": 1, "fullDocument.status": 1,
+                                   "documentKey": 1}}],
                     full_document="updateLookup", resume_after=token,
                 ) as stream:
                     async for change in stream:
                         token = stream.resume_token
-                        store = (change.get("fullDocument") or {}).get("store_id")
+                        full = change.get("fullDocument") or {}
+                        store, status = full.get("store_id"), full.get("status")
                         if store is None:  # an _id "<store_id>|<time>|<a|i>"
                             key = str(change.get("documentKey", {}).get("_id", ""))
                             store = key.rsplit("|", 2)[0] if key.count("|") >= 2 else None
                         if isinstance(store, str):
-                            self.note([store])
+                            self.note([(store, status if isinstance(status, str) else None)])
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
@@ -274,22 +291,30 @@ class Detector:
 
     async def _rewatch(self, stores: list[str], now: datetime) -> None:
         """A store is watched while its latest valid poll not after ``now`` is inactive (one
-        indexed read per store whose polls changed; at one instant inactive wins)."""
-        for store in stores:
-            newest = await self.db["store_status"].find_one(
-                {"store_id": store, "timestamp_utc": {"$gt": now},
-                 "status": {"$in": ["active", "inactive"]}},
-                {"timestamp_utc": 1}, sort=[("timestamp_utc", 1)])
-            if newest is not None:  # evaluate it again when that poll's time comes
-                self.future[store] = _utc(newest["timestamp_utc"])
-            last = await self.db["store_status"].find_one(
-                {"store_id": store, "timestamp_utc": {"$lte": now},
-                 "status": {"$in": ["active", "inactive"]}},
-                {"status": 1}, sort=[("timestamp_utc", -1), ("status", -1)])
+        indexed read per store whose polls changed, ``REWATCH_CONCURRENCY`` at a time; at one
+        instant inactive wins); a store with a poll after ``now`` is evaluated again then."""
+        gate = asyncio.Semaphore(REWATCH_CONCURRENCY)
+        valid = {"$in": ["active", "inactive"]}
+
+        async def one(store: str) -> None:
+            async with gate:
+                last = await self.db["store_status"].find_one(
+                    {"store_id": store, "status": valid}, {"status": 1, "timestamp_utc": 1},
+                    sort=[("timestamp_utc", -1), ("status", -1)])
+                if last is not None and _utc(last["timestamp_utc"]) > now:
+                    nxt = await self.db["store_status"].find_one(
+                        {"store_id": store, "timestamp_utc": {"$gt": now}, "status": valid},
+                        {"timestamp_utc": 1}, sort=[("timestamp_utc", 1)])
+                    self.future[store] = _utc(nxt["timestamp_utc"]) if nxt else now
+                    last = await self.db["store_status"].find_one(
+                        {"store_id": store, "timestamp_utc": {"$lte": now}, "status": valid},
+                        {"status": 1}, sort=[("timestamp_utc", -1), ("status", -1)])
             if last is not None and last["status"] == "inactive":
                 self.watch.add(store)
             else:
                 self.watch.discard(store)
+
+        await asyncio.gather(*(one(s) for s in stores))
         # stores with an open incident stay watched until it resolves
         async for doc in self.db[INCIDENTS].find(
                 {"open": True, "store_id": {"$in": stores}}, {"store_id": 1}):
@@ -311,11 +336,18 @@ class Detector:
         quiet = await in_maintenance(self.db, sorted({r["store_id"] for r in found.values()}
                                                      | {d["store_id"] for d in known.values()
                                                         if d["open"]}), now)
-        for _id, row in found.items():
-            await self._apply(_id, row, known.get(_id), now, row["store_id"] in quiet)
-        for _id, doc in known.items():  # open, but no longer an incident as of now
-            if doc["open"] and _id not in found and doc["store_id"] in stores:
-                await self._vanish(doc, now)
+        gate = asyncio.Semaphore(APPLY_CONCURRENCY)  # distinct incidents: no write conflicts
+
+        async def bounded(work: Any) -> None:
+            async with gate:
+                await work
+
+        await asyncio.gather(
+            *(bounded(self._apply(_id, row, known.get(_id), now, row["store_id"] in quiet))
+              for _id, row in found.items()),
+            *(bounded(self._vanish(doc, now)) for _id, doc in known.items()
+              # open, but no longer an incident as of now
+              if doc["open"] and _id not in found and doc["store_id"] in stores))
         if found or known:
             outbox.wake_all()
 
@@ -333,13 +365,15 @@ class Detector:
                    "announced": {"opened": None, "resolved": None, "reminders": 0,
                                  "last_reminder": None},
                    "created_at": now, "updated_at": now}
+            if not quiet:  # created and announced together: one insert + its outbox entries
+                new["announced"]["opened"] = now
             try:
-                await self.db[INCIDENTS].insert_one(new)
+                await self._create(new, [] if quiet else [_event(new, "opened", now)])
+                doc = new
             except DuplicateKeyError:  # another detector created it: its state decides
-                pass
-            doc = await self.db[INCIDENTS].find_one({"_id": _id})
-            if doc is None:
-                return
+                doc = await self.db[INCIDENTS].find_one({"_id": _id})
+                if doc is None:
+                    return
         announced = doc["announced"]
         if announced["opened"] is None and not quiet:
             grown = {k: fields[k] for k in ("started_at", "business_downtime_minutes")}
@@ -381,6 +415,23 @@ class Detector:
         await self._change(doc, {"_id": doc["_id"], "open": True},
                            {"$set": {"open": False, "vanished": True, "updated_at": now,
                                      "announced.resolved": now if events else None}}, events)
+
+    async def _create(self, doc: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Insert a new incident and enqueue ``events`` with it (one transaction on a replica
+        set; standalone: enqueue first, idempotent). Raises DuplicateKeyError when another
+        detector created it first (the transaction is then aborted: nothing enqueued)."""
+        if self._replset:
+            async def body(session: Any) -> None:
+                await self.db[INCIDENTS].insert_one(doc, session=session)
+                for event in events:
+                    await outbox.enqueue(self.db, event, session=session)
+
+            async with self.db.client.start_session() as session:
+                await session.with_transaction(body)
+            return
+        for event in events:
+            await outbox.enqueue(self.db, event)
+        await self.db[INCIDENTS].insert_one(doc)
 
     async def _change(self, doc: dict[str, Any], guard: dict[str, Any],
                       update: dict[str, Any], events: list[dict[str, Any]]) -> bool:

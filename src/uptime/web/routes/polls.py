@@ -160,6 +160,6 @@ async def post_polls(request: Request, db: DbDep, settings: SettingsDep) -> Resp
             [{"loc": ("body",), "msg": f"MongoDB refused the polls: {exc}", "type": "value_error"}]
         ) from None
     # issue 17: the incident detector of this process evaluates these stores now
-    poke(i["store_id"].strip() for i in items
+    poke((i["store_id"].strip(), str(i.get("status", "")).strip().lower()) for i in items
          if isinstance(i, dict) and isinstance(i.get("store_id"), str))
     return Response(orjson.dumps(result.as_json()), media_type=MEDIA_JSON)
