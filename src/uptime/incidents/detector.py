@@ -90,7 +90,7 @@ INCIDENTS = "incidents"
 SEED_PIPELINE = "inactive_stores.v1"
 SEED_TAG = "inactive_stores@v1"
 #: stores evaluated by one pipeline run (its ``poll_stores`` list)
-CHUNK = 500
+CHUNK = 200
 #: an ended incident never seen open is recorded (and announced) only if it ended at most this
 #: long before the detector started (a restart announces what ended while it was down)
 CATCH_UP = timedelta(hours=1)
@@ -98,8 +98,9 @@ CATCH_UP = timedelta(hours=1)
 APPLY_CONCURRENCY = 16
 #: concurrent reads of the latest poll of the stores whose polls changed
 REWATCH_CONCURRENCY = 16
-#: time limit (s) of one tick's database work
-TICK_TIMEOUT_S = 30.0
+#: time limit (s) of each step of a tick (the seed, one chunk of stores, the re-watch): a
+#: step past it fails, the tick is retried; what earlier chunks committed stays
+STEP_TIMEOUT_S = 60.0
 #: the business downtime stored in an open incident is refreshed when it grew this much (min)
 REFRESH_MINUTES = 1.0
 
@@ -266,26 +267,30 @@ class Detector:
             pymongo.errors.PyMongoError: the database failed (the stores stay queued).
         """
         t0 = time.perf_counter()
-        with pymongo.timeout(TICK_TIMEOUT_S):
-            if not self._seeded:
+        if not self._seeded:
+            with pymongo.timeout(STEP_TIMEOUT_S):
                 await self._seed()
-            now = _utc(now) or datetime.now(UTC)
-            due = [s for s, at in self.future.items() if at <= now]
-            for store in due:
-                del self.future[store]
-            changed, self.pending = self.pending | set(due), set()
-            try:
-                stores = sorted(changed | self.watch)
-                if stores:
+        now = _utc(now) or datetime.now(UTC)
+        due = [s for s, at in self.future.items() if at <= now]
+        for store in due:
+            del self.future[store]
+        changed, self.pending = self.pending | set(due), set()
+        try:
+            stores = sorted(changed | self.watch)
+            if stores:
+                with pymongo.timeout(STEP_TIMEOUT_S):
                     zones = await known_timezones(self.db)
-                    for i in range(0, len(stores), CHUNK):
+                for i in range(0, len(stores), CHUNK):
+                    with pymongo.timeout(STEP_TIMEOUT_S):
                         await self._evaluate(stores[i:i + CHUNK], now, zones)
+                with pymongo.timeout(STEP_TIMEOUT_S):
                     await self._rewatch(sorted(changed), now)
+            with pymongo.timeout(STEP_TIMEOUT_S):
                 metrics.OPEN_INCIDENTS.set(
                     await self.db[INCIDENTS].count_documents({"open": True}))
-            except BaseException:
-                self.pending |= changed
-                raise
+        except BaseException:
+            self.pending |= changed
+            raise
         metrics.DETECTOR_TICK.observe(time.perf_counter() - t0)
         return len(stores)
 
