@@ -206,3 +206,24 @@ async def test_reminders_and_maintenance(db, settings, every):
     await det.tick(now + timedelta(minutes=7, seconds=1))
     kinds = sorted(d["event"]["type"] for d in await db[outbox.OUTBOX].find({}).to_list(None))
     assert kinds == ["incident.opened", "incident.reminder"]
+
+
+async def test_source_stores_is_the_polls_source_restricted(db):
+    """The detector's restriction (pipeline ``source: "stores"``) gives exactly the rows of the
+    ``polls`` source for the listed stores and nothing for the others. Stores: ``a`` (24x7,
+    inactive 10:00-11:00 by midpoints -> 60 min), ``b`` (same), ``c`` (not listed)."""
+    from uptime.incidents.query import find_incidents  # noqa: PLC0415 - kept beside its use
+
+    await migrate_up(db)
+    base = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+    rows = []
+    for s in ("a", "b", "c"):
+        rows += [poll(s, base, "active"), poll(s, base + timedelta(hours=1), "inactive"),
+                 poll(s, base + timedelta(hours=2), "active")]
+    await db["store_status"].insert_many(rows)
+    as_of = base + timedelta(hours=3)
+    listed = await find_incidents(db, as_of, 15, source="stores", poll_stores=["a", "b"])
+    every = await find_incidents(db, as_of, 15, source="polls")
+    assert [(r["store_id"], r["business_downtime_minutes"]) for r in listed] == [
+        ("a", 60.0), ("b", 60.0)]
+    assert listed == [r for r in every if r["store_id"] in ("a", "b")]
