@@ -17,8 +17,8 @@ next one.
 
 **Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
 it at once): the stores with new polls since the last tick (except an active poll of a store
-that is not watched: nothing to open or end) — from a change stream on
-``store_status`` (replica set; the embedded server is one) and from :func:`poke` (called
+that is not watched: nothing to open or end) — from a change stream on ``store_status``
+filtered to inactive polls (replica set; the embedded server is one) and from :func:`poke` (called
 by ``POST /polls`` of this process after the write is acknowledged: the only source on a
 standalone server) — plus every **watched** store: its latest poll is inactive (an open
 stretch's business downtime grows with the clock, so it can cross ``min_minutes`` between
@@ -94,6 +94,11 @@ CHUNK = 200
 #: an ended incident never seen open is recorded (and announced) only if it ended at most this
 #: long before the detector started (a restart announces what ended while it was down)
 CATCH_UP = timedelta(hours=1)
+#: every watched store's latest poll is re-read this often (s), so a store that came back
+#: through a poll this process did not see leaves the watch list
+REWATCH_ALL_S = 10.0
+#: seconds the accepted zone names are reused (a new zone is seen within a minute)
+ZONES_TTL_S = 60.0
 #: incidents changed concurrently (each its own transaction)
 APPLY_CONCURRENCY = 16
 #: concurrent reads of the latest poll of the stores whose polls changed
@@ -162,6 +167,9 @@ class Detector:
         self.watch: set[str] = set()
         self.pending: set[str] = set()
         self.future: dict[str, datetime] = {}
+        self._zone_cache: tuple[float, list[str]] | None = None
+        self._resolved: set[str] = set()
+        self._rewatched_at = time.monotonic()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -209,7 +217,10 @@ class Detector:
         while not self._stop.is_set():
             try:
                 async with await self.db["store_status"].watch(
-                    [{"$match": {"operationType": {"$in": ["insert", "replace", "update"]}}},
+                    # inactive polls only: a watched store is evaluated every tick anyway,
+                    # and an active poll of an unwatched one cannot open or end anything
+                    [{"$match": {"operationType": {"$in": ["insert", "replace", "update"]},
+                                 "fullDocument.status": "inactive"}},
                      {"$project": {"fullDocument.store_id": 1, "fullDocument.status": 1,
                                    "documentKey": 1}}],
                     full_document="updateLookup", resume_after=token,
@@ -279,12 +290,17 @@ class Detector:
             stores = sorted(changed | self.watch)
             if stores:
                 with pymongo.timeout(STEP_TIMEOUT_S):
-                    zones = await known_timezones(self.db)
+                    zones = await self._zones()
                 for i in range(0, len(stores), CHUNK):
                     with pymongo.timeout(STEP_TIMEOUT_S):
                         await self._evaluate(stores[i:i + CHUNK], now, zones)
+                again = changed | self._resolved
+                if time.monotonic() - self._rewatched_at > REWATCH_ALL_S:
+                    again |= self.watch  # stores whose active poll came from elsewhere
+                    self._rewatched_at = time.monotonic()
+                self._resolved = set()
                 with pymongo.timeout(STEP_TIMEOUT_S):
-                    await self._rewatch(sorted(changed), now)
+                    await self._rewatch(sorted(again), now)
             with pymongo.timeout(STEP_TIMEOUT_S):
                 metrics.OPEN_INCIDENTS.set(
                     await self.db[INCIDENTS].count_documents({"open": True}))
@@ -293,6 +309,13 @@ class Detector:
             raise
         metrics.DETECTOR_TICK.observe(time.perf_counter() - t0)
         return len(stores)
+
+    async def _zones(self) -> list[str]:
+        """The accepted zone names (``known_timezones``: a distinct + one probe per zone),
+        refreshed every ``ZONES_TTL_S``."""
+        if self._zone_cache is None or time.monotonic() - self._zone_cache[0] > ZONES_TTL_S:
+            self._zone_cache = (time.monotonic(), await known_timezones(self.db))
+        return self._zone_cache[1]
 
     async def _rewatch(self, stores: list[str], now: datetime) -> None:
         """A store is watched while its latest valid poll not after ``now`` is inactive (one
@@ -388,6 +411,7 @@ class Detector:
                                [_event(opened, "opened", now)])
             announced = {**announced, "opened": now}
         if doc["open"] and not fields["open"]:
+            self._resolved.add(doc["store_id"])
             doc = {**doc, **fields}
             events = [_event(doc, "resolved", now)] if announced["opened"] is not None else []
             await self._change(doc, {"_id": _id, "open": True},
@@ -415,6 +439,7 @@ class Detector:
         """An open incident that the definition no longer yields (a late poll split or
         shortened its stretch below ``min_minutes``, polls removed): closed with
         ``vanished: true``; announced as resolved if its opening was."""
+        self._resolved.add(doc["store_id"])
         events = ([_event({**doc, "open": False}, "resolved", now)]
                   if doc["announced"]["opened"] is not None else [])
         await self._change(doc, {"_id": doc["_id"], "open": True},

@@ -45,8 +45,12 @@ import httpx
 import uvicorn
 
 from uptime.incidents.query import iso_ms
+from uptime.platform import metrics
 from uptime.platform.settings import get_settings
 from uptime.web.app import create_app
+
+
+_POST_S: list[float] = []  # duration of each POST /polls (s)
 
 
 class _Receiver:
@@ -102,7 +106,9 @@ async def _burst(http: httpx.AsyncClient, polls: list[dict], batch: int, concurr
 
     async def send(chunk: list[dict]) -> None:
         async with gate:
+            t0 = time.monotonic()
             answer = await http.post("/polls", json=chunk)
+            _POST_S.append(time.monotonic() - t0)
             answer.raise_for_status()
             at = time.monotonic()
             for item in chunk:
@@ -206,6 +212,19 @@ async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
             else:
                 results.append({"phase": "time-driven", "after_crossing_s": None})
                 print(json.dumps(results[-1]))
+        ticks = [m for m in metrics.DETECTOR_TICK.collect()[0].samples
+                 if m.name.endswith(("_sum", "_count"))]
+        stats = {m.name.rsplit("_", 1)[1]: m.value for m in ticks}
+        out = {"phase": "detector", "ticks": int(stats.get("count", 0)),
+               "tick_mean_s": round(stats.get("sum", 0) / max(1, stats.get("count", 0)), 3),
+               "post_polls_mean_s": round(sum(_POST_S) / max(1, len(_POST_S)), 3)}
+        sent = {m.name.rsplit("_", 1)[1]: m.value
+                for m in metrics.NOTIFY_LATENCY.collect()[0].samples
+                if m.name.endswith(("_sum", "_count")) and m.labels.get("kind") == "webhook"}
+        out["outbox_to_delivered_mean_s"] = round(
+            sent.get("sum", 0) / max(1, sent.get("count", 0)), 3)
+        print(json.dumps(out))
+        results.append(out)
         db = app.state.db
         await db.client.drop_database(settings.mongodb_database)
     finally:
