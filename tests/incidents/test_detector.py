@@ -18,10 +18,11 @@ from werkzeug import Request, Response
 from support.app import running_app
 from support.pipeline import hours, poll, zone
 from uptime.incidents.detector import INCIDENTS, Detector, event_key
-from uptime.incidents.query import iso_ms
+from uptime.incidents.query import find_incidents, iso_ms
 from uptime.ingest.schedules import rebuild_schedules
 from uptime.notify import channels as ch
 from uptime.notify import outbox
+from uptime.notify.maintenance import add_once
 from uptime.platform.migrations import migrate_up
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -184,8 +185,6 @@ async def test_reminders_and_maintenance(db, settings, every):
     """Issue 17 items 3-4: a store in a maintenance window when its incident opens: recorded
     with ``maintenance: true``, not announced; after the window it is announced, then a
     reminder every ``UPTIME_INCIDENT_REMINDER_MINUTES`` while open."""
-    from uptime.notify.maintenance import add_once  # noqa: PLC0415 - kept beside its use
-
     await migrate_up(db)
     await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
     now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
@@ -212,8 +211,6 @@ async def test_source_stores_is_the_polls_source_restricted(db):
     """The detector's restriction (pipeline ``source: "stores"``) gives exactly the rows of the
     ``polls`` source for the listed stores and nothing for the others. Stores: ``a`` (24x7,
     inactive 10:00-11:00 by midpoints -> 60 min), ``b`` (same), ``c`` (not listed)."""
-    from uptime.incidents.query import find_incidents  # noqa: PLC0415 - kept beside its use
-
     await migrate_up(db)
     base = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
     rows = []
