@@ -12,7 +12,8 @@
 //               (UPTIME_INCIDENT_MIN_MINUTES's default)
 //   source      "polls" (default: every store's runs derived from store_status, always exact) or
 //               "runs" (read status_runs: fast, exact only when the timeline is current)
-//   pollStores  with source "runs": array of store ids derived from their polls instead
+//   pollStores  with source "runs": array of store ids derived from their polls instead;
+//               with source "stores": the only stores read (each derived from its polls)
 //   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
 //   from / to   incidents overlapping [from, to) (ISO-8601); open  true | false | null
 //   skip / limit  a page of the sorted result
@@ -100,7 +101,7 @@
   timezones.sort();
 
   const src = get('source', 'polls');
-  if (src !== 'polls' && src !== 'runs') throw new Error(`source must be "polls" or "runs", got ${src}`);
+  if (src !== 'polls' && src !== 'runs' && src !== 'stores') throw new Error(`source must be "polls", "runs" or "stores", got ${src}`);
   const ord = String(get('order', 'store'));
   if (!['store', 'longest', 'recent'].includes(ord)) throw new Error(`order must be "store", "longest" or "recent", got ${ord}`);
   const f = get('from', null);

@@ -35,7 +35,9 @@ follower, none running, a standalone server — every store's runs are derived o
 ``pipelines/status_runs.v1.json``, spliced in at load time by :func:`load_pipeline`, so that
 rule keeps one home). ``poll_stores`` (a list of store ids) lets a caller that knows which
 stores are pending in the timeline derive only those from polls while the rest is read from
-``status_runs`` (``source="runs"``).
+``status_runs`` (``source="runs"``). ``source="stores"`` reads nothing but the ``poll_stores`` (each derived
+from its own polls through one indexed ``$lookup``): the live detector
+(``uptime.incidents.detector``) evaluates the few stores it watches this way.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ SPLICE_MARKER = "$runsFromPolls"
 #: the CSV header of ``uptime-monitor incidents`` (issue 17 item 2, exact)
 CSV_COLUMNS = ("store_id", "started_at", "ended_at", "business_downtime_minutes")
 
-Source = Literal["runs", "polls"]
+Source = Literal["runs", "polls", "stores"]
 #: result orders (the pipeline's ``order`` variable)
 Order = Literal["store", "longest", "recent"]
 ORDERS: tuple[str, ...] = ("store", "longest", "recent")

@@ -110,6 +110,15 @@ NOTIFY_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
 )
 
+OPEN_INCIDENTS = Gauge(
+    "uptime_incidents_open", "Open incidents in the incidents collection (live detector).",
+)
+DETECTOR_TICK = Histogram(
+    "uptime_incident_detector_tick_seconds",
+    "Duration of one live incident detector evaluation (seconds).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+
 
 def record_ingest(
     collection: str, source: str, *, stored: int = 0, already_present: int = 0, rejected: int = 0

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
             15: with hourly polls any missed poll in business hours, >= 30 min, counts; a
             blip of a few minutes with dense polling or a stretch grazing opening time does
             not). Issue 17.
+        detect_incidents: ``UPTIME_DETECT_INCIDENTS`` (default true): ``uptime-monitor serve``
+            runs the live incident detector (``uptime.incidents.detector``).
+        detector_tick_s: ``UPTIME_DETECTOR_TICK_S`` (1): seconds between the detector's
+            evaluations (new polls wake it earlier).
+        incident_reminder_minutes: ``UPTIME_INCIDENT_REMINDER_MINUTES`` (0 = off): an
+            ``incident.reminder`` every this many minutes while an announced incident is open.
         notify_backoff_base_s / notify_backoff_cap_s: ``UPTIME_NOTIFY_BACKOFF_BASE_S`` (5) /
             ``UPTIME_NOTIFY_BACKOFF_CAP_S`` (3600): a failed delivery is retried after
             ``min(cap, base * 2**(attempts-1))`` seconds, jittered down to half of it.
@@ -100,6 +106,10 @@ class Settings(BaseSettings):
     db_timeout_s: float = Field(default=3.0, gt=0)
     health_timeout_s: float = Field(default=1.5, gt=0)
     incident_min_minutes: float = Field(default=15.0, ge=0)
+    # issue 17 item 3: live incident detection (uptime.incidents.detector)
+    detect_incidents: bool = True
+    detector_tick_s: float = Field(default=1.0, gt=0)
+    incident_reminder_minutes: float = Field(default=0.0, ge=0)
     # issue 17 item 4: notification delivery (uptime.notify)
     notify_backoff_base_s: float = Field(default=5.0, gt=0)
     notify_backoff_cap_s: float = Field(default=3600.0, gt=0)

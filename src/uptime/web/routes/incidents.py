@@ -18,14 +18,17 @@ query has a time limit (``QUERY_TIMEOUT_S``; past it a 503 saying so).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import pymongo
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 
+from uptime.incidents.detector import start_detector
 from uptime.incidents.query import Order, choose_source, find_incident_page
 from uptime.platform import asof
 from uptime.report.pipeline import resolve_as_of
@@ -38,7 +41,23 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_SKIP = 1_000_000
 
-router = APIRouter()
+
+
+@asynccontextmanager
+async def _detector(app: FastAPI) -> AsyncIterator[None]:
+    """Run the live incident detector (``uptime.incidents.detector``; ``UPTIME_DETECT_INCIDENTS``)
+    while the app's own lifespan has opened a database."""
+    db = getattr(app.state, "db", None)
+    detector = None if db is None else await start_detector(db, app.state.settings)
+    app.state.detector = detector
+    try:
+        yield
+    finally:
+        if detector is not None:
+            await detector.stop()
+
+
+router = APIRouter(lifespan=_detector)
 
 
 class Incident(BaseModel):

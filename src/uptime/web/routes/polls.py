@@ -28,6 +28,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
+from uptime.incidents.detector import poke
+
 from uptime.ingest.polls import (
     MEDIA_JSON,
     MEDIA_NDJSON,
@@ -157,4 +159,7 @@ async def post_polls(request: Request, db: DbDep, settings: SettingsDep) -> Resp
         raise RequestValidationError(  # 422s carry the list shape (issue 9 item 11)
             [{"loc": ("body",), "msg": f"MongoDB refused the polls: {exc}", "type": "value_error"}]
         ) from None
+    # issue 17: the incident detector of this process evaluates these stores now
+    poke((i["store_id"].strip(), str(i.get("status", "")).strip().lower()) for i in items
+         if isinstance(i, dict) and isinstance(i.get("store_id"), str))
     return Response(orjson.dumps(result.as_json()), media_type=MEDIA_JSON)

@@ -1,0 +1,498 @@
+"""Live incident detection (issue 17 item 3): keep the ``incidents`` collection current as polls
+arrive *and as time passes*, and announce ``incident.opened`` / ``incident.resolved`` /
+``incident.reminder`` through the notification outbox (``uptime.notify.outbox``).
+
+**One definition.** Every evaluation runs the incident pipeline
+(``pipelines/incidents.v1.json`` through :func:`uptime.incidents.query.find_incidents`) as of
+*now* (the server clock, UTC), restricted through its ``let`` to the stores being evaluated
+(``source: "stores"``, ``poll_stores``: each store's runs derived from its own polls through
+one indexed ``$lookup``). So an incident here is exactly a row of ``GET /incidents`` as of
+that instant, with ``UPTIME_INCIDENT_MIN_MINUTES``.
+
+**Derived-state rule: derive from polls.** The detector never reads ``status_runs``
+for its decisions, so a lagging, rebuilding or absent runs follower (or a standalone server)
+neither delays nor falsifies an event, and the detector never makes anything else wait: it
+is one background task with its own time limits; a failed tick is logged and retried at the
+next one.
+
+**Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
+it at once): the stores with new polls since the last tick (except an active poll of a store
+that is not watched: nothing to open or end) — from a change stream on ``store_status``
+filtered to inactive polls (replica set; the embedded server is one) and from :func:`poke` (called
+by ``POST /polls`` of this process after the write is acknowledged: the only source on a
+standalone server) — plus every **watched** store: its latest poll is inactive (an open
+stretch's business downtime grows with the clock, so it can cross ``min_minutes`` between
+polls) or it has an open incident. At start the watch list is seeded from the open
+incidents of the collection and the stores whose latest poll is inactive
+(``pipelines/inactive_stores.v1.json``, one pass over the poll index); from then on a store's
+membership follows its own latest poll. A store whose latest poll lies in the future is
+evaluated again when that poll's time comes.
+
+**State** (collection ``incidents``, indexes: migration ``20261207030000-incidents.json``)::
+
+    {_id: "<store_id>|<stretch start, epoch ms>", store_id, stretch_start, started_at,
+     ended_at (null while open), business_downtime_minutes, open: bool,
+     maintenance: bool (in a maintenance window when opened: recorded, not announced),
+     announced: {opened: Date|null, resolved: Date|null, reminders: int,
+                 last_reminder: Date|null},
+     event_key: str, created_at, updated_at}
+
+**Exactly one announcement per incident and kind.** Each state change is one conditional
+update guarded by the state it changes (``announced.opened: null`` → set, ``open: true`` →
+false, ``announced.reminders: n`` → n + 1; a new incident is an upsert on the stable
+``_id``), and its outbox entries (``enqueue``: event ids ``<event_key>:opened`` /
+``:resolved`` / ``:reminder-<n>``, deterministic) are written **in the same transaction** on
+a replica set. On a standalone server (no transactions) the idempotent ``enqueue`` is
+written first, then the guarded update: a crash between the two re-enqueues the same event
+id next time, which adds nothing. So a restart, a failover or a second detector never
+announces an incident twice under a new id. ``event_key`` = ``inc_`` + the first 32 hex
+digits of the SHA-256 of the ``_id`` (event ids may not contain ``|`` and are limited to 200
+characters; store ids may be anything).
+
+**Maintenance and mute.** A store inside a maintenance window
+(``uptime.notify.maintenance.in_maintenance``) when its incident opens gets it recorded with
+``maintenance: true`` and not announced; if the window ends while the incident is still open
+it is announced then. A resolved incident is announced only if its opening was. Per-store
+mute = a maintenance window on that store (``kind: once`` with a far end), per-channel mute =
+``channels mute``.
+
+Metrics: ``uptime_incidents_open`` (gauge), ``uptime_incident_detector_tick_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import weakref
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pymongo
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from uptime.incidents.query import find_incidents
+from uptime.ingest.schedules import ensure_schedules
+from uptime.notify import outbox
+from uptime.notify.maintenance import in_maintenance
+from uptime.platform import metrics, pipelines
+from uptime.platform.probes import is_replica_set
+from uptime.platform.settings import Settings
+from uptime.platform.tasks import one_line, spawn
+from uptime.report.pipeline import known_timezones
+
+log = logging.getLogger(__name__)
+
+INCIDENTS = "incidents"
+#: the stores whose latest poll is inactive, read once at start (``pipelines/inactive_stores.v1.json``)
+SEED_PIPELINE = "inactive_stores.v1"
+SEED_TAG = "inactive_stores@v1"
+#: stores evaluated by one pipeline run (its ``poll_stores`` list)
+CHUNK = 200
+#: an ended incident never seen open is recorded (and announced) only if it ended at most this
+#: long before the detector started (a restart announces what ended while it was down)
+CATCH_UP = timedelta(hours=1)
+#: every watched store's latest poll is re-read this often (s), so a store that came back
+#: through a poll this process did not see leaves the watch list
+REWATCH_ALL_S = 10.0
+#: seconds the accepted zone names are reused (a new zone is seen within a minute)
+ZONES_TTL_S = 60.0
+#: incidents changed concurrently (each its own transaction)
+APPLY_CONCURRENCY = 16
+#: concurrent reads of the latest poll of the stores whose polls changed
+REWATCH_CONCURRENCY = 16
+#: time limit (s) of each step of a tick (the seed, one chunk of stores, the re-watch): a
+#: step past it fails, the tick is retried; what earlier chunks committed stays
+STEP_TIMEOUT_S = 60.0
+#: the business downtime stored in an open incident is refreshed when it grew this much (min)
+REFRESH_MINUTES = 1.0
+
+_RUNNING: weakref.WeakSet[Detector] = weakref.WeakSet()
+
+
+def poke(polls: Iterable[tuple[str, str | None]]) -> None:
+    """Tell every detector of this process about new polls ``(store_id, status)`` (called by
+    ``POST /polls`` after the write is acknowledged); they are evaluated at once (see
+    :meth:`Detector.note` for which)."""
+    pairs = [(s, st) for s, st in polls if isinstance(s, str)]
+    if not pairs:
+        return
+    for detector in list(_RUNNING):
+        detector.note(pairs)
+
+
+def incident_id(store_id: str, stretch_start: datetime) -> str:
+    """The stable id ``<store_id>|<stretch start, epoch ms>`` (UTC)."""
+    ms = int(stretch_start.replace(tzinfo=stretch_start.tzinfo or UTC).timestamp() * 1000)
+    return f"{store_id}|{ms}"
+
+
+def event_key(incident: str) -> str:
+    """``inc_`` + 32 hex digits of SHA-256(incident id): the prefix of its event ids."""
+    return "inc_" + hashlib.sha256(incident.encode()).hexdigest()[:32]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "store_id": doc["store_id"], "started_at": doc["started_at"],
+        "ended_at": doc.get("ended_at"), "stretch_start": doc["stretch_start"],
+        "business_downtime_minutes": doc["business_downtime_minutes"],
+        "open": doc["open"], "maintenance": doc.get("maintenance", False),
+    }
+
+
+def _event(doc: dict[str, Any], kind: str, at: datetime, suffix: str | None = None
+           ) -> dict[str, Any]:
+    return {"id": f"{doc['event_key']}:{suffix or kind}", "type": f"incident.{kind}",
+            "store_id": doc["store_id"], "incident": _public(doc), "occurred_at": at}
+
+
+class Detector:
+    """The live incident detector (module docstring). ``start()`` spawns its task
+    (``incident-detector``), ``stop()`` ends it; ``tick(now)`` runs one evaluation (tests and
+    the benchmark call it directly); ``note(store_ids)`` queues stores with new polls."""
+
+    def __init__(self, db: Any, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.started = datetime.now(UTC)
+        self.watch: set[str] = set()
+        self.pending: set[str] = set()
+        self.future: dict[str, datetime] = {}
+        self._zone_cache: tuple[float, list[str]] | None = None
+        self._resolved: set[str] = set()
+        self._rewatched_at = time.monotonic()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._replset: bool | None = None
+        self._seeded = False
+
+    def note(self, polls: Iterable[tuple[str, str | None] | str]) -> None:
+        """Queue stores with new polls, given as ``(store_id, status)`` (or a bare store id:
+        status unknown). An **active** poll of a store that is not watched (its latest poll
+        was active, no open incident) cannot open or end anything and is skipped; every
+        other store is evaluated at the next tick, which starts now."""
+        for item in polls:
+            store, status = (item, None) if isinstance(item, str) else item
+            if status == "active" and store not in self.watch:
+                continue
+            self.pending.add(store)
+        if self.pending:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._replset = await is_replica_set(self.db)
+        self._tasks.append(spawn(self._loop(), "incident-detector"))
+        if self._replset:
+            self._tasks.append(spawn(self._watch_polls(), "incident-watch"))
+        _RUNNING.add(self)
+
+    async def stop(self) -> None:
+        _RUNNING.discard(self)
+        self._stop.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - logged by spawn
+                pass
+        self._tasks.clear()
+
+    async def _watch_polls(self) -> None:
+        """Queue the store of every inserted or replaced poll (change stream on
+        ``store_status``), resuming after a transient error."""
+        token = None
+        while not self._stop.is_set():
+            try:
+                async with await self.db["store_status"].watch(
+                    # inactive polls only: a watched store is evaluated every tick anyway,
+                    # and an active poll of an unwatched one cannot open or end anything
+                    [{"$match": {"operationType": {"$in": ["insert", "replace", "update"]},
+                                 "fullDocument.status": "inactive"}},
+                     {"$project": {"fullDocument.store_id": 1, "fullDocument.status": 1,
+                                   "documentKey": 1}}],
+                    full_document="updateLookup", resume_after=token,
+                ) as stream:
+                    async for change in stream:
+                        token = stream.resume_token
+                        full = change.get("fullDocument") or {}
+                        store, status = full.get("store_id"), full.get("status")
+                        if store is None:  # an _id "<store_id>|<time>|<a|i>"
+                            key = str(change.get("documentKey", {}).get("_id", ""))
+                            store = key.rsplit("|", 2)[0] if key.count("|") >= 2 else None
+                        if isinstance(store, str):
+                            self.note([(store, status if isinstance(status, str) else None)])
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as exc:
+                log.warning("incident detector change stream: %s", one_line(exc))
+                token = None if "resume" in str(exc).lower() else token
+                # a lost stream may have missed polls: evaluate the watched stores anyway
+                await asyncio.sleep(1.0)
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database outage: try next tick
+                log.warning("incident detector: %s", one_line(exc))
+            self._wake.clear()
+            if self.pending:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.detector_tick_s)
+            except TimeoutError:
+                pass
+
+    async def _seed(self) -> None:
+        async for doc in self.db[INCIDENTS].find({"open": True}, {"store_id": 1}):
+            self.watch.add(doc["store_id"])
+        cursor = await self.db["store_status"].aggregate(
+            pipelines.load(SEED_PIPELINE), let={"as_of": datetime.now(UTC)},
+            comment=SEED_TAG, allowDiskUse=True)
+        async with cursor:
+            async for row in cursor:
+                self.watch.add(row["_id"])
+        await ensure_schedules(self.db)
+        self._seeded = True
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """One evaluation as of ``now`` (default the clock, UTC) of the stores with new polls
+        and the watched ones; returns how many stores were evaluated.
+
+        Raises:
+            pymongo.errors.PyMongoError: the database failed (the stores stay queued).
+        """
+        t0 = time.perf_counter()
+        if not self._seeded:
+            with pymongo.timeout(STEP_TIMEOUT_S):
+                await self._seed()
+        now = _utc(now) or datetime.now(UTC)
+        due = [s for s, at in self.future.items() if at <= now]
+        for store in due:
+            del self.future[store]
+        changed, self.pending = self.pending | set(due), set()
+        try:
+            stores = sorted(changed | self.watch)
+            if stores:
+                with pymongo.timeout(STEP_TIMEOUT_S):
+                    zones = await self._zones()
+                for i in range(0, len(stores), CHUNK):
+                    with pymongo.timeout(STEP_TIMEOUT_S):
+                        await self._evaluate(stores[i:i + CHUNK], now, zones)
+                again = changed | self._resolved
+                if time.monotonic() - self._rewatched_at > REWATCH_ALL_S:
+                    again |= self.watch  # stores whose active poll came from elsewhere
+                    self._rewatched_at = time.monotonic()
+                self._resolved = set()
+                with pymongo.timeout(STEP_TIMEOUT_S):
+                    await self._rewatch(sorted(again), now)
+            with pymongo.timeout(STEP_TIMEOUT_S):
+                metrics.OPEN_INCIDENTS.set(
+                    await self.db[INCIDENTS].count_documents({"open": True}))
+        except BaseException:
+            self.pending |= changed
+            raise
+        metrics.DETECTOR_TICK.observe(time.perf_counter() - t0)
+        return len(stores)
+
+    async def _zones(self) -> list[str]:
+        """The accepted zone names (``known_timezones``: a distinct + one probe per zone),
+        refreshed every ``ZONES_TTL_S``."""
+        if self._zone_cache is None or time.monotonic() - self._zone_cache[0] > ZONES_TTL_S:
+            self._zone_cache = (time.monotonic(), await known_timezones(self.db))
+        return self._zone_cache[1]
+
+    async def _rewatch(self, stores: list[str], now: datetime) -> None:
+        """A store is watched while its latest valid poll not after ``now`` is inactive (one
+        indexed read per store whose polls changed, ``REWATCH_CONCURRENCY`` at a time; at one
+        instant inactive wins); a store with a poll after ``now`` is evaluated again then."""
+        gate = asyncio.Semaphore(REWATCH_CONCURRENCY)
+        valid = {"$in": ["active", "inactive"]}
+
+        async def one(store: str) -> None:
+            async with gate:
+                last = await self.db["store_status"].find_one(
+                    {"store_id": store, "status": valid}, {"status": 1, "timestamp_utc": 1},
+                    sort=[("timestamp_utc", -1), ("status", -1)])
+                if last is not None and _utc(last["timestamp_utc"]) > now:
+                    nxt = await self.db["store_status"].find_one(
+                        {"store_id": store, "timestamp_utc": {"$gt": now}, "status": valid},
+                        {"timestamp_utc": 1}, sort=[("timestamp_utc", 1)])
+                    self.future[store] = _utc(nxt["timestamp_utc"]) if nxt else now
+                    last = await self.db["store_status"].find_one(
+                        {"store_id": store, "timestamp_utc": {"$lte": now}, "status": valid},
+                        {"status": 1}, sort=[("timestamp_utc", -1), ("status", -1)])
+            if last is not None and last["status"] == "inactive":
+                self.watch.add(store)
+            else:
+                self.watch.discard(store)
+
+        await asyncio.gather(*(one(s) for s in stores))
+        # stores with an open incident stay watched until it resolves
+        async for doc in self.db[INCIDENTS].find(
+                {"open": True, "store_id": {"$in": stores}}, {"store_id": 1}):
+            self.watch.add(doc["store_id"])
+
+    async def _evaluate(self, stores: list[str], now: datetime, zones: list[str]) -> None:
+        rows = await find_incidents(
+            self.db, now, self.settings.incident_min_minutes, source="stores",
+            poll_stores=stores, timezones=zones, prepare=False,
+            started_from=min(self.started - CATCH_UP, now - CATCH_UP))
+        known = {d["_id"]: d async for d in self.db[INCIDENTS].find(
+            {"store_id": {"$in": stores},
+             "$or": [{"open": True}, {"updated_at": {"$gte": now - CATCH_UP}}]})}
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row["ended_at"] is not None and row["ended_at"] < self.started - CATCH_UP:
+                continue
+            found[incident_id(row["store_id"], row["stretch_start"])] = row
+        quiet = await in_maintenance(self.db, sorted({r["store_id"] for r in found.values()}
+                                                     | {d["store_id"] for d in known.values()
+                                                        if d["open"]}), now)
+        gate = asyncio.Semaphore(APPLY_CONCURRENCY)  # distinct incidents: no write conflicts
+
+        async def bounded(work: Any) -> None:
+            async with gate:
+                await work
+
+        await asyncio.gather(
+            *(bounded(self._apply(_id, row, known.get(_id), now, row["store_id"] in quiet))
+              for _id, row in found.items()),
+            *(bounded(self._vanish(doc, now)) for _id, doc in known.items()
+              # open, but no longer an incident as of now
+              if doc["open"] and _id not in found and doc["store_id"] in stores))
+        if found or known:
+            outbox.wake_all()
+
+    async def _apply(self, _id: str, row: dict[str, Any], doc: dict[str, Any] | None,
+                     now: datetime, quiet: bool) -> None:
+        fields = {
+            "store_id": row["store_id"], "stretch_start": row["stretch_start"],
+            "started_at": row["started_at"], "ended_at": row["ended_at"],
+            "business_downtime_minutes": row["business_downtime_minutes"],
+            "open": row["ended_at"] is None,
+        }
+        if doc is None:
+            # created open: an incident that also ended by now is resolved just below
+            new = {"_id": _id, **fields, "open": True, "ended_at": None, "maintenance": quiet, "event_key": event_key(_id),
+                   "announced": {"opened": None, "resolved": None, "reminders": 0,
+                                 "last_reminder": None},
+                   "created_at": now, "updated_at": now}
+            if not quiet:  # created and announced together: one insert + its outbox entries
+                new["announced"]["opened"] = now
+            try:
+                await self._create(new, [] if quiet else [_event(new, "opened", now)])
+                doc = new
+            except DuplicateKeyError:  # another detector created it: its state decides
+                doc = await self.db[INCIDENTS].find_one({"_id": _id})
+                if doc is None:
+                    return
+        announced = doc["announced"]
+        if announced["opened"] is None and not quiet:
+            grown = {k: fields[k] for k in ("started_at", "business_downtime_minutes")}
+            opened = {**doc, **grown}
+            await self._change(opened, {"_id": _id, "announced.opened": None},
+                               {"$set": {**grown, "announced.opened": now, "updated_at": now}},
+                               [_event(opened, "opened", now)])
+            announced = {**announced, "opened": now}
+        if doc["open"] and not fields["open"]:
+            self._resolved.add(doc["store_id"])
+            doc = {**doc, **fields}
+            events = [_event(doc, "resolved", now)] if announced["opened"] is not None else []
+            await self._change(doc, {"_id": _id, "open": True},
+                               {"$set": {**fields, "announced.resolved":
+                                         now if events else None, "updated_at": now}}, events)
+            return
+        every = self.settings.incident_reminder_minutes
+        if fields["open"] and every > 0 and announced["opened"] is not None and not quiet:
+            last = _utc(announced.get("last_reminder") or announced["opened"])
+            if now - last >= timedelta(minutes=every):
+                n = int(announced.get("reminders", 0))
+                doc = {**doc, **fields}
+                await self._change(
+                    doc, {"_id": _id, "open": True, "announced.reminders": n},
+                    {"$set": {**fields, "announced.reminders": n + 1,
+                              "announced.last_reminder": now, "updated_at": now}},
+                    [_event(doc, "reminder", now, f"reminder-{n + 1}")])
+                return
+        if abs(fields["business_downtime_minutes"]
+               - doc.get("business_downtime_minutes", 0)) >= REFRESH_MINUTES:
+            await self.db[INCIDENTS].update_one(
+                {"_id": _id, "open": True}, {"$set": {**fields, "updated_at": now}})
+
+    async def _vanish(self, doc: dict[str, Any], now: datetime) -> None:
+        """An open incident that the definition no longer yields (a late poll split or
+        shortened its stretch below ``min_minutes``, polls removed): closed with
+        ``vanished: true``; announced as resolved if its opening was."""
+        self._resolved.add(doc["store_id"])
+        events = ([_event({**doc, "open": False}, "resolved", now)]
+                  if doc["announced"]["opened"] is not None else [])
+        await self._change(doc, {"_id": doc["_id"], "open": True},
+                           {"$set": {"open": False, "vanished": True, "updated_at": now,
+                                     "announced.resolved": now if events else None}}, events)
+
+    async def _create(self, doc: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Insert a new incident and enqueue ``events`` with it (one transaction on a replica
+        set; standalone: enqueue first, idempotent). Raises DuplicateKeyError when another
+        detector created it first (the transaction is then aborted: nothing enqueued)."""
+        if self._replset:
+            async def body(session: Any) -> None:
+                await self.db[INCIDENTS].insert_one(doc, session=session)
+                for event in events:
+                    await outbox.enqueue(self.db, event, session=session)
+
+            async with self.db.client.start_session() as session:
+                await session.with_transaction(body)
+            return
+        for event in events:
+            await outbox.enqueue(self.db, event)
+        await self.db[INCIDENTS].insert_one(doc)
+
+    async def _change(self, doc: dict[str, Any], guard: dict[str, Any],
+                      update: dict[str, Any], events: list[dict[str, Any]]) -> bool:
+        """Apply ``update`` where ``guard`` still holds and enqueue ``events`` with it: one
+        transaction on a replica set; on a standalone server enqueue first (idempotent) then
+        the guarded update. Returns whether the update applied."""
+        if self._replset:
+            applied = False
+
+            async def body(session: Any) -> None:
+                nonlocal applied
+                res = await self.db[INCIDENTS].update_one(guard, update, session=session)
+                applied = res.modified_count == 1
+                if applied:
+                    for event in events:
+                        await outbox.enqueue(self.db, event, session=session)
+
+            async with self.db.client.start_session() as session:
+                await session.with_transaction(body)
+            return applied
+        for event in events:
+            await outbox.enqueue(self.db, event)
+        res = await self.db[INCIDENTS].update_one(guard, update)
+        return res.modified_count == 1
+
+
+async def start_detector(db: Any, settings: Settings) -> Detector | None:
+    """Start a :class:`Detector` when ``settings.detect_incidents`` (``UPTIME_DETECT_INCIDENTS``),
+    else ``None``."""
+    if not settings.detect_incidents:
+        return None
+    detector = Detector(db, settings)
+    await detector.start()
+    return detector

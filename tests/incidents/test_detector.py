@@ -1,0 +1,226 @@
+"""Live incident detection (issue 17 item 3, the "Done when" scenario, items 6-7 in part): the
+detector of ``uptime-monitor serve`` against a real mongod (the embedded single-node replica
+set) and a real local webhook receiver (pytest-httpserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pytest_httpserver import HTTPServer
+from standardwebhooks.webhooks import Webhook
+from werkzeug import Request, Response
+
+from support.app import running_app
+from support.pipeline import hours, poll, zone
+from uptime.incidents.detector import INCIDENTS, Detector, event_key
+from uptime.incidents.query import find_incidents, iso_ms
+from uptime.ingest.schedules import rebuild_schedules
+from uptime.notify import channels as ch
+from uptime.notify import outbox
+from uptime.notify.maintenance import add_once
+from uptime.platform.migrations import migrate_up
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Receiver:
+    """Records every webhook request: ``(headers, body, monotonic time received)``."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict, bytes, float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Response:
+        with self.lock:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            self.requests.append((headers, request.get_data(), time.monotonic()))
+        return Response("ok", status=200)
+
+    def events(self) -> list[dict]:
+        with self.lock:
+            return [json.loads(body) for _h, body, _t in self.requests]
+
+
+async def wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(step)
+
+
+def fast(settings, **extra):
+    values = dict(notify_backoff_base_s=0.05, notify_backoff_cap_s=0.2,
+                  notify_poll_interval_s=0.2, notify_timeout_s=2, notify_lease_s=5,
+                  notify_allow_private=True, follow_runs=False, detector_tick_s=0.2)
+    values.update(extra)
+    return settings.model_copy(update=values)
+
+
+def hhmm(moment: datetime) -> str:
+    return moment.strftime("%H:%M:00")
+
+
+def body(polls: list[dict]) -> list[dict]:
+    return [{**p, "timestamp_utc": iso_ms(p["timestamp_utc"])} for p in polls]
+
+
+async def test_done_when_scenario(db, settings, httpserver: HTTPServer):
+    """Issue 17 "Done when": serve, a signed webhook to a local receiver; a 24x7 store active
+    3 h ago and inactive 1 h ago (inactive for the last 2 h: from the midpoint) gets exactly one
+    signed ``incident.opened``; a store with the same polls whose business hours (UTC, every
+    day, 4-6 h after now) exclude those hours gets nothing; an active poll for the first ->
+    ``incident.resolved`` with ``ended_at`` = midpoint of its last inactive and the new poll."""
+    await migrate_up(db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    closed = [hours("closed", d, hhmm(now + timedelta(hours=4)), hhmm(now + timedelta(hours=6)))
+              for d in range(7)]
+    await db["store_hours"].insert_many(closed)
+    await db["store_timezones"].insert_many([zone("closed", "UTC"), zone("open24", "UTC")])
+    await rebuild_schedules(db)
+    receiver = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
+    async with running_app(fast(settings)) as http:
+        made = await http.post("/channels", json={"name": "hook", "secret": SECRET,
+                                                  "url": httpserver.url_for("/hook")})
+        assert made.status_code == 201, made.text
+        polls = [poll(s, now - timedelta(hours=3), "active") for s in ("open24", "closed")]
+        polls += [poll(s, now - timedelta(hours=1), "inactive") for s in ("open24", "closed")]
+        sent = await http.post("/polls", json=body(polls))
+        assert sent.status_code == 200 and sent.json()["stored"] == 4
+        await wait_for(lambda: receiver.requests)
+        await asyncio.sleep(2.0)  # more ticks: no duplicate, nothing for "closed"
+        assert len(receiver.requests) == 1
+        headers, raw, _ = receiver.requests[0]
+        event = Webhook(SECRET).verify(raw, headers)  # raises if unsigned or tampered
+        assert event["type"] == "incident.opened" and event["store_id"] == "open24"
+        assert headers["webhook-id"] == event["id"] == event_key(
+            f"open24|{int((now - timedelta(hours=2)).timestamp() * 1000)}") + ":opened"
+        assert event["incident"]["started_at"] == iso_ms(now - timedelta(hours=2))
+        assert event["incident"]["ended_at"] is None
+        assert event["incident"]["business_downtime_minutes"] >= 120.0
+
+        back = now + timedelta(seconds=2)
+        sent = await http.post("/polls", json=body([poll("open24", back, "active")]))
+        assert sent.status_code == 200
+        await wait_for(lambda: len(receiver.requests) >= 2, timeout=60)
+        await asyncio.sleep(1.0)
+        events = receiver.events()
+        assert [e["type"] for e in events] == ["incident.opened", "incident.resolved"]
+        Webhook(SECRET).verify(receiver.requests[1][1], receiver.requests[1][0])
+        ended = now - timedelta(hours=1) + (back - (now - timedelta(hours=1))) / 2
+        assert events[1]["incident"]["ended_at"] == iso_ms(ended)
+        assert events[1]["id"] == events[0]["id"].replace(":opened", ":resolved")
+    states = await db[INCIDENTS].find({}).to_list(None)
+    assert [(s["store_id"], s["open"]) for s in states] == [("open24", False)]
+
+
+async def test_time_driven_crossing_is_announced_within_5_s(db, settings, httpserver):
+    """Issue 17 items 3/6: an open stretch crossing ``min_minutes`` with no new poll is
+    announced by the timer. Polls written before the service starts (found by the start-up
+    seed, not by a change event): a 24x7 store active 20 s ago, inactive 4 s ago (stretch from
+    the midpoint, 12 s ago) and min_minutes = 0.25 (15 s): it crosses 3 s from now; the webhook
+    must arrive within 5 s of the crossing and not before it."""
+    await migrate_up(db)
+    receiver = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
+    await ch.add_channel(db, "hook", httpserver.url_for("/hook"), SECRET, allow_private=True)
+    now = datetime.now(UTC)
+    crossing = time.monotonic() + 3.0
+    await db["store_status"].insert_many([
+        poll("t", now - timedelta(seconds=20), "active"),
+        poll("t", now - timedelta(seconds=4), "inactive")])
+    async with running_app(fast(settings, incident_min_minutes=0.25)):
+        await wait_for(lambda: receiver.requests, timeout=20)
+    received = receiver.requests[0][2]
+    assert received >= crossing - 0.5, "announced before the crossing"
+    assert received - crossing <= 5.0, f"announced {received - crossing:.2f} s after crossing"
+    assert receiver.events()[0]["type"] == "incident.opened"
+
+
+async def test_two_detectors_announce_once(db, settings):
+    """Issue 17 item 3/7: a second detector (another process, a restart) evaluating the same
+    store finds the incident by its stable id and announces nothing again: one outbox entry
+    per (event, channel), the incident stored once."""
+    await migrate_up(db)
+    await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    await db["store_status"].insert_many([
+        poll("s", now - timedelta(hours=3), "active"),
+        poll("s", now - timedelta(hours=1), "inactive")])
+    cfg = fast(settings)
+    first, second = Detector(db, cfg), Detector(db, cfg)
+    for det in (first, second):
+        det.started = now
+        det._replset = True
+    first.note(["s"])
+    second.note(["s"])
+    await asyncio.gather(first.tick(now), second.tick(now))
+    await first.tick(now + timedelta(minutes=1))
+    await second.tick(now + timedelta(minutes=1))
+    assert await db[INCIDENTS].count_documents({}) == 1
+    ids = sorted(d["event_id"] for d in await db[outbox.OUTBOX].find({}).to_list(None))
+    assert len(ids) == 1 and ids[0].endswith(":opened")
+    await db["store_status"].insert_one(poll("s", now + timedelta(minutes=2), "active"))
+    second.note(["s"])
+    first.note(["s"])
+    await second.tick(now + timedelta(minutes=3))
+    await first.tick(now + timedelta(minutes=3))
+    ids = sorted(d["event_id"] for d in await db[outbox.OUTBOX].find({}).to_list(None))
+    assert [i.rsplit(":", 1)[1] for i in ids] == ["opened", "resolved"]
+    doc = await db[INCIDENTS].find_one({})
+    # recovery = midpoint of the inactive poll (11:00) and the active one (12:02) = 11:31
+    assert doc["open"] is False and doc["ended_at"] == datetime(2024, 5, 6, 11, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("every", [1.0])
+async def test_reminders_and_maintenance(db, settings, every):
+    """Issue 17 items 3-4: a store in a maintenance window when its incident opens: recorded
+    with ``maintenance: true``, not announced; after the window it is announced, then a
+    reminder every ``UPTIME_INCIDENT_REMINDER_MINUTES`` while open."""
+    await migrate_up(db)
+    await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    await add_once(db, "deploy", now - timedelta(hours=4), now + timedelta(minutes=5),
+                   stores=["m"])
+    await db["store_status"].insert_many([
+        poll("m", now - timedelta(hours=3), "active"),
+        poll("m", now - timedelta(hours=1), "inactive")])
+    det = Detector(db, fast(settings, incident_reminder_minutes=every))
+    det.started = now
+    det.note(["m"])
+    await det.tick(now)
+    doc = await db[INCIDENTS].find_one({})
+    assert doc["maintenance"] is True and doc["announced"]["opened"] is None
+    assert await db[outbox.OUTBOX].count_documents({}) == 0
+    await det.tick(now + timedelta(minutes=6))  # the window is over
+    await det.tick(now + timedelta(minutes=6, seconds=30))  # < 1 min: no reminder yet
+    await det.tick(now + timedelta(minutes=7, seconds=1))
+    kinds = sorted(d["event"]["type"] for d in await db[outbox.OUTBOX].find({}).to_list(None))
+    assert kinds == ["incident.opened", "incident.reminder"]
+
+
+async def test_source_stores_is_the_polls_source_restricted(db):
+    """The detector's restriction (pipeline ``source: "stores"``) gives exactly the rows of the
+    ``polls`` source for the listed stores and nothing for the others. Stores: ``a`` (24x7,
+    inactive 10:00-11:00 by midpoints -> 60 min), ``b`` (same), ``c`` (not listed)."""
+    await migrate_up(db)
+    base = datetime(2024, 5, 6, 9, 30, tzinfo=UTC)
+    rows = []
+    for s in ("a", "b", "c"):
+        rows += [poll(s, base, "active"), poll(s, base + timedelta(hours=1), "inactive"),
+                 poll(s, base + timedelta(hours=2), "active")]
+    await db["store_status"].insert_many(rows)
+    as_of = base + timedelta(hours=3)
+    listed = await find_incidents(db, as_of, 15, source="stores", poll_stores=["a", "b"])
+    every = await find_incidents(db, as_of, 15, source="polls")
+    assert [(r["store_id"], r["business_downtime_minutes"]) for r in listed] == [
+        ("a", 60.0), ("b", 60.0)]
+    assert listed == [r for r in every if r["store_id"] in ("a", "b")]
