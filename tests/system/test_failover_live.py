@@ -122,5 +122,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
     assert incremental == rebuilt
     assert state1.get("rebuilds", 0) == state0.get("rebuilds", 0), "fell back to a rebuild"
     assert state1["mode"] == "change_stream"
-    assert health == {"status": "ok", "database": "ok", "follower": "ok"}
+    assert {k: health[k] for k in ("status", "database", "follower")} == {
+        "status": "ok", "database": "ok", "follower": "ok"}
+    assert health["timeline"]["mode"] == "change_stream"  # issue 14: the timeline's state
     assert 0 <= lag < 10

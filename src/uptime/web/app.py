@@ -163,7 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(RequestBoundsMiddleware, timeout_s=settings.request_timeout_s)
+    app.add_middleware(RequestBoundsMiddleware, timeout_s=settings.request_timeout_s,
+                       outage_timeout_s=settings.db_timeout_s)
     app.add_middleware(  # POST /polls takes batches and enforces UPTIME_POLLS_MAX_BYTES itself
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path={"/polls": None}
     )

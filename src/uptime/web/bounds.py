@@ -44,17 +44,31 @@ class RequestBoundsMiddleware:
     paths in ``own_limit``) and cancel a GET/HEAD request's work when its client disconnects."""
 
     def __init__(self, app: ASGIApp, timeout_s: float,
-                 own_limit: Collection[str] = ("/get_report",)) -> None:
+                 own_limit: Collection[str] = ("/get_report",),
+                 outage_timeout_s: float | None = None) -> None:
         self.app = app
         self.timeout_s = timeout_s
         self.own_limit = set(own_limit)
+        self.outage_timeout_s = outage_timeout_s
+
+    def _limit_s(self, scope: Scope) -> float:
+        """The request's limit: ``timeout_s``, or ``outage_timeout_s`` (``UPTIME_DB_TIMEOUT_S``)
+        when the client knows no writable server now. Under a ``pymongo.timeout`` block PyMongo
+        waits the whole remaining limit for a server (not ``serverSelectionTimeoutMS``), so
+        without this an outage would answer 503 only after ``UPTIME_REQUEST_TIMEOUT_S``."""
+        state = getattr(scope.get("app"), "state", None)
+        db = getattr(state, "db", None)
+        if self.outage_timeout_s is not None and db is not None:
+            if not db.client.topology_description.has_writable_server():
+                return min(self.timeout_s, self.outage_timeout_s)
+        return self.timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = (contextlib.nullcontext() if scope.get("path") in self.own_limit
-                 else pymongo.timeout(self.timeout_s))
+                 else pymongo.timeout(self._limit_s(scope)))
         with limit:  # the route's task (created below) copies this context: the limit holds
             if scope.get("method") in ("GET", "HEAD"):
                 await self._cancellable(scope, receive, send)
