@@ -14,14 +14,8 @@ from typer.testing import CliRunner
 from support.timeline import at, poll, reference_runs, runs_of
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import RunsFollower, wait_current
-from uptime.timeline.follower import (
-    STATE_COLLECTION,
-    STATE_ID,
-    changes_of,
-    poll_from_id,
-    split_events,
-    token_time,
-)
+from uptime.timeline.events import changes_of, poll_from_id, split_events, token_time
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
 
 def importer_id(store: str, ms: int, status: str) -> str:
