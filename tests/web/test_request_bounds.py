@@ -25,7 +25,7 @@ from support.app import poll_until_done, running_app
 from support.hostile import HOSTILE_IDS, _poll
 from uptime.ingest.validate import MAX_STORE_ID_LENGTH
 from uptime.platform.migrations import ensure_current
-from uptime.tools.bench_chatty import CHATTY_STORE, END, _lingering, _serving, insert_chatty
+from uptime.tools.bench.chatty import CHATTY_STORE, END, _lingering, _serving, insert_chatty
 from uptime.web import runs as store_runs
 from uptime.web.security import PAGE_CSP
 

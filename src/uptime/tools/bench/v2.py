@@ -90,7 +90,7 @@ async def cli_report(uri: str, database: str, version: str, as_of: datetime, out
 async def duckdb_child(dataset: dict[str, Any], as_of: datetime, out: Path) -> dict[str, Any]:
     """Run the DuckDB alternative in a child process; return its JSON result (seconds...)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uptime.tools.bench_v2", dataset["status"], dataset["hours"],
+        sys.executable, "-m", "uptime.tools.bench.v2", dataset["status"], dataset["hours"],
         dataset["timezones"], as_of.isoformat(), str(out),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -215,7 +215,7 @@ def targets(v2: dict[str, Any], polars_alt_s: list[float]) -> list[dict[str, Any
 
 
 def main(argv: list[str]) -> None:
-    """Child: ``python -m uptime.tools.bench_v2 STATUS HOURS TIMEZONES AS_OF OUT`` runs the
+    """Child: ``python -m uptime.tools.bench.v2 STATUS HOURS TIMEZONES AS_OF OUT`` runs the
     DuckDB alternative, writes its CSV to OUT and prints one JSON line of timings."""
     from uptime.tools.alt_duckdb import duckdb_report
     from uptime.tools.alt_report import to_csv

@@ -7,7 +7,7 @@ minutes after the client had gone.
 
 * :func:`chatty_polls` / :func:`insert_chatty` build it (also the tests' fixture,
   ``tests/test_request_bounds.py``);
-* ``python -m uptime.tools.bench_chatty`` (a benchmark case, not a test: times are wall-clock
+* ``python -m uptime.tools.bench.chatty`` (a benchmark case, not a test: times are wall-clock
   on whatever else the machine does) builds it in a scratch database ``uptime_chatty_<hex>``
   (dropped at the end) on ``MONGODB_URI`` or the embedded server, serves the app with uvicorn
   on a free local port, and prints what its ``uptime`` and ``timeline`` requests answer

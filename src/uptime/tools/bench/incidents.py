@@ -1,7 +1,7 @@
 """Benchmark of the incident query (issue 17, item 6, first figure), called by ``uptime-monitor bench``
 after the timeline phases (``status_runs`` current), or alone::
 
-    python -m uptime.tools.bench_incidents [REPEATS]     # on MONGODB_URI / MONGODB_DATABASE
+    python -m uptime.tools.bench.incidents [REPEATS]     # on MONGODB_URI / MONGODB_DATABASE
 
 * **T_incidents**: :func:`uptime.incidents.query.find_incidents` as of the latest poll with
   ``min_minutes`` = the setting, source ``runs`` (the timeline), all stores, every row read.

@@ -20,7 +20,7 @@ returns its CSV (``report_during_push_s``, with the pipeline that produced it); 
 same way (``report_v1_after_s``) and the CSVs compared. Target: the report during the push
 takes at most 2 x v1's time + 2 s (it never waits on the lagging timeline).
 
-Run alone: ``python -m uptime.tools.bench_ingest [POLLS]`` (server: ``MONGODB_URI`` or the
+Run alone: ``python -m uptime.tools.bench.ingest [POLLS]`` (server: ``MONGODB_URI`` or the
 embedded one); ``uptime-monitor bench`` runs it after the report scales (``--no-ingest`` skips it).
 """
 
@@ -345,7 +345,7 @@ def report_during_push_target(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m uptime.tools.bench_ingest [POLLS [BATCH [CLIENTS]]]``."""
+    """``python -m uptime.tools.bench.ingest [POLLS [BATCH [CLIENTS]]]``."""
     from uptime.platform.db import server_uri
     from uptime.platform.settings import get_settings
 
