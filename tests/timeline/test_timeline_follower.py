@@ -234,7 +234,7 @@ async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, m
 
 async def test_wait_current_without_a_running_follower_is_false_at_once(fdb, mongo_uri) -> None:
     """wait_current answers False without waiting out its timeout when no follower runs
-    (no state, or a heartbeat older than 10 s), and True once one has applied the writes —
+    (no state, or a heartbeat older than HEARTBEAT_STALE_S = 10 s), and True once one has applied the writes —
     also from another client (another process: it reads runs_follower)."""
     import time
 

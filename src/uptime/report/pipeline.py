@@ -34,7 +34,9 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
     DEFAULT_VERSION,
     FALLBACK_TIMEZONE,
     PIPELINE_NAME,
+    RUNS_COLLECTION,
     STATUS_COLLECTION,
+    TIMEZONES_COLLECTION,
     VALID_STATUSES,
 )
 from uptime.platform import pipelines
@@ -44,7 +46,7 @@ from uptime.platform.resources import pipelines_dir
 from uptime.report.inputs_v2 import prepare_inputs
 
 #: Installed versions -> the collection each one aggregates on.
-SOURCES: dict[str, str] = {"v1": "store_status", "v2": "status_runs"}
+SOURCES: dict[str, str] = {"v1": STATUS_COLLECTION, "v2": RUNS_COLLECTION}
 REPORT_COLUMNS: tuple[str, ...] = (
     "store_id",
     "uptime_last_hour",
@@ -165,7 +167,7 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
     if as_of is not None:
         return to_utc(as_of)
     bounded = {"$type": "date", "$gte": EARLIEST_POLL, "$lte": await future_after(db)}
-    coll = db["store_status"]
+    coll = db[STATUS_COLLECTION]
     has_ts_index = False
     async for index in await coll.list_indexes():
         keys = list(index["key"].keys())
@@ -195,7 +197,7 @@ async def _all_store_ids(db: AsyncDb, *, reported_only: bool = True) -> list[str
     # No filter: a query (even {$type: "string"}) turns the DISTINCT_SCAN into a scan of
     # every poll key (~2 s at 800k polls, measured). Non-string ids are dropped below; a Date
     # outside Python's range decodes as DatetimeMS (the client's DATETIME_AUTO), never raises.
-    ids = await db["store_status"].distinct("store_id")
+    ids = await db[STATUS_COLLECTION].distinct("store_id")
     return sorted(
         i for i in ids if isinstance(i, str) and not (reported_only and _CONTROL_RE.search(i))
     )
@@ -218,7 +220,7 @@ async def _latest_poll_per_store(
                 {"$documents": [{"s": s} for s in chunk]},
                 {
                     "$lookup": {
-                        "from": "store_status",
+                        "from": STATUS_COLLECTION,
                         "localField": "s",
                         "foreignField": "store_id",
                         "as": "l",
@@ -253,7 +255,7 @@ async def known_timezones(db: AsyncDb) -> list[str]:
     are dropped. The result is the pipeline's ``timezones`` let variable (an allowlist: any
     other value falls back to America/Chicago, rule 5).
     """
-    names = await db["store_timezones"].distinct(
+    names = await db[TIMEZONES_COLLECTION].distinct(
         "timezone_str", {"timezone_str": {"$type": "string"}}  # other types never decoded
     )
     ok = await asyncio.gather(*(zone_known(db, n) for n in names))
@@ -312,7 +314,7 @@ async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str
 async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
     """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
     the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
-    if SOURCES[check_version(version)] != "store_status":
+    if SOURCES[check_version(version)] != STATUS_COLLECTION:
         await prepare_inputs(db)
 
 

@@ -60,6 +60,7 @@ from typing import Any
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.probes import is_replica_set
 from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's event folding
     EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
@@ -69,16 +70,13 @@ from uptime.timeline.runs import apply_polls, rebuild_runs
 log = logging.getLogger(__name__)
 
 STATE_COLLECTION = "runs_follower"
-STATE_ID = "store_status"
+STATE_ID = STATUS_COLLECTION  # one state document, named after the followed collection
 #: ChangeStreamHistoryLost, InvalidResumeToken, ChangeStreamFatalError, BSONObjectTooLarge of
 #: a token, "resume point may no longer be in the oplog" (older servers)
 LOST_TOKEN_CODES = {280, 286, 260, 10334, 136}
 #: operations of a standalone server that has no change streams
 NO_CHANGE_STREAMS_CODES = {40573}
 _ACTIVE: dict[tuple[int, str], RunsFollower] = {}
-#: a follower whose heartbeat (written at least every ``idle_persist_s``) is older than this is
-#: taken as not running
-STALE_HEARTBEAT_S = 10.0
 #: the event fields the follower reads: a smaller event means fewer getMores (16 MB each) and
 #: less decoding (an insert event shrinks from ~400 to ~250 bytes)
 _EVENT_FIELDS = {
@@ -144,6 +142,11 @@ class RunsFollower:
         self._key = (id(db.client), db.name)
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """True while the follower's task runs (started, not stopped, not crashed)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start following in the background (returns at once)."""
         if self._task is not None:
@@ -243,17 +246,17 @@ class RunsFollower:
     async def _enable_pre_images(self) -> None:
         """Best effort: pre-images let deletes/updates of any ``_id`` be placed exactly."""
         try:
-            names = await self.db.list_collection_names(filter={"name": "store_status"})
+            names = await self.db.list_collection_names(filter={"name": STATUS_COLLECTION})
             if not names:
-                await self.db.create_collection("store_status")
-            await self.db.command({"collMod": "store_status",
+                await self.db.create_collection(STATUS_COLLECTION)
+            await self.db.command({"collMod": STATUS_COLLECTION,
                                    "changeStreamPreAndPostImages": {"enabled": True}})
         except PyMongoError as exc:
             log.info("runs follower: cannot enable pre-images on store_status (%s); deletes "
                      "of non-importer _ids will trigger a full rebuild", exc)
 
     async def _open(self, **kwargs: Any) -> Any:
-        return await self.db["store_status"].watch(
+        return await self.db[STATUS_COLLECTION].watch(
             [{"$match": {"operationType": {"$in": ["insert", "update", "replace", "delete"]}}},
              {"$project": _EVENT_FIELDS}],
             full_document="updateLookup",
@@ -415,7 +418,7 @@ class RunsFollower:
         applied: dict[str, Any] = {}
         self.state["pending"] = events.events
         appends, changes, unknown = events.split()
-        # issue 15 item 6: a batch can take longer than STALE_HEARTBEAT_S (36k events); the
+        # issue 15 item 6: a batch can take longer than HEARTBEAT_STALE_S (36k events); the
         # heartbeat goes on meanwhile, so `runs status` never calls a busy follower stopped
         beating = asyncio.create_task(self._beat_while_busy(events.events))
         try:

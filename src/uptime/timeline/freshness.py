@@ -3,7 +3,7 @@ reader of ``status_runs`` asks it, issue 14) and :func:`wait_current` (the round
 wait until the follower applied every earlier write). Both read the in-process follower
 (:func:`uptime.timeline.follower.running_follower`) or, for a follower in another process, its
 state document ``runs_follower``; a follower whose heartbeat is older than
-``STALE_HEARTBEAT_S`` is taken as not running."""
+:data:`uptime.platform.constants.HEARTBEAT_STALE_S` is taken as not running."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from typing import Any
 
 from bson import Timestamp
 
-from uptime.timeline.follower import (
-    STALE_HEARTBEAT_S, STATE_COLLECTION, STATE_ID, operation_time, running_follower,
-)
+from uptime.platform.constants import HEARTBEAT_STALE_S
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, operation_time, running_follower
 
 
 async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
@@ -46,7 +45,7 @@ async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
             return True
         beat = (doc or {}).get("heartbeat")
         if not isinstance(beat, datetime) or (
-                datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() > STALE_HEARTBEAT_S:
+                datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() > HEARTBEAT_STALE_S:
             return False  # no follower is running: waiting cannot help
         if time.monotonic() >= deadline:
             return False
@@ -97,7 +96,7 @@ async def timeline_freshness(db: Any, budget_s: float) -> Freshness:
       every ``UPTIME_RUNS_REBUILD_INTERVAL`` s and which polls came after the last rebuild
       cannot be told, so they are never "current";
     * no follower alive (none in this process, or its task ended; none elsewhere with a
-      heartbeat younger than ``STALE_HEARTBEAT_S``): ``"stopped"`` at once;
+      heartbeat younger than :data:`uptime.platform.constants.HEARTBEAT_STALE_S`): ``"stopped"`` at once;
     * a follower in the middle of a full rebuild (``pending == -1``): ``"rebuilding"`` at once;
     * otherwise wait until it has applied every write acknowledged before this call (target:
       the server's ``operationTime`` now) — ``"current"`` — or ``budget_s`` passed:
@@ -130,7 +129,7 @@ async def timeline_freshness(db: Any, budget_s: float) -> Freshness:
                       "streams, status_runs is only rebuilt periodically")
     follower = running_follower(db)
     if follower is not None:
-        if follower._task is None or follower._task.done():
+        if not follower.alive:
             return answer(False, "stopped", "the runs follower of this process has stopped")
         if follower.state.get("pending") == -1:
             return answer(False, "rebuilding", "the runs follower is rebuilding status_runs")
@@ -158,4 +157,4 @@ async def timeline_freshness(db: Any, budget_s: float) -> Freshness:
 
 def _fresh_beat(beat: Any) -> bool:
     age = _age_s(beat)
-    return age is not None and age <= STALE_HEARTBEAT_S
+    return age is not None and age <= HEARTBEAT_STALE_S

@@ -49,6 +49,7 @@ import polars as pl
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.report import csvout
 from uptime.report.pipeline import EARLIEST_POLL, REPORT_COLUMNS
 
@@ -184,7 +185,7 @@ def fetch_polls(db: Any, as_of: datetime, batch: int = FETCH_BATCH) -> pl.DataFr
     ``db`` is a synchronous ``pymongo.database.Database``.
     """
     coll = db.get_collection(
-        "store_status",
+        STATUS_COLLECTION,
         codec_options=CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS),
     )
     cursor = coll.find(

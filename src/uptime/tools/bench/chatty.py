@@ -26,6 +26,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
 from typing import Any
+from uptime.platform.constants import STATUS_COLLECTION
 
 CHATTY_STORE = "chatty-store"
 #: the chatty store's last poll (UTC); polls run from END - DAYS to END
@@ -52,7 +53,7 @@ async def insert_chatty(db: Any, store_id: str = CHATTY_STORE, **kwargs: Any) ->
     number of polls."""
     polls = chatty_polls(store_id, **kwargs)
     for i in range(0, len(polls), 10_000):
-        await db["store_status"].insert_many(polls[i:i + 10_000], ordered=False)
+        await db[STATUS_COLLECTION].insert_many(polls[i:i + 10_000], ordered=False)
     return len(polls)
 
 

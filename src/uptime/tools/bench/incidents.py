@@ -26,6 +26,7 @@ from typing import Any
 
 from uptime.incidents import query as Q
 from uptime.report.pipeline import known_timezones, resolve_as_of
+from uptime.platform.constants import RUNS_COLLECTION
 
 
 async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None = None,
@@ -52,7 +53,7 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
     counted = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        docs = await (await db["status_runs"].aggregate(floor, let=let, comment="bench:incidents_floor")).to_list()
+        docs = await (await db[RUNS_COLLECTION].aggregate(floor, let=let, comment="bench:incidents_floor")).to_list()
         floor_s.append(time.perf_counter() - t0)
         counted = docs[0]["n"] if docs else 0
         t0 = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uptime.platform.constants import STATUS_COLLECTION
 
 
 # --------------------------------------------------------------------------- RSS sampling
@@ -193,7 +194,7 @@ def floor_pipeline(as_of: datetime) -> list[dict[str, Any]]:
 async def run_floor(db: Any, as_of: datetime) -> tuple[float, int]:
     """Run the floor pipeline; return (seconds, polls counted)."""
     started = time.perf_counter()
-    cursor = await db["store_status"].aggregate(
+    cursor = await db[STATUS_COLLECTION].aggregate(
         floor_pipeline(as_of), allowDiskUse=True, comment="bench:floor"
     )
     docs = await cursor.to_list()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.tools.bench.dataset import ensure_dataset
 from uptime.tools.bench.measure import _MongodRss, _run_child, run_floor
 
@@ -72,7 +73,7 @@ _POLL_INDEX = [("store_id", 1), ("timestamp_utc", 1), ("status", 1)]
 
 async def _index_present(db: Any) -> bool:
     """True if store_status has the covering poll index the report relies on."""
-    async for index in await db["store_status"].list_indexes():
+    async for index in await db[STATUS_COLLECTION].list_indexes():
         if list(index["key"].items()) == _POLL_INDEX:
             return True
     return False
@@ -134,7 +135,7 @@ async def bench_scale(
                 "migrations left no store_status {store_id: 1, timestamp_utc: 1, status: 1} "
                 "index; the bench created one (bench_poll_index) so the figures mean something"
             )
-            await db["store_status"].create_index(_POLL_INDEX, name="bench_poll_index")
+            await db[STATUS_COLLECTION].create_index(_POLL_INDEX, name="bench_poll_index")
             result.migrate_s = time.perf_counter() - started
         say(f"  migrations {result.migrate_s:.1f} s")
         as_of = await resolve_as_of(db, None)

@@ -34,6 +34,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
 
 TARGET_V2_RATIO = 0.25
 TARGET_HISTORY_GROWTH = 1.2
@@ -57,7 +58,7 @@ async def build_inputs(db: Any) -> dict[str, Any]:
     return {
         "runs_builder": "uptime.timeline follower, first start (full rebuild_runs)",
         "runs_rebuild_s": time.perf_counter() - started,
-        "runs": await db["status_runs"].estimated_document_count(),
+        "runs": await db[RUNS_COLLECTION].estimated_document_count(),
         "schedules_rebuild_s": schedules_s,
         "schedules": await db["store_schedules"].estimated_document_count(),
     }
@@ -159,14 +160,14 @@ async def bench_history(
         for name in ("store_hours", "store_timezones"):
             await (await long_db[name].aggregate(
                 [{"$out": {"db": short_db.name, "coll": name}}])).to_list()
-        await (await long_db["store_status"].aggregate([
+        await (await long_db[STATUS_COLLECTION].aggregate([
             {"$match": {"timestamp_utc": {"$gte": as_of - timedelta(days=8)}}},
-            {"$out": {"db": short_db.name, "coll": "store_status"}},
+            {"$out": {"db": short_db.name, "coll": STATUS_COLLECTION}},
         ])).to_list()
         await ensure_current(short_db, apply=True)
         for label, db in (("6w", long_db), ("1w", short_db)):
             build = await build_inputs(db)
-            polls = await db["store_status"].estimated_document_count()
+            polls = await db[STATUS_COLLECTION].estimated_document_count()
             times: dict[str, list[float]] = {"v1": [], "v2": []}
             csvs: dict[str, bytes] = {}
             for version in ("v2", "v1", "v2", "v1", "v2"):
