@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from uptime.platform.settings import get_settings
 from uptime.tools.bench import default_cache_dir, plan_runs, run_bench
 
 DEFAULT_SCALES = "0.25,1,2"
@@ -69,7 +70,6 @@ def bench_command(
     Defaults (scale 1 x 3 runs, scales 0.25 and 2 x 1 run) take about 11 minutes on a
     2-core machine. Exit code 1 if the alternative's CSV differs from the report's.
     """
-    from uptime.platform.settings import get_settings
 
     if scale <= 0:
         raise typer.BadParameter("--scale must be > 0")

@@ -43,6 +43,8 @@ from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
 from uptime.platform import limits
 from uptime.platform.resources import pipelines_dir
+from uptime import timeline
+from uptime.report.inputs_v2 import choose_version as choose
 from uptime.report.inputs_v2 import prepare_inputs
 
 #: Installed versions -> the collection each one aggregates on.
@@ -79,10 +81,6 @@ def pipeline_tag(version: str = DEFAULT_VERSION) -> str:
 def default_version() -> str:
     """``DEFAULT_VERSION`` (v2) when the status timeline that v2 reads can be built and kept
     current (``uptime.timeline`` with ``rebuild_runs`` is installed), else ``"v1"``."""
-    try:
-        from uptime import timeline
-    except ImportError:
-        return "v1"
     return DEFAULT_VERSION if hasattr(timeline, "rebuild_runs") else "v1"
 
 
@@ -306,7 +304,6 @@ def report_let(
 async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str, str]:
     """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
     (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1)."""
-    from uptime.report.inputs_v2 import choose_version as choose
 
     return await choose(db, requested)
 

@@ -37,6 +37,7 @@ kept), so the process holds about 30 bytes per poll plus the store id strings.
 from __future__ import annotations
 
 import io
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -326,7 +327,6 @@ def alt_report(uri: str, database: str, as_of: datetime) -> tuple[list[dict[str,
     Returns:
         (rows as from ``compute_report``, timings of the fetch and compute phases).
     """
-    import time
 
     client: MongoClient = MongoClient(uri, tz_aware=True)
     try:

@@ -48,7 +48,11 @@ from uptime.tools.bench.measure import floor_pipeline, phase_main, run_floor
 from uptime.tools.bench.run import plan_runs, run_bench
 from uptime.tools.bench.scale import ScaleResult, bench_scale
 from uptime.tools.bench.targets import (
-    TARGET_FLOOR_RATIO, TARGET_GROWTH, TARGET_IMPORT_RPS, TARGET_RSS_BYTES, evaluate_targets,
+    TARGET_FLOOR_RATIO,
+    TARGET_GROWTH,
+    TARGET_IMPORT_RPS,
+    TARGET_RSS_BYTES,
+    evaluate_targets,
     render,
 )
 

@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from uptime.tools.generate import V1_STORES, generate_dataset
+from platformdirs import user_cache_dir
 
+import uptime.tools.generate as gen
+from uptime.tools.generate import V1_STORES, generate_dataset
 
 DATASET_META = "dataset.json"
 
@@ -18,7 +20,6 @@ DATASET_META = "dataset.json"
 # --------------------------------------------------------------------------- dataset cache
 def _generator_key() -> str:
     """Short hash of the generator's source: a changed generator invalidates the cache."""
-    import uptime.tools.generate as gen
 
     return hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest()[:10]
 
@@ -28,7 +29,6 @@ def default_cache_dir() -> Path:
     configured = os.environ.get("UPTIME_BENCH_CACHE")
     if configured:
         return Path(configured)
-    from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("uptime", appauthor=False)) / "bench"
 

@@ -25,8 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from uptime.incidents import query as Q
-from uptime.report.pipeline import known_timezones, resolve_as_of
+from uptime.ingest.schedules import ensure_schedules
 from uptime.platform.constants import RUNS_COLLECTION
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
+from uptime.report.pipeline import known_timezones, resolve_as_of
 
 
 async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None = None,
@@ -35,8 +38,6 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
     """Time the incident query and its floor (see module doc); return ``{"as_of",
     "min_minutes", "incidents", "inactive_runs", "incidents_s", "floor_s", "ratio",
     "polls_s"}`` (seconds: minimum over ``repeats``; ``polls_s`` None unless ``polls``)."""
-    from uptime.platform.settings import get_settings
-    from uptime.ingest.schedules import ensure_schedules
 
     minutes = get_settings().incident_min_minutes if min_minutes is None else min_minutes
     as_of = await resolve_as_of(db, as_of)
@@ -82,8 +83,6 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
 
 
 async def _main(repeats: int) -> None:
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
 
     async with open_database(get_settings()) as db:
         await bench_incidents(db, repeats=repeats)

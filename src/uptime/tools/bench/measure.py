@@ -14,7 +14,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from pymongo import MongoClient
+
 from uptime.platform.constants import STATUS_COLLECTION
+from uptime.platform.db import make_client
+from uptime.platform.settings import Settings
+from uptime.report import reports
 
 
 # --------------------------------------------------------------------------- RSS sampling
@@ -31,7 +37,7 @@ class _MongodRss:
 
     def _sample(self) -> int:
         if self.pid is not None:
-            import psutil
+            import psutil  # optional (extra "bench"/"test"): only the benchmark samples RSS
 
             return psutil.Process(self.pid).memory_info().rss
         return self._client.admin.command("serverStatus")["mem"]["resident"] * 1024 * 1024
@@ -49,7 +55,6 @@ class _MongodRss:
         self.peak = 0
         self._stop.clear()
         if self.pid is None:
-            from pymongo import MongoClient
 
             self._client = MongoClient(self.uri)
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -71,7 +76,7 @@ async def _mongod_identity(client: Any) -> tuple[int | None, str, str]:
     pid = int(status.get("pid", 0)) or None
     if pid is not None:
         try:
-            import psutil
+            import psutil  # optional (extra "bench"/"test"): only the benchmark samples RSS
 
             if "mongod" in psutil.Process(pid).name():
                 return pid, f"psutil RSS of local mongod pid {pid}", version
@@ -83,9 +88,6 @@ async def _mongod_identity(client: Any) -> tuple[int | None, str, str]:
 # --------------------------------------------------------------------------- child phases
 async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> dict[str, Any]:
     """Run one report through the service path; write its CSV (from GridFS) to ``out``."""
-    from uptime.report import reports
-    from uptime.platform.db import make_client
-    from uptime.platform.settings import Settings
 
     settings = Settings(
         mongodb_uri=uri, mongodb_database=database, data_dir=Path(tempfile.gettempdir())
@@ -117,7 +119,7 @@ async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> 
 
 
 def _child_alt(uri: str, database: str, as_of: datetime, out: Path) -> dict[str, Any]:
-    from uptime.tools import alt_report
+    from uptime.tools import alt_report  # optional: needs polars (extra "bench")
 
     started = time.perf_counter()
     rows, timings = alt_report.alt_report(uri, database, as_of)

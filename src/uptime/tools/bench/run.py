@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from uptime.tools.bench.measure import _MongodRss, _mongod_identity
+import pymongo
+from rich.console import Console
+
+from uptime.platform.db import make_client, server_uri
+from uptime.tools.bench import v2 as bench_v2
+from uptime.tools.bench.ingest import ingest_target, report_during_push_target, run_ingest_bench
+from uptime.tools.bench.measure import _mongod_identity, _MongodRss
 from uptime.tools.bench.scale import ScaleResult, bench_scale
 from uptime.tools.bench.targets import evaluate_targets, render
 
@@ -37,9 +43,6 @@ async def run_bench(
     history_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
-    from rich.console import Console
-
-    from uptime.platform.db import make_client, server_uri
 
     console = console or Console(stderr=True)
     say = console.print
@@ -61,13 +64,9 @@ async def run_bench(
                                       with_alt=with_alt, say=say, v2=scale == v2_scale)
                 )
             if ingest:  # POST /polls throughput (issue 8 item 6), uptime-monitor serve as a child
-                from uptime.tools.bench.ingest import (
-                    ingest_target, report_during_push_target, run_ingest_bench,
-                )
 
                 ingest_result = await run_ingest_bench(uri, say=say)
             if history_stores:
-                from uptime.tools.bench import v2 as bench_v2
 
                 say(f"history growth: {history_stores:,} stores, 1 week vs 6 weeks of polls")
                 history = await bench_v2.bench_history(client, uri, cache_dir, work, seed=seed,
@@ -82,13 +81,11 @@ async def run_bench(
     v2_doc = {"report": next((r.v2 for r in results if r.v2), None),
               "history": history if history_stores else None}
     if v2_doc["report"] or v2_doc["history"]:
-        from uptime.tools.bench import v2 as bench_v2
 
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
     render(console, results, targets, rss_source)
-    import polars
-    import pymongo
+    import polars  # optional (extra "bench"): the polars alternative
 
     doc = {
         "started_at": started_at.isoformat(),

@@ -18,12 +18,14 @@ Times are wall-clock seconds on whatever else the machine is doing.
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from datetime import timedelta
 from typing import Any
 
 from uptime.platform.constants import STATUS_COLLECTION
+from uptime.report.pipeline import resolve_as_of
 from uptime.timeline import RunsFollower, rebuild_runs, wait_current
 
 
@@ -47,9 +49,6 @@ async def burst_freshness(db: Any, *, chunk: int = 100, seed: int = 0) -> dict[s
     Raises:
         RuntimeError: the follower did not catch up within 120 s.
     """
-    import random
-
-    from uptime.report.pipeline import resolve_as_of
 
     rng = random.Random(seed)
     as_of = await resolve_as_of(db, None)

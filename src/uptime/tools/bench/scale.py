@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uptime.ingest.importer import import_files
 from uptime.platform.constants import STATUS_COLLECTION
+from uptime.platform.migrations import ensure_current
+from uptime.report.pipeline import resolve_as_of
+from uptime.tools.bench import v2 as bench_v2
 from uptime.tools.bench.dataset import ensure_dataset
+from uptime.tools.bench.incidents import bench_incidents  # issue 17: T_incidents
 from uptime.tools.bench.measure import _MongodRss, _run_child, run_floor
+from uptime.tools.bench.runs import bench_runs
 
 
 # --------------------------------------------------------------------------- the run
@@ -94,9 +100,6 @@ async def bench_scale(
     v2: bool = False,
 ) -> ScaleResult:
     """Generate (or reuse), import, migrate, then time ``runs`` rounds at one scale."""
-    from uptime.ingest.importer import import_files
-    from uptime.platform.migrations import ensure_current
-    from uptime.report.pipeline import resolve_as_of
 
     dataset, generated = ensure_dataset(cache_dir, scale, seed)
     result = ScaleResult(scale=scale, dataset=dataset, generated_now=generated)
@@ -180,10 +183,8 @@ async def bench_scale(
                 line += f", T_alt {alt['seconds']:.2f} s"
             say(line)
         result.report_runs_identical = all(c == report_csvs[0] for c in report_csvs)
-        from uptime.tools.bench.runs import bench_runs
 
         result.timeline = await bench_runs(db, say)
-        from uptime.tools.bench.incidents import bench_incidents  # issue 17: T_incidents
 
         result.timeline["incidents"] = await bench_incidents(db, say, as_of=as_of)
         if alt_csv is not None:
@@ -197,7 +198,6 @@ async def bench_scale(
                 (work_dir.parent / f"mismatch-{scale:g}-alt.csv").write_bytes(alt_csv)
                 (work_dir.parent / f"mismatch-{scale:g}-report.csv").write_bytes(report_csvs[0])
         if v2:  # issue 8: report v2 vs v1 and the DuckDB alternative, same data, same run
-            from uptime.tools.bench import v2 as bench_v2
 
             result.v2 = await bench_v2.bench_report_v2(db, uri, dataset, as_of, work_dir, runs=runs, say=say)
         return result

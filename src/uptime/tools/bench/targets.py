@@ -6,8 +6,9 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from uptime.tools.bench.scale import ScaleResult, _median
+from rich.table import Table
 
+from uptime.tools.bench.scale import ScaleResult, _median
 
 MB = 1_000_000
 TARGET_FLOOR_RATIO = 3.0
@@ -71,7 +72,6 @@ def _fmt_mb(series: list[int]) -> str:
 def render(console: Any, results: list[ScaleResult], targets: list[dict[str, Any]],
            rss_source: str) -> None:
     """Print the figures table and the targets table."""
-    from rich.table import Table
 
     table = Table(title="uptime-monitor bench — seconds: min / median of the runs")
     table.add_column("figure")

@@ -34,7 +34,14 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from uptime.ingest.importer import import_files
+from uptime.ingest.schedules import rebuild_schedules
 from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
+from uptime.platform.migrations import ensure_current
+from uptime.report.inputs_v2 import prepare_inputs
+from uptime.report.pipeline import resolve_as_of
+from uptime.tools.generate import generate_dataset
 
 TARGET_V2_RATIO = 0.25
 TARGET_HISTORY_GROWTH = 1.2
@@ -47,8 +54,6 @@ async def build_inputs(db: Any) -> dict[str, Any]:
     on a fresh database (``prepare_inputs``: the schedules, then a follower's first start =
     one full ``rebuild_runs`` + a stored resume token, so later reports resume); return the
     times (s)."""
-    from uptime.report.inputs_v2 import prepare_inputs
-    from uptime.ingest.schedules import rebuild_schedules
 
     started = time.perf_counter()
     await rebuild_schedules(db)
@@ -138,10 +143,6 @@ async def bench_history(
     client: Any, uri: str, cache_dir: Path, work: Path, *, seed: int, stores: int, say: Any
 ) -> dict[str, Any]:
     """Same stores with 6 weeks and with 1 week of polls: v1 and v2 by CLI in each."""
-    from uptime.ingest.importer import import_files
-    from uptime.platform.migrations import ensure_current
-    from uptime.report.pipeline import resolve_as_of
-    from uptime.tools.generate import generate_dataset
 
     folder = cache_dir / f"history-stores{stores}-days{HISTORY_DAYS}-seed{seed}"
     marker = folder / "done"
@@ -218,8 +219,8 @@ def targets(v2: dict[str, Any], polars_alt_s: list[float]) -> list[dict[str, Any
 def main(argv: list[str]) -> None:
     """Child: ``python -m uptime.tools.bench.v2 STATUS HOURS TIMEZONES AS_OF OUT`` runs the
     DuckDB alternative, writes its CSV to OUT and prints one JSON line of timings."""
-    from uptime.tools.alt_duckdb import duckdb_report
-    from uptime.tools.alt_report import to_csv
+    from uptime.tools.alt_duckdb import duckdb_report  # optional (extra "bench"): the DuckDB alternative
+    from uptime.tools.alt_report import to_csv  # optional: needs polars (extra "bench")
 
     status, hours, zones, as_of_text, target = argv
     started = time.perf_counter()
