@@ -28,7 +28,6 @@ from uptime.platform.migrations import (
     migration_status,
 )
 from uptime.platform.resources import migrations_dir
-from uptime.platform.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
@@ -185,12 +184,11 @@ async def test_status_flags_pending_changed_and_missing(db, mig_dir: Path) -> No
 
 
 def test_status_command_output(
-    mongo_uri: str, mig_dir: Path, monkeypatch: pytest.MonkeyPatch
+    mongo_uri: str, mig_dir: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
 ) -> None:
     """Rule: `uptime-monitor migrate status` prints one line per file and exits 1 while one is pending."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("MONGODB_DATABASE", "test_mig_status_cli")
-    get_settings.cache_clear()
     runner = CliRunner()
     try:
         pending = runner.invoke(app, ["migrate", "status", "--dir", str(mig_dir)])
@@ -208,7 +206,6 @@ def test_status_command_output(
 
         with MongoClient(mongo_uri) as c:
             c.drop_database("test_mig_status_cli")
-        get_settings.cache_clear()
 
 
 async def test_live_lock_blocks_and_stale_lock_is_taken_over(db, mig_dir: Path) -> None:

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from support.app import poll_until_done, running_app
 from uptime.cli import app as cli_app
-from uptime.platform.settings import get_settings
 from uptime.report import csvout, pipeline, quality, reports
 from uptime.report.reports import ReportService
 
@@ -203,12 +202,11 @@ async def test_checks_find_each_bad_document_exactly_once(db):
     assert found[("store_hours", "time_invalid")].rows[0]["value"]["start_time_local"] == 900
 
 
-def test_check_command_lists_and_exits_1(mongo_uri, db_name, monkeypatch):
+def test_check_command_lists_and_exits_1(mongo_uri, db_name, monkeypatch, fresh_settings):
     """Item 6: `uptime-monitor check` prints collection, reason, _id and value of each offending
     document (the year-10000 Date without a traceback) and exits 1; a clean database exits 0."""
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("MONGODB_DATABASE", db_name)
-    get_settings.cache_clear()
     client = MongoClient(mongo_uri)
     try:
         database = client[db_name]
@@ -222,7 +220,6 @@ def test_check_command_lists_and_exits_1(mongo_uri, db_name, monkeypatch):
     finally:
         client.drop_database(db_name)
         client.close()
-        get_settings.cache_clear()
     assert found.exit_code == 1, found.output
     assert "store_status timestamp_out_of_range: 1 document(s)" in found.output
     assert "DatetimeMS(253402300800000)" in found.output
@@ -299,12 +296,10 @@ async def test_digits_are_not_an_as_of(settings, value):
     assert listed == []
 
 
-def test_cli_refuses_digits_as_as_of(monkeypatch):
+def test_cli_refuses_digits_as_as_of(monkeypatch, fresh_settings):
     """Item 9: `uptime-monitor report --as-of 12` is a usage error (exit 2) naming the expected form."""
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
-    get_settings.cache_clear()
     result = CliRunner().invoke(cli_app, ["report", "--as-of", "12"])
-    get_settings.cache_clear()
     assert result.exit_code == 2
     assert "ISO 8601" in result.output and "Traceback" not in result.output
 
@@ -439,27 +434,18 @@ def test_help_texts_fit_80_columns():
             assert "it starts the embedded mongod and stops it on exit." in result.output
 
 
-async def test_cli_report_prints_ignored(mongo_uri, db_name, db):
+async def test_cli_report_prints_ignored(cli_env, db):
     """Item 5: `uptime-monitor report` prints what it ignored (here the year-10000 poll) and exits 0
     without a traceback."""
     await seed(db, bad=False)
     await db.store_status.insert_one(dict(BAD[("store_status", "timestamp_out_of_range")]))
-    env = {"MONGODB_URI": mongo_uri, "MONGODB_DATABASE": db_name}
-    result = await asyncio.to_thread(_invoke, ["report", "--output", "-"], env)
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, ["report", "--output", "-"])
     assert result.exit_code == 0, result.output
     assert "ignored input: store_status.timestamp_out_of_range 1" in result.output
     assert "Traceback" not in result.output
-    listed = await asyncio.to_thread(_invoke, ["reports"], env)
+    listed = await asyncio.to_thread(CliRunner().invoke, cli_app, ["reports"])
     header, row = listed.output.splitlines()[1], listed.output.splitlines()[3]
     assert "ignored" in header and row.rstrip("│ ").endswith("1")
-
-
-def _invoke(args, env):
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(cli_app, args, env=env)
-    finally:
-        get_settings.cache_clear()
 
 
 async def test_validator_migration_warns_and_never_refuses(db):

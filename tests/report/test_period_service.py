@@ -215,10 +215,10 @@ async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settin
 
 
 async def test_bench_period_phase_small(client, tmp_path):
-    """The bench phase (uptime.tools.bench_period) on 25 generated stores: it times the floor,
+    """The bench phase (uptime.tools.bench.period) on 25 generated stores: it times the floor,
     the pipeline and the service, reports a ratio, finds the on-the-fly rows equal to the
     timeline's, and drops its database."""
-    from uptime.tools import bench_period
+    from uptime.tools.bench import period as bench_period
 
     before = set(await client.list_database_names())
     result = await bench_period.bench_period(client, tmp_path / "cache", tmp_path, stores=25,

@@ -264,18 +264,15 @@ async def test_api_pipeline_parameter(db, settings):
     assert texts["v1"] == texts["v2"] and texts["v1"].count("\n") == 13
 
 
-def test_cli_unknown_pipeline_is_exit_2(monkeypatch):
+def test_cli_unknown_pipeline_is_exit_2(monkeypatch, fresh_settings):
     """`uptime-monitor report --pipeline v7` is a usage error (exit 2, names --pipeline and the known
     versions) found before any database is contacted."""
     from typer.testing import CliRunner
 
     from uptime.cli import app
-    from uptime.platform.settings import get_settings
 
-    get_settings.cache_clear()
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
     result = CliRunner().invoke(app, ["report", "--pipeline", "v7", "--output", "-"])
-    get_settings.cache_clear()
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "--pipeline" in text and "v1, v2" in text
 

@@ -15,13 +15,18 @@ from uptime.web import app as api
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, **overrides) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(settings: Settings, *, timeout: float = 5.0,
+                      **overrides) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on ``create_app(settings)`` (with ``overrides`` applied to a copy of the
-    settings), its lifespan running (database, report service, runs follower) while in use."""
+    settings), its lifespan running (database, report service, runs follower) while in use.
+    ``timeout``: the client's request timeout in seconds. The app itself (for a test that
+    reaches its state or registers a health check) is ``http.app``."""
     app = api.create_app(settings.model_copy(update=overrides) if overrides else settings)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     timeout=timeout) as http:
+            http.app = app  # type: ignore[attr-defined] - the FastAPI app under test
             yield http
 
 

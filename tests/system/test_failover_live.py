@@ -10,14 +10,12 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
+from support.app import running_app
 from uptime import timeline
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
-from uptime.web import app as api
 
 pytestmark = pytest.mark.replset
 
@@ -66,41 +64,37 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
     acked: set[str] = set()
     retries = 0
     killed_at = first_ack_after = None
-    app = api.create_app(settings)
     try:
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                         timeout=60) as http:
-                served = app.state.db  # the follower's own client: in-memory progress
-                assert await timeline.wait_current(served, timeout_s=30)
-                state0 = await db.runs_follower.find_one({})
-                old = rs.primary()
-                for r in range(REQUESTS):
-                    if r == KILL_AT:
-                        await asyncio.to_thread(rs.kill, old)
-                        killed_at = time.monotonic()
-                    items = poll_request(r)
-                    while True:
-                        resp = await http.post("/polls", json=items)
-                        if resp.status_code == 200:
-                            break
-                        assert resp.status_code == 503, resp.text
-                        retries += 1
-                        await asyncio.sleep(0.1)
-                    body = resp.json()
-                    assert body["rejected"] == 0, body
-                    acked.update(poll_id(i) for i in items)
-                    if killed_at is not None and first_ack_after is None:
-                        first_ack_after = time.monotonic() - killed_at
-                t0 = time.monotonic()
-                current = await timeline.wait_current(served, timeout_s=60)
-                caught_up = time.monotonic() - t0
-                found = {d["_id"] async for d in db.store_status.find({}, {"_id": 1})}
-                incremental = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
-                state1 = await db.runs_follower.find_one({})
-                health = (await http.get("/healthz")).json()
-                scraped = (await http.get("/metrics")).text
+        async with running_app(settings, timeout=60) as http:
+            served = http.app.state.db  # the follower's own client: in-memory progress
+            assert await timeline.wait_current(served, timeout_s=30)
+            state0 = await db.runs_follower.find_one({})
+            old = rs.primary()
+            for r in range(REQUESTS):
+                if r == KILL_AT:
+                    await asyncio.to_thread(rs.kill, old)
+                    killed_at = time.monotonic()
+                items = poll_request(r)
+                while True:
+                    resp = await http.post("/polls", json=items)
+                    if resp.status_code == 200:
+                        break
+                    assert resp.status_code == 503, resp.text
+                    retries += 1
+                    await asyncio.sleep(0.1)
+                body = resp.json()
+                assert body["rejected"] == 0, body
+                acked.update(poll_id(i) for i in items)
+                if killed_at is not None and first_ack_after is None:
+                    first_ack_after = time.monotonic() - killed_at
+            t0 = time.monotonic()
+            current = await timeline.wait_current(served, timeout_s=60)
+            caught_up = time.monotonic() - t0
+            found = {d["_id"] async for d in db.store_status.find({}, {"_id": 1})}
+            incremental = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
+            state1 = await db.runs_follower.find_one({})
+            health = (await http.get("/healthz")).json()
+            scraped = (await http.get("/metrics")).text
         await timeline.rebuild_runs(db)
         rebuilt = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
     finally:

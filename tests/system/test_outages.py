@@ -8,14 +8,12 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
+from support.app import running_app
 from support.reports import T0, expected_csv, insert_stores
 from uptime.report import reports
 from uptime.report.reports import ReportService, utcnow
-from uptime.web import app as api
 
 
 async def server_now(db) -> datetime:
@@ -113,37 +111,33 @@ async def test_database_killed_mid_report(tmp_path, monkeypatch):
             [("store_id", 1), ("timestamp_utc", 1), ("status", 1)]
         )
         expected = await expected_csv(db, T0)
-        app = api.create_app(settings)
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                         timeout=60) as http:
-                report_id = (await http.post("/trigger_report", params={"as_of": T0.isoformat()})
-                             ).json()["report_id"]
-                while (await db.reports.find_one({"_id": report_id}))["started_at"] is None:
-                    await asyncio.sleep(0.02)
-                rs.kill(rs.members[0])
-                killed = time.monotonic()
-                t0 = time.monotonic()
-                health = await http.get("/healthz")
-                t_health = time.monotonic() - t0
-                t0 = time.monotonic()
-                listed = await http.get("/reports")
-                t_list = time.monotonic() - t0
-                await asyncio.sleep(1.0)
-                rs.start_member(rs.members[0])
-                rs.wait_healthy()
-                back = time.monotonic()
-                deadline = time.monotonic() + 90
-                while True:
-                    body = await http.get("/get_report", params={"report_id": report_id})
-                    if body.headers["content-type"].startswith("text/csv"):
-                        break
-                    assert body.json()["status"] == "Running", body.text
-                    assert time.monotonic() < deadline, "report did not complete"
-                    await asyncio.sleep(0.2)
-                recovered = time.monotonic()
-                doc = await db.reports.find_one({"_id": report_id})
+        async with running_app(settings, timeout=60) as http:
+            report_id = (await http.post("/trigger_report", params={"as_of": T0.isoformat()})
+                         ).json()["report_id"]
+            while (await db.reports.find_one({"_id": report_id}))["started_at"] is None:
+                await asyncio.sleep(0.02)
+            rs.kill(rs.members[0])
+            killed = time.monotonic()
+            t0 = time.monotonic()
+            health = await http.get("/healthz")
+            t_health = time.monotonic() - t0
+            t0 = time.monotonic()
+            listed = await http.get("/reports")
+            t_list = time.monotonic() - t0
+            await asyncio.sleep(1.0)
+            rs.start_member(rs.members[0])
+            rs.wait_healthy()
+            back = time.monotonic()
+            deadline = time.monotonic() + 90
+            while True:
+                body = await http.get("/get_report", params={"report_id": report_id})
+                if body.headers["content-type"].startswith("text/csv"):
+                    break
+                assert body.json()["status"] == "Running", body.text
+                assert time.monotonic() < deadline, "report did not complete"
+                await asyncio.sleep(0.2)
+            recovered = time.monotonic()
+            doc = await db.reports.find_one({"_id": report_id})
         await client.close()
         print(f"/healthz 503 in {t_health:.2f} s, /reports 503 in {t_list:.2f} s; mongod down "
               f"{back - killed:.1f} s; report complete {recovered - back:.1f} s after the "

@@ -12,16 +12,11 @@ from bson import ObjectId
 from typer.testing import CliRunner
 
 from support.timeline import at, poll, reference_runs, runs_of
+from uptime.cli import app
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import RunsFollower, wait_current
-from uptime.timeline.follower import (
-    STATE_COLLECTION,
-    STATE_ID,
-    changes_of,
-    poll_from_id,
-    split_events,
-    token_time,
-)
+from uptime.timeline.events import changes_of, poll_from_id, split_events, token_time
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
 
 def importer_id(store: str, ms: int, status: str) -> str:
@@ -44,17 +39,11 @@ async def fdb(db):
 
 
 async def run_cli(args: list[str], settings, monkeypatch):
-    """Invoke `uptime <args>` (CliRunner, in a thread) against this test's database."""
-    from uptime.cli import app
-    from uptime.platform.settings import get_settings
-
+    """Invoke `uptime-monitor <args>` (CliRunner, in a thread) against this test's database;
+    the test takes the ``fresh_settings`` fixture so the command reads this environment."""
     monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
     monkeypatch.setenv("MONGODB_DATABASE", settings.mongodb_database)
-    get_settings.cache_clear()
-    try:
-        return await asyncio.to_thread(CliRunner().invoke, app, args)
-    finally:
-        get_settings.cache_clear()
+    return await asyncio.to_thread(CliRunner().invoke, app, args)
 
 
 async def started(db) -> RunsFollower:
@@ -218,7 +207,8 @@ def test_split_events_sends_inserts_to_the_fast_path_candidates() -> None:
         {"B": (at(5), at(5))}, False)
 
 
-async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, monkeypatch) -> None:
+async def test_runs_status_command_reports_mode_lag_and_pending(
+        fdb, settings, monkeypatch, fresh_settings) -> None:
     """`uptime-monitor runs status` prints whether the follower runs, its mode and reason, the lag,
     the last event applied and the pending writes."""
     follower = await started(fdb)
@@ -240,7 +230,7 @@ async def test_runs_status_command_reports_mode_lag_and_pending(fdb, settings, m
 
 async def test_wait_current_without_a_running_follower_is_false_at_once(fdb, mongo_uri) -> None:
     """wait_current answers False without waiting out its timeout when no follower runs
-    (no state, or a heartbeat older than 10 s), and True once one has applied the writes —
+    (no state, or a heartbeat older than HEARTBEAT_STALE_S = 10 s), and True once one has applied the writes —
     also from another client (another process: it reads runs_follower)."""
     import time
 
@@ -332,7 +322,7 @@ async def test_standalone_server_falls_back_to_periodic_rebuilds(tmp_path) -> No
         proc.wait(timeout=60)
 
 
-async def test_runs_rebuild_command(fdb, settings, monkeypatch) -> None:
+async def test_runs_rebuild_command(fdb, settings, monkeypatch, fresh_settings) -> None:
     """`uptime-monitor runs rebuild` rebuilds status_runs and prints the number of runs."""
     await fdb["store_status"].insert_many([poll("R", 0, "active"), poll("R", 10, "inactive")])
     result = await run_cli(["runs", "rebuild"], settings, monkeypatch)

@@ -1,10 +1,10 @@
-"""The incident phase of ``uptime-monitor bench`` (issue 17, item 6): ``uptime.tools.bench_incidents``."""
+"""The incident phase of ``uptime-monitor bench`` (issue 17, item 6): ``uptime.tools.bench.incidents``."""
 
 from __future__ import annotations
 
 from support.pipeline import load, poll
 from uptime.timeline import rebuild_runs
-from uptime.tools.bench_incidents import bench_incidents
+from uptime.tools.bench.incidents import bench_incidents
 
 
 async def test_bench_incidents_counts_the_same_runs_and_incidents(db) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from pymongo import MongoClient
 
-from uptime.tools.bench_ingest import ingest_target, make_batches, run_ingest_bench
+from uptime.tools.bench.ingest import ingest_target, make_batches, run_ingest_bench
 
 
 def test_batches_are_distinct_hourly_polls() -> None:

@@ -1,10 +1,10 @@
-"""The timeline phases of ``uptime-monitor bench`` (issue 8, item 6): ``uptime.tools.bench_runs``."""
+"""The timeline phases of ``uptime-monitor bench`` (issue 8, item 6): ``uptime.tools.bench.runs``."""
 
 from __future__ import annotations
 
 from support.timeline import poll, reference_runs, runs_of
 from uptime.platform.migrations import ensure_current
-from uptime.tools.bench_runs import bench_runs
+from uptime.tools.bench.runs import bench_runs
 
 
 async def test_bench_runs_times_rebuild_and_burst_and_leaves_data_as_found(db) -> None:

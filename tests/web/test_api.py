@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from support.app import poll_until_done, running_app
 from support.reports import T0, expected_csv, insert_stores
 from uptime.report import pipeline, queue, reports
-from uptime.web import app as api
 from uptime.platform.settings import Settings
 
 
@@ -123,15 +120,12 @@ async def test_database_down_is_503(settings):
     clear message, not a stack trace."""
     from pymongo import AsyncMongoClient
 
-    app = api.create_app(settings)
     dead = AsyncMongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=300)
-    async with LifespanManager(app) as manager:
-        app.state.db = dead["x"]  # as if the server went away
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            health = await http.get("/healthz")
-            listed = await http.get("/reports")
-            got = await http.get("/get_report", params={"report_id": "A" * 32})
+    async with running_app(settings) as http:
+        http.app.state.db = dead["x"]  # as if the server went away
+        health = await http.get("/healthz")
+        listed = await http.get("/reports")
+        got = await http.get("/get_report", params={"report_id": "A" * 32})
     await dead.close()
     for resp in (health, listed, got):
         assert resp.status_code == 503, resp.text

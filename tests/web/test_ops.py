@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.app import running_app
 from support.reports import T0, insert_stores
 from uptime.platform import metrics
 from uptime.report import pipeline
-from uptime.web import app as api
 from uptime.web.routes import ops
 
 
@@ -32,23 +30,20 @@ async def test_metrics_count_a_report_and_ingest(db, settings):
     marks v2 as the default pipeline, and shows ingest counts recorded through
     metrics.record_ingest (the hook POST /polls and the importer call)."""
     await insert_stores(db, 3)
-    app = api.create_app(settings)
     default_tag = pipeline.pipeline_tag(pipeline.default_version())
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            before = samples((await http.get("/metrics")).text)
-            report_id = (await http.post("/trigger_report", params={"as_of": T0.isoformat()})
-                         ).json()["report_id"]
-            for _ in range(200):
-                if (await http.get("/get_report", params={"report_id": report_id})
-                        ).headers["content-type"].startswith("text/csv"):
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.1)  # the outcome is recorded right after the document
-            metrics.record_ingest("store_status", "api", stored=5, already_present=2,
-                                  rejected=1)
-            resp = await http.get("/metrics")
+    async with running_app(settings) as http:
+        before = samples((await http.get("/metrics")).text)
+        report_id = (await http.post("/trigger_report", params={"as_of": T0.isoformat()})
+                     ).json()["report_id"]
+        for _ in range(200):
+            if (await http.get("/get_report", params={"report_id": report_id})
+                    ).headers["content-type"].startswith("text/csv"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # the outcome is recorded right after the document
+        metrics.record_ingest("store_status", "api", stored=5, already_present=2,
+                              rejected=1)
+        resp = await http.get("/metrics")
     after = samples(resp.text)
     assert resp.headers["content-type"].startswith("text/plain")
     tag = (await db.reports.find_one({"_id": report_id}))["pipeline"]
@@ -72,14 +67,10 @@ async def test_metrics_count_a_report_and_ingest(db, settings):
 async def test_metrics_need_the_token_healthz_does_not(settings):
     """Rule: with UPTIME_API_TOKEN set, /metrics is 401 without the bearer token and 200 with
     it; /healthz never needs it."""
-    settings = settings.model_copy(update={"api_token": "tok"})
-    app = api.create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            assert (await http.get("/metrics")).status_code == 401
-            ok = await http.get("/metrics", headers={"Authorization": "Bearer tok"})
-            health = await http.get("/healthz")
+    async with running_app(settings, api_token="tok") as http:
+        assert (await http.get("/metrics")).status_code == 401
+        ok = await http.get("/metrics", headers={"Authorization": "Bearer tok"})
+        health = await http.get("/healthz")
     assert ok.status_code == 200 and "uptime_reports_total" in ok.text
     assert health.status_code == 200
 
@@ -89,19 +80,16 @@ async def test_healthz_names_an_unhealthy_component(settings):
     raises) makes /healthz 503 naming each problem, while the database is fine."""
 
     class Stopped:
-        _task = None
+        alive = False
         state: dict = {}
 
     async def broken() -> str | None:
         raise RuntimeError("boom")
 
-    app = api.create_app(settings)
-    async with LifespanManager(app) as manager:
-        ops.register_check(app, "follower", ops.follower_check(Stopped()))
-        ops.register_check(app, "other", broken)
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            resp = await http.get("/healthz")
+    async with running_app(settings) as http:
+        ops.register_check(http.app, "follower", ops.follower_check(Stopped()))
+        ops.register_check(http.app, "other", broken)
+        resp = await http.get("/healthz")
     assert resp.status_code == 503
     assert resp.json() == {
         "detail": "unhealthy: follower, other", "status": "unavailable", "database": "ok",
@@ -121,6 +109,10 @@ async def test_follower_check_stalled_and_alive():
         def __init__(self, state):
             self.state = state
             self._task = asyncio.get_running_loop().create_future()
+
+        @property
+        def alive(self):  # as RunsFollower.alive
+            return not self._task.done()
 
     now = datetime.now(UTC)
     fresh = Follower({"heartbeat": now, "mode": "change_stream", "pending": 0})
@@ -142,7 +134,6 @@ async def test_metrics_count_pushed_polls(settings):
     """Rule: POST /polls adds its counts to uptime_ingest_rows_total{source="api"}: a request
     of 3 polls, one of them invalid, then the same 2 valid ones again → stored 2, already
     present 2, rejected 1."""
-    app = api.create_app(settings)
     polls = [{"store_id": "m1", "timestamp_utc": "2024-05-06T12:00:00Z", "status": "active"},
              {"store_id": "m2", "timestamp_utc": "2024-05-06T12:00:00Z", "status": "inactive"}]
     labels = {"collection": "store_status", "source": "api"}
@@ -151,13 +142,11 @@ async def test_metrics_count_pushed_polls(settings):
         key = ("uptime_ingest_rows_total", tuple(sorted({**labels, "result": result}.items())))
         return samples(text).get(key, 0.0)
 
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            before = (await http.get("/metrics")).text
-            first = await http.post("/polls", json=[*polls, {"store_id": "m3"}])
-            again = await http.post("/polls", json=polls)
-            after = (await http.get("/metrics")).text
+    async with running_app(settings) as http:
+        before = (await http.get("/metrics")).text
+        first = await http.post("/polls", json=[*polls, {"store_id": "m3"}])
+        again = await http.post("/polls", json=polls)
+        after = (await http.get("/metrics")).text
     assert first.status_code == again.status_code == 200
     assert value(after, "stored") - value(before, "stored") == 2
     assert value(after, "already_present") - value(before, "already_present") == 2

@@ -25,7 +25,7 @@ from support.app import poll_until_done, running_app
 from support.hostile import HOSTILE_IDS, _poll
 from uptime.ingest.validate import MAX_STORE_ID_LENGTH
 from uptime.platform.migrations import ensure_current
-from uptime.tools.bench_chatty import CHATTY_STORE, END, _lingering, _serving, insert_chatty
+from uptime.tools.bench.chatty import CHATTY_STORE, END, _lingering, _serving, insert_chatty
 from uptime.web import runs as store_runs
 from uptime.web.security import PAGE_CSP
 
@@ -258,7 +258,7 @@ async def test_compressed_polls_body_is_415(db, settings):
 
 async def test_busy_follower_keeps_its_heartbeat(db):
     """Rule (item 6): while the follower applies a batch (36k events can take longer than
-    STALE_HEARTBEAT_S) its heartbeat goes on every idle_persist_s with the batch size as
+    HEARTBEAT_STALE_S) its heartbeat goes on every idle_persist_s with the batch size as
     `pending`, so `runs status` reads it as running, not stopped."""
     from uptime.cli.runs import status_report
     from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower

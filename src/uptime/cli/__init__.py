@@ -4,7 +4,7 @@ name is the standard procps command on every Linux machine (issue 14).
 Every subcommand lives in this package, one module per command group; this module only
 assembles them: ``import`` (uptime.cli.ingest), ``migrate up|down|status`` (uptime.cli.migrate),
 ``report``, ``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check),
-``generate`` (uptime.cli.generate), ``bench`` (uptime.tools.bench) and
+``generate`` (uptime.cli.generate), ``bench`` (uptime.cli.bench) and
 ``runs rebuild|status|follow`` (uptime.cli.runs), ``incidents`` (uptime.cli.incidents),
 ``channels`` and ``maintenance`` (uptime.cli.notify).
 """
@@ -16,6 +16,7 @@ import inspect
 import typer
 
 from uptime.cli import check as cli_check
+from uptime.cli.bench import bench_command
 from uptime.cli import generate
 from uptime.cli.incidents import incidents_command
 from uptime.cli import reports as cli_reports
@@ -23,7 +24,6 @@ from uptime.cli.ingest import import_command
 from uptime.cli.migrate import migrate_app
 from uptime.cli.notify import channels_app, maintenance_app
 from uptime.cli.runs import runs_app
-from uptime.tools import bench
 
 app = typer.Typer(
     name="uptime-monitor",
@@ -40,7 +40,7 @@ app.command("reports")(cli_reports.reports_command)
 app.command("check")(cli_check.check_command)
 app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
-app.command("bench")(bench.bench_command)
+app.command("bench")(bench_command)
 app.add_typer(runs_app, name="runs")
 app.command("incidents")(incidents_command)  # issue 17
 app.add_typer(channels_app, name="channels")

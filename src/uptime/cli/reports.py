@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from uptime.cli.check import format_ignored
 from uptime.cli.common import _fail, _run_db, err, parse_as_of  # noqa: F401 - re-exported
 from uptime.platform import asof
 from uptime.platform.db import open_database
@@ -27,9 +29,9 @@ from uptime.platform.settings import get_settings
 from uptime.report import period as period_report
 from uptime.report import reports
 from uptime.report.pipeline import check_version, pipeline_tag
-from uptime.cli.check import format_ignored
 from uptime.web.app import create_app
 from uptime.web.bounds import SHUTDOWN_GRACE_S
+
 
 def _check_output(output: str | None) -> None:
     """Fail (exit 2) before any work if the CSV could not be written where asked.
@@ -264,7 +266,6 @@ def serve_command(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs). With MONGODB_URI unset it starts the
     embedded mongod and stops it on exit."""
-    import uvicorn
 
 
     # issue 15: on SIGTERM, requests still running after SHUTDOWN_GRACE_S are cancelled

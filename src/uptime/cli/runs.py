@@ -16,14 +16,10 @@ from rich.console import Console
 from uptime.cli.common import _run_db
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
-from uptime.timeline.follower import (
-    STALE_HEARTBEAT_S,
-    STATE_COLLECTION,
-    STATE_ID,
-    operation_time,
-)
+from uptime.platform.constants import HEARTBEAT_STALE_S, RUNS_COLLECTION
+from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, operation_time
 from uptime.timeline.control import make_follower
-from uptime.timeline.runs import RUNS_COLLECTION, rebuild_runs
+from uptime.timeline.runs import rebuild_runs
 
 out = Console()
 runs_app = typer.Typer(
@@ -77,7 +73,7 @@ async def status_report(db: Any) -> dict[str, Any]:
             pending = None
     beat = doc.get("heartbeat")
     running = isinstance(beat, datetime) and (
-        datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() <= STALE_HEARTBEAT_S
+        datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() <= HEARTBEAT_STALE_S
     return {"running": running, "mode": doc.get("mode"), "reason": doc.get("reason"),
             "lag_s": lag, "pending_events": pending,
             "runs": await db[RUNS_COLLECTION].estimated_document_count(), "state": doc}

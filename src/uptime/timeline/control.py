@@ -4,8 +4,8 @@ layers use instead of the follower's private registry.
 * :func:`start_follower` / :func:`make_follower`: a :class:`RunsFollower` configured from
   :class:`uptime.platform.settings.Settings` (``follow_runs``, ``runs_rebuild_interval``).
 * :func:`running_follower`: the follower this process runs on a database, or ``None``.
-* :func:`wait_current` (from ``follower``): has it applied every write made before the call.
-* :func:`timeline_freshness` -> :class:`Freshness` (from ``follower``): is the timeline current
+* :func:`wait_current` (from ``freshness``): has it applied every write made before the call.
+* :func:`timeline_freshness` -> :class:`Freshness` (from ``freshness``): is the timeline current
   now, waiting at most a budget, and if not why (lagging, rebuilding, stopped, standalone) —
   what every reader of the runs asks before trusting them (issue 14).
 """
@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from uptime.platform.settings import Settings, get_settings
-from uptime.timeline.follower import (
-    Freshness, RunsFollower, running_follower, timeline_freshness, wait_current,
-)
+from uptime.timeline.follower import RunsFollower, running_follower
+from uptime.timeline.freshness import Freshness, timeline_freshness, wait_current
 
 __all__ = ["Freshness", "make_follower", "running_follower", "start_follower",
            "timeline_freshness", "wait_current"]

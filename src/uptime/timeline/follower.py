@@ -1,5 +1,9 @@
 """Keep ``status_runs`` current from a change stream on ``store_status`` (issue 8, item 3).
 
+Over 400 lines: one class, :class:`RunsFollower`, whose loop, fallbacks and state are one job;
+its event folding lives in :mod:`uptime.timeline.events`, "is the timeline current" in
+:mod:`uptime.timeline.freshness` (both re-exported by :mod:`uptime.timeline.control`).
+
 :class:`RunsFollower` watches ``store_status`` (inserts, updates, replaces, deletes), collects
 events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), splits
 each batch into inserted polls per store and ``{store_id: (first instant, last instant)}`` of
@@ -48,32 +52,30 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.probes import is_replica_set
+from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's event folding
+    EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
+)
 from uptime.timeline.runs import apply_polls, rebuild_runs
 
 log = logging.getLogger(__name__)
 
 STATE_COLLECTION = "runs_follower"
-STATE_ID = "store_status"
+STATE_ID = STATUS_COLLECTION  # one state document, named after the followed collection
 #: ChangeStreamHistoryLost, InvalidResumeToken, ChangeStreamFatalError, BSONObjectTooLarge of
 #: a token, "resume point may no longer be in the oplog" (older servers)
 LOST_TOKEN_CODES = {280, 286, 260, 10334, 136}
 #: operations of a standalone server that has no change streams
 NO_CHANGE_STREAMS_CODES = {40573}
-_POLL_ID = re.compile(
-    r"^(?P<store>.+)\|(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:Z|\+00:00)?\|[ai]$"
-)
 _ACTIVE: dict[tuple[int, str], RunsFollower] = {}
 #: the event fields the follower reads: a smaller event means fewer getMores (16 MB each) and
 #: less decoding (an insert event shrinks from ~400 to ~250 bytes)
@@ -82,122 +84,6 @@ _EVENT_FIELDS = {
     **{f"{doc}.{field}": 1 for doc in ("fullDocument", "fullDocumentBeforeChange")
        for field in ("store_id", "timestamp_utc", "status")},
 }
-#: a follower whose heartbeat (written at least every ``idle_persist_s``) is older than this is
-#: taken as not running
-STALE_HEARTBEAT_S = 10.0
-
-
-def token_time(token: dict[str, Any] | None) -> Timestamp | None:
-    """The cluster time encoded in a change-stream resume token (``_data`` hex: ``82`` then
-    4 bytes seconds, 4 bytes increment, big-endian), or None if it is not of that form."""
-    data = (token or {}).get("_data")
-    if not isinstance(data, str) or len(data) < 18 or not data.startswith("82"):
-        return None
-    try:
-        return Timestamp(int(data[2:10], 16), int(data[10:18], 16))
-    except ValueError:
-        return None
-
-
-def poll_from_id(_id: Any) -> tuple[str, datetime] | None:
-    """``(store_id, instant)`` from an importer poll ``_id`` ``"<store>|<ISO ms>|<a|i>"``,
-    else None (another system's ``_id``)."""
-    if not isinstance(_id, str):
-        return None
-    m = _POLL_ID.match(_id)
-    if not m:
-        return None
-    try:
-        return m["store"], datetime.fromisoformat(m["ts"]).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _poll_of(doc: Any) -> tuple[str, datetime] | None:
-    """(store_id, timestamp_utc) of a poll document, None unless both have the right types."""
-    if not isinstance(doc, dict):
-        return None
-    store, ts = doc.get("store_id"), doc.get("timestamp_utc")
-    if isinstance(store, str) and isinstance(ts, datetime):
-        return store, ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    return None
-
-
-def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[datetime, datetime]], bool]:
-    """Turn change events into ``({store_id: (first, last)}, unknown)``; ``unknown`` is True
-    when an event touched a poll whose old store/instant cannot be known (no pre-image, not an
-    importer ``_id``): only a full rebuild is safe then."""
-    touched: dict[str, list[datetime]] = {}
-    unknown = False
-
-    def add(p: tuple[str, datetime] | None) -> None:
-        if p is not None:
-            touched.setdefault(p[0], []).append(p[1])
-
-    for ev in events:
-        op = ev.get("operationType")
-        if op in ("insert", "update", "replace"):
-            add(_poll_of(ev.get("fullDocument")))
-            if op == "insert":
-                continue
-        elif op != "delete":
-            continue
-        before = ev.get("fullDocumentBeforeChange")
-        if before is not None:
-            add(_poll_of(before))
-            continue
-        parsed = poll_from_id((ev.get("documentKey") or {}).get("_id"))
-        if parsed is None:
-            unknown = True
-        add(parsed)
-    return {s: (min(ts), max(ts)) for s, ts in touched.items()}, unknown
-
-
-class EventBatch:
-    """Change events folded as they arrive (a batch can hold 100,000 events: only what the
-    runs need is kept, not the event documents). ``appends`` = ``{store_id: [(timestamp_utc,
-    status), ...]}`` of inserted polls (fast-path candidates; a non-string status becomes
-    None, i.e. not a poll); ``others`` = the other events (updates, replaces, deletes), for
-    :func:`changes_of`. Inserts of documents without a string ``store_id`` and a Date
-    ``timestamp_utc`` are no polls and change no run: dropped (counted in ``events``)."""
-
-    def __init__(self) -> None:
-        self.appends: dict[str, list[tuple[datetime, Any]]] = {}
-        self.others: list[dict[str, Any]] = []
-        self.events = 0
-        self.last: dict[str, Any] | None = None
-        #: the stream's resume token right after this batch (set by the reader)
-        self.token: dict[str, Any] | None = None
-
-    def add(self, ev: dict[str, Any]) -> None:
-        self.events += 1
-        self.last = ev
-        if ev.get("operationType") != "insert":
-            self.others.append(ev)
-            return
-        doc = ev.get("fullDocument")
-        p = _poll_of(doc)
-        if p is not None:
-            status = doc.get("status")
-            self.appends.setdefault(p[0], []).append(
-                (p[1], status if isinstance(status, str) else None))
-
-    def split(self) -> tuple[dict[str, list[tuple[datetime, Any]]],
-                             dict[str, tuple[datetime, datetime]], bool]:
-        """``(appends, changes, unknown)`` for :func:`uptime.timeline.runs.apply_polls`;
-        ``changes``/``unknown`` as :func:`changes_of` over the non-insert events."""
-        changes, unknown = changes_of(self.others)
-        return self.appends, changes, unknown
-
-
-def split_events(
-    events: Iterable[dict[str, Any]],
-) -> tuple[dict[str, list[tuple[datetime, Any]]], dict[str, tuple[datetime, datetime]], bool]:
-    """Turn change events into ``(appends, changes, unknown)`` (see :class:`EventBatch`)."""
-    batch = EventBatch()
-    for ev in events:
-        batch.add(ev)
-    return batch.split()
 
 
 async def operation_time(db: Any) -> Timestamp | None:
@@ -256,6 +142,11 @@ class RunsFollower:
         self._key = (id(db.client), db.name)
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """True while the follower's task runs (started, not stopped, not crashed)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start following in the background (returns at once)."""
         if self._task is not None:
@@ -355,17 +246,17 @@ class RunsFollower:
     async def _enable_pre_images(self) -> None:
         """Best effort: pre-images let deletes/updates of any ``_id`` be placed exactly."""
         try:
-            names = await self.db.list_collection_names(filter={"name": "store_status"})
+            names = await self.db.list_collection_names(filter={"name": STATUS_COLLECTION})
             if not names:
-                await self.db.create_collection("store_status")
-            await self.db.command({"collMod": "store_status",
+                await self.db.create_collection(STATUS_COLLECTION)
+            await self.db.command({"collMod": STATUS_COLLECTION,
                                    "changeStreamPreAndPostImages": {"enabled": True}})
         except PyMongoError as exc:
             log.info("runs follower: cannot enable pre-images on store_status (%s); deletes "
                      "of non-importer _ids will trigger a full rebuild", exc)
 
     async def _open(self, **kwargs: Any) -> Any:
-        return await self.db["store_status"].watch(
+        return await self.db[STATUS_COLLECTION].watch(
             [{"$match": {"operationType": {"$in": ["insert", "update", "replace", "delete"]}}},
              {"$project": _EVENT_FIELDS}],
             full_document="updateLookup",
@@ -527,7 +418,7 @@ class RunsFollower:
         applied: dict[str, Any] = {}
         self.state["pending"] = events.events
         appends, changes, unknown = events.split()
-        # issue 15 item 6: a batch can take longer than STALE_HEARTBEAT_S (36k events); the
+        # issue 15 item 6: a batch can take longer than HEARTBEAT_STALE_S (36k events); the
         # heartbeat goes on meanwhile, so `runs status` never calls a busy follower stopped
         beating = asyncio.create_task(self._beat_while_busy(events.events))
         try:
@@ -568,149 +459,8 @@ class RunsFollower:
                  applied.get("recomputed", 0), seconds)
 
 
-async def wait_current(db: Any, timeout_s: float = 5.0) -> bool:
-    """Wait until the follower has applied every ``store_status`` write acknowledged before
-    this call (True), or ``timeout_s`` seconds passed (False). Round-2 contract.
-
-    The target is the server's ``operationTime`` at the call; the follower's progress is its
-    ``applied_until`` cluster time — in memory when a :class:`RunsFollower` on the same
-    database runs in this process, else read from ``runs_follower`` every 20 ms (an idle
-    follower writes it every second, so expect up to ~1 s there). False at once when no
-    follower's heartbeat is fresh (none running) and on a standalone server (no cluster time,
-    periodic rebuilds).
-    """
-    target = await operation_time(db)
-    if target is None:
-        return False
-    follower = _ACTIVE.get((id(db.client), db.name))
-    if follower is not None:
-        return await follower.wait_applied(target, timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        doc = await db[STATE_COLLECTION].find_one(
-            {"_id": STATE_ID}, {"applied_until": 1, "heartbeat": 1})
-        until = (doc or {}).get("applied_until")
-        if isinstance(until, Timestamp) and until >= target:
-            return True
-        beat = (doc or {}).get("heartbeat")
-        if not isinstance(beat, datetime) or (
-                datetime.now(UTC) - beat.astimezone(UTC)).total_seconds() > STALE_HEARTBEAT_S:
-            return False  # no follower is running: waiting cannot help
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-
-
 def running_follower(db: Any) -> RunsFollower | None:
     """The :class:`RunsFollower` this process runs on ``db`` (same client, same database
     name), started and not yet stopped, or None. Its task may have ended (crashed): check
     ``timeline_freshness`` or the ``/healthz`` check for that."""
     return _ACTIVE.get((id(db.client), db.name))
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """Whether ``status_runs`` holds every ``store_status`` write acknowledged before a call
-    to :func:`timeline_freshness`, and if not, why.
-
-    Attributes:
-        current: True = every write acknowledged before the call is in ``status_runs``
-            (anything derived from the runs is exact for data up to that moment).
-        state: ``"current"``; ``"lagging"`` (a follower runs but did not catch up within the
-            budget); ``"rebuilding"`` (its full rebuild is in progress: the runs are being
-            replaced); ``"stopped"`` (no follower runs: none started, killed, or its task
-            ended with an error); ``"standalone"`` (no replica set: no change streams, only
-            periodic full rebuilds, so currency cannot be known).
-        reason: one line for a person (logs, ``/healthz``).
-        waited_s: seconds this call waited (never more than its budget, plus one query).
-        last_rebuild_age_s: seconds since the last full rebuild finished (server's ``at``
-            in ``runs_follower.last_rebuild``, compared with this host's clock), or None.
-    """
-
-    current: bool
-    state: str
-    reason: str
-    waited_s: float = 0.0
-    last_rebuild_age_s: float | None = None
-
-
-def _age_s(moment: Any) -> float | None:
-    if not isinstance(moment, datetime):
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
-
-
-async def timeline_freshness(db: Any, budget_s: float) -> Freshness:
-    """Is the status timeline current, waiting at most ``budget_s`` seconds for it? (issue 14)
-
-    The public question every reader of ``status_runs`` asks before trusting it (the report
-    v2, period reports, incidents): derived state may make them faster, never make them fail
-    or wait. So this answers promptly:
-
-    * standalone server (no cluster time): ``state="standalone"`` at once — runs are rebuilt
-      every ``UPTIME_RUNS_REBUILD_INTERVAL`` s and which polls came after the last rebuild
-      cannot be told, so they are never "current";
-    * no follower alive (none in this process, or its task ended; none elsewhere with a
-      heartbeat younger than ``STALE_HEARTBEAT_S``): ``"stopped"`` at once;
-    * a follower in the middle of a full rebuild (``pending == -1``): ``"rebuilding"`` at once;
-    * otherwise wait until it has applied every write acknowledged before this call (target:
-      the server's ``operationTime`` now) — ``"current"`` — or ``budget_s`` passed:
-      ``"lagging"``. The in-process follower is awaited through its condition (no polling);
-      another process's through ``runs_follower.applied_until`` every 20 ms.
-
-    Args:
-        db: the ``AsyncDatabase`` holding ``store_status``/``status_runs``/``runs_follower``.
-        budget_s: the longest wait in seconds (0 = just look).
-
-    Returns:
-        :class:`Freshness`. Callers that need an exact answer take another path (e.g. the
-        report's v1 pipeline on the polls) whenever ``current`` is False.
-
-    Raises:
-        pymongo.errors.PyMongoError: the server could not be asked.
-    """
-    started = time.monotonic()
-    doc = await db[STATE_COLLECTION].find_one(
-        {"_id": STATE_ID}, {"applied_until": 1, "heartbeat": 1, "pending": 1,
-                            "last_rebuild.at": 1}) or {}
-    rebuilt_age = _age_s((doc.get("last_rebuild") or {}).get("at"))
-
-    def answer(current: bool, state: str, reason: str) -> Freshness:
-        return Freshness(current, state, reason, time.monotonic() - started, rebuilt_age)
-
-    target = await operation_time(db)
-    if target is None:
-        return answer(False, "standalone", "standalone server (no replica set): no change "
-                      "streams, status_runs is only rebuilt periodically")
-    follower = running_follower(db)
-    if follower is not None:
-        if follower._task is None or follower._task.done():
-            return answer(False, "stopped", "the runs follower of this process has stopped")
-        if follower.state.get("pending") == -1:
-            return answer(False, "rebuilding", "the runs follower is rebuilding status_runs")
-        if await follower.wait_applied(target, budget_s):
-            return answer(True, "current", "the runs follower has applied every write")
-        return answer(False, "lagging",
-                      f"the runs follower did not catch up within {budget_s:.2f} s")
-    deadline = started + budget_s
-    while True:
-        # first: a rebuilding follower writes no heartbeat until the rebuild ends
-        if doc.get("pending") == -1:
-            return answer(False, "rebuilding", "the runs follower is rebuilding status_runs")
-        if not _fresh_beat(doc.get("heartbeat")):
-            return answer(False, "stopped", "no runs follower is running (no fresh heartbeat)")
-        until = doc.get("applied_until")
-        if isinstance(until, Timestamp) and until >= target:
-            return answer(True, "current", "the runs follower has applied every write")
-        if time.monotonic() >= deadline:
-            return answer(False, "lagging",
-                          f"the runs follower did not catch up within {budget_s:.2f} s")
-        await asyncio.sleep(0.02)
-        doc = await db[STATE_COLLECTION].find_one(
-            {"_id": STATE_ID}, {"applied_until": 1, "heartbeat": 1, "pending": 1}) or {}
-
-
-def _fresh_beat(beat: Any) -> bool:
-    age = _age_s(beat)
-    return age is not None and age <= STALE_HEARTBEAT_S

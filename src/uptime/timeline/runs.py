@@ -34,6 +34,9 @@ incremental path has to do it this way anyway (a rename swaps whole collections)
 rebuild uses the same mechanism and the same pipeline file unchanged; readers never see an
 empty collection. The price: between the ``$merge`` and the delete (milliseconds for a burst,
 about a second for a full rebuild) a reader can see a stale run beside its replacement.
+
+Over 400 lines: one contract, the runs pipeline's runner and its Python fast path kept side by
+side so their equivalence stays visible (tests/timeline checks it).
 """
 
 from __future__ import annotations
@@ -49,10 +52,9 @@ from bson import Int64, ObjectId
 from pymongo import DeleteMany, ReplaceOne, UpdateOne
 from pymongo.errors import OperationFailure
 
-from uptime.platform import constants
-from uptime.platform import pipelines
+from uptime.platform import constants, pipelines
+from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
 
-RUNS_COLLECTION = constants.RUNS_COLLECTION
 PIPELINE_TAG = "status_runs@v1"
 MAIN_FILE = "status_runs.v1.json"
 WINDOWS_FILE = "status_runs_windows.v1.json"
@@ -161,15 +163,15 @@ async def rebuild_runs(
     options: dict[str, Any] = {"comment": f"{PIPELINE_TAG}:rebuild", "allowDiskUse": True}
     if store_from is None and store_to is None:
         try:  # the poll index in store/time order, read alone (not e.g. status_1)
-            await _drain(await db["store_status"].aggregate(
+            await _drain(await db[STATUS_COLLECTION].aggregate(
                 full_rebuild_pipeline(), let=let, hint=POLL_INDEX, **options))
         except OperationFailure as exc:
             if exc.code != 2:  # BadValue: no such index (migrations not applied)
                 raise
-            await _drain(await db["store_status"].aggregate(
+            await _drain(await db[STATUS_COLLECTION].aggregate(
                 full_rebuild_pipeline(), let=let, **options))
     else:
-        await _drain(await db["store_status"].aggregate(load_runs_pipeline(), let=let,
+        await _drain(await db[STATUS_COLLECTION].aggregate(load_runs_pipeline(), let=let,
                                                         **options))
     stale: dict[str, Any] = _not_batch(batch)
     if store_from is not None or store_to is not None:
@@ -237,7 +239,7 @@ async def _recompute_chunk(
     """windows -> main pipeline ($merge) -> delete the window's runs it did not write."""
     batch = ObjectId()
     windows = await _drain(
-        await db["status_runs"].aggregate(
+        await db[RUNS_COLLECTION].aggregate(
             windows_pipeline, let={"changes": list(chunk)}, comment=f"{PIPELINE_TAG}:windows"
         )
     )
@@ -256,7 +258,7 @@ async def _recompute_chunk(
     # ships the whole `let` (the windows, ~1.5 MB per 5,000 stores) with every internal write
     # batch, measured 2.8 s instead of 0.6 s for 5,000 stores (see the sidecar).
     runs = await _drain(
-        await db["store_status"].aggregate(
+        await db[STATUS_COLLECTION].aggregate(
             main[:-1],
             let={"windows": windows, "store_from": store_range[0], "store_to": store_range[1],
                  "since": since, "batch": batch},

@@ -73,7 +73,7 @@ def duckdb_report(
 ) -> tuple[list[dict[str, Any]], DuckTimings]:
     """The report rows (``REPORT_COLUMNS`` + ``timezone_fallback``, sorted by store_id) for
     ``as_of`` from the three CSV files, and where the time went."""
-    import duckdb
+    import duckdb  # optional (extra "bench"): the DuckDB alternative
 
     a = _to_ms(as_of)
     w = a - WEEK_MS

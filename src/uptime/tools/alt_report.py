@@ -37,6 +37,7 @@ kept), so the process holds about 30 bytes per poll plus the store id strings.
 from __future__ import annotations
 
 import io
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ import polars as pl
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 
+from uptime.platform.constants import STATUS_COLLECTION
 from uptime.report import csvout
 from uptime.report.pipeline import EARLIEST_POLL, REPORT_COLUMNS
 
@@ -184,7 +186,7 @@ def fetch_polls(db: Any, as_of: datetime, batch: int = FETCH_BATCH) -> pl.DataFr
     ``db`` is a synchronous ``pymongo.database.Database``.
     """
     coll = db.get_collection(
-        "store_status",
+        STATUS_COLLECTION,
         codec_options=CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS),
     )
     cursor = coll.find(
@@ -325,7 +327,6 @@ def alt_report(uri: str, database: str, as_of: datetime) -> tuple[list[dict[str,
     Returns:
         (rows as from ``compute_report``, timings of the fetch and compute phases).
     """
-    import time
 
     client: MongoClient = MongoClient(uri, tz_aware=True)
     try:

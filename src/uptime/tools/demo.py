@@ -38,10 +38,13 @@ from typing import Annotated
 
 import httpx
 import typer
+from pymongo import MongoClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from uptime.platform.embedded import free_port
+from uptime.platform.embedded import EmbeddedMongo, EmbeddedServerError, free_port
+from uptime.platform.settings import Settings
+from uptime.tools.generate import generate_dataset
 
 console = Console()
 
@@ -89,8 +92,6 @@ def _fallback_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Da
 def make_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Dataset:
     """Generate the sample files with ``uptime.tools.generate`` (fallback: the built-in one)."""
     try:
-        from uptime.tools.generate import generate_dataset
-
         files = generate_dataset(out_dir, stores=stores, days=days, seed=seed)
     except (ImportError, NotImplementedError):
         return _fallback_dataset(out_dir, stores=stores, days=days, seed=seed)
@@ -102,13 +103,11 @@ def make_dataset(out_dir: Path, *, stores: int, days: int, seed: int) -> Dataset
 def mongo_uri(data_dir: Path) -> Iterator[tuple[str, str]]:
     """Yield (uri, description): ``MONGODB_URI`` if set, else an embedded mongod in
     ``data_dir`` (stopped on exit)."""
-    from uptime.platform.settings import Settings
 
     configured = Settings().mongodb_uri
     if configured:
         yield configured, "MONGODB_URI"
         return
-    from uptime.platform.embedded import EmbeddedMongo
 
     with EmbeddedMongo(data_dir, Settings().mongod) as server:
         assert server.uri is not None
@@ -173,7 +172,6 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str,
 
     with mongo_uri(out / "mongo") as (uri, where):
         console.print(f"MongoDB: {where}; database [bold]{database}[/bold] (dropped first)")
-        from pymongo import MongoClient
 
         with MongoClient(uri) as sync_client:
             sync_client.drop_database(database)
@@ -197,7 +195,6 @@ def run_demo(*, stores: int, days: int, seed: int, out: Path, database: str,
         timings["import"] = time.monotonic() - t
 
         step("3/4 uptime-monitor serve + POST /trigger_report")
-        from uptime.platform.settings import Settings
 
         token = Settings().api_token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -273,7 +270,6 @@ def main(
     try:
         run_demo(stores=stores, days=days, seed=seed, out=out, database=database, wait=wait)
     except Exception as exc:
-        from uptime.platform.embedded import EmbeddedServerError
 
         if isinstance(exc, (EmbeddedServerError, RuntimeError, httpx.HTTPError)):
             console.print(f"[red]demo failed:[/red] {exc}")

@@ -40,6 +40,9 @@ are streamed to disk with the ``csv`` module, never held in memory.
 With ``hours_from``/``timezones_from`` the real store ids, hours and zones of those files
 (either public version; ``day`` or ``dayOfWeek`` header) are reused, and polls are
 generated for them (plus synthetic stores without hours/timezone up to ``stores``).
+
+Over 400 lines: one job, a deterministic synthetic dataset in the shape of the v1 files
+(stores, hours, zones, polls, anomalies), written as CSV.
 """
 
 from __future__ import annotations

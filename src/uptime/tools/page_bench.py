@@ -65,7 +65,7 @@ def main(
 ) -> None:
     """Print render time (median, min) and bytes of each dashboard page."""
     os.environ.setdefault("SE_OFFLINE", "true")
-    from selenium import webdriver
+    from selenium import webdriver  # optional (extra "test"): a browser driver only this timer needs
 
     token = os.environ.get("UPTIME_API_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -15,7 +15,7 @@ that goes away cancels that work.
   listens for the client's disconnect meanwhile. When it comes, the task is cancelled and
   ``killSessions`` stops what MongoDB still runs for it (a cancelled PyMongo call only closes
   its connection, and MongoDB goes on with an aggregation in the middle of a stage: measured
-  on the chatty store, ``uptime.tools.bench_chatty``) — so no aggregation runs on for a
+  on the chatty store, ``uptime.tools.bench.chatty``) — so no aggregation runs on for a
   reader who has left.
 
 Shutdown: ``uptime-monitor serve`` gives requests in flight :data:`SHUTDOWN_GRACE_S` seconds, then

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from uptime.platform import pipelines
+from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
 from uptime.timeline.control import wait_current
 from uptime.platform import limits
 from uptime.report.pipeline import VALID_STATUSES, to_utc
@@ -62,24 +63,24 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime,
     only the polls can tell)."""
     first_poll: dict[str, Any] = {"$lte": as_of}
     if since is not None:  # issue 15: read the interval's runs, not the store's whole history
-        holder = await db["status_runs"].find_one(
+        holder = await db[RUNS_COLLECTION].find_one(
             {"store_id": store_id, "first_poll": {"$lte": min(since, as_of)}},
             {"first_poll": 1}, sort=[("first_poll", -1)], comment="store_runs@since",
             **limits.find_time())
         if holder is not None:
             first_poll["$gte"] = holder["first_poll"]
-    runs = await db["status_runs"].find(
+    runs = await db[RUNS_COLLECTION].find(
         {"store_id": store_id, "first_poll": first_poll}, _RUN_FIELDS,
         sort=[("first_poll", 1)], comment="store_runs@status_runs", **limits.find_time()
     ).to_list()
     if not runs:
-        has_any = await db["status_runs"].count_documents({"store_id": store_id}, limit=1)
+        has_any = await db[RUNS_COLLECTION].count_documents({"store_id": store_id}, limit=1)
         return [] if has_any else None
     last = runs[-1]
     if last["last_poll"] > as_of:
         # the run goes on after as_of: its last poll and distinct instants up to as_of only
         # (polls after as_of are ignored, as in the report)
-        cursor = await db["store_status"].aggregate([
+        cursor = await db[STATUS_COLLECTION].aggregate([
             {"$match": {"store_id": store_id,
                         "timestamp_utc": {"$gte": last["first_poll"], "$lte": as_of},
                         "status": {"$in": list(VALID_STATUSES)}}},
@@ -117,7 +118,7 @@ async def store_runs(db: Any, store_id: str, as_of: datetime,
              "timestamp_utc": {"$type": "date"}}
     lower = None
     if since is not None:  # issue 15: from the last poll before `since` on, not all history
-        before = await db["store_status"].find_one(
+        before = await db[STATUS_COLLECTION].find_one(
             {**valid, "timestamp_utc": {"$lt": min(to_utc(since), as_of)}},
             {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)],
             comment="store_runs@live", **limits.find_time())
@@ -125,7 +126,7 @@ async def store_runs(db: Any, store_id: str, as_of: datetime,
     stages = pipelines.load(RUNS_PIPELINE_NAME)
     if lower is not None:
         stages.insert(0, {"$match": {"store_id": store_id, "timestamp_utc": {"$gte": lower}}})
-    cursor = await db["store_status"].aggregate(
+    cursor = await db[STATUS_COLLECTION].aggregate(
         stages, let={"store_id": store_id, "as_of": as_of}, comment="store_runs@live",
         **limits.agg_time(),
     )
@@ -141,7 +142,7 @@ async def _whole_first_run(db: Any, valid: dict[str, Any], run: dict[str, Any],
     """``run``, derived from the polls at or after ``lower`` only, with the fields that depend
     on earlier polls made exact: ``first_poll``, ``start2``, ``polls``, ``_id`` (indexed reads
     of the store/time index back to the previous status change)."""
-    coll = db["store_status"]
+    coll = db[STATUS_COLLECTION]
     other_before = {**valid, "timestamp_utc": {"$lt": lower}}
     change = None  # the last instant before `lower` with the other status (rule 1: inactive wins)
     if run["status"] == "active":

@@ -22,6 +22,10 @@ polls (422 on ``from`` naming the longest interval ending at ``to`` that fits:
 and reads only the interval's runs; every cursor gets ``maxTimeMS`` from the request's time
 limit (``uptime.platform.limits``). Store ids may hold ``/`` (``{store_id:path}`` routes) and
 are at most ``MAX_STORE_ID_LENGTH`` characters, as on every input path.
+
+Over 400 lines: one resource, the dashboard's JSON API (store list, one store's interval, its
+time line, its polls), each handler short; splitting would scatter the shared bounds and row
+shapes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from uptime.ingest.validate import MAX_STORE_ID_LENGTH, too_long_reason
 
 from uptime.platform import asof
 from uptime.platform import limits
+from uptime.platform.constants import STATUS_COLLECTION, TIMEZONES_COLLECTION
 from uptime.report import interval, pipeline, reports
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
@@ -198,7 +203,7 @@ async def _latest_poll(db: Any, store_id: str) -> datetime:
     """The store's latest valid poll (one backwards step on the store/time index); 404 if none."""
     bounded = {"$type": "date", "$gte": pipeline.EARLIEST_POLL,  # never decode year 10000
                "$lte": await pipeline.future_after(db)}  # future polls are not the default
-    doc = await db["store_status"].find_one(
+    doc = await db[STATUS_COLLECTION].find_one(
         {"store_id": store_id, "timestamp_utc": bounded,
          "status": {"$in": list(pipeline.VALID_STATUSES)}},
         {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], **limits.find_time(),
@@ -235,10 +240,10 @@ async def _poll_budget(request: Request, store_id: str, start: datetime, end: da
     limit = request.app.state.settings.interval_max_polls
     window = {"store_id": store_id, "timestamp_utc": {"$gte": start, "$lt": end}}
     db = _db(request)
-    if await db["store_status"].count_documents(window, limit=limit + 1,
+    if await db[STATUS_COLLECTION].count_documents(window, limit=limit + 1,
                                                 **limits.agg_time()) <= limit:
         return
-    cut = await db["store_status"].find(
+    cut = await db[STATUS_COLLECTION].find(
         window, {"_id": 0, "timestamp_utc": 1}, sort=[("timestamp_utc", -1)], skip=limit - 1,
         limit=1, **limits.find_time()).to_list()
     fits = cut[0]["timestamp_utc"].isoformat() if cut else end.isoformat()
@@ -336,7 +341,7 @@ async def store_timeline(
         zone: ZoneInfo | None = ZoneInfo(doc["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
         zone = None  # MongoDB knows it, Python does not: local times shown in UTC
-    has_row = await db["store_timezones"].count_documents({"store_id": store_id}, limit=1,
+    has_row = await db[TIMEZONES_COLLECTION].count_documents({"store_id": store_id}, limit=1,
                                                          **limits.agg_time())
     source = "fallback" if doc["timezone_fallback"] else ("store" if has_row else "default")
     start_ms, end_ms = int(start.timestamp() * _MS), int(end.timestamp() * _MS)
@@ -345,11 +350,11 @@ async def store_timeline(
     runs_total, runs = len(runs), runs[:run_limit]
     poll_filter = {"store_id": store_id, "timestamp_utc": {"$gte": start, "$lt": end},
                    "status": {"$in": list(pipeline.VALID_STATUSES)}}
-    polls = await db["store_status"].find(
+    polls = await db[STATUS_COLLECTION].find(
         poll_filter, {"_id": 0, "t": "$timestamp_utc", "status": 1},
         sort=[("timestamp_utc", 1), ("status", 1)], limit=poll_limit, **limits.find_time(),
     ).to_list() if poll_limit else []
-    total = await db["store_status"].count_documents(poll_filter, **limits.agg_time())
+    total = await db[STATUS_COLLECTION].count_documents(poll_filter, **limits.agg_time())
     return {
         **_uptime_fields(doc, start, end),
         "timezone_source": source,

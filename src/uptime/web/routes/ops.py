@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
 from uptime.platform import metrics
+from uptime.platform.constants import HEARTBEAT_STALE_S
 from uptime.platform.tasks import one_line
 from uptime.timeline.control import running_follower
 
@@ -52,7 +53,7 @@ def register_check(app: FastAPI, name: str, check: HealthCheck) -> None:
 
 
 #: A follower whose last sign of life (``state["heartbeat"]``) is older than this is stalled.
-FOLLOWER_STALL_S = 30.0
+FOLLOWER_STALL_S = HEARTBEAT_STALE_S  # one threshold for "is the follower alive" (platform.constants)
 
 
 def follower_check(follower: Any, stall_s: float = FOLLOWER_STALL_S) -> HealthCheck:
@@ -66,8 +67,7 @@ def follower_check(follower: Any, stall_s: float = FOLLOWER_STALL_S) -> HealthCh
     """
 
     async def check() -> str | None:
-        task = getattr(follower, "_task", None)
-        if task is None or task.done():
+        if not follower.alive:
             return "not running"
         state = getattr(follower, "state", {}) or {}
         beat = state.get("heartbeat")

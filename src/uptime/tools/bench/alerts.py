@@ -3,7 +3,7 @@ that opens or resolves an incident to the webhook request received by a local re
 an hourly burst of one poll per store; and the time-driven case (an open stretch crossing
 ``min_minutes`` with no new poll). Runnable alone::
 
-    python -m uptime.tools.bench_alerts [--stores 2000] [--down 0.1] [--batch 100]
+    python -m uptime.tools.bench.alerts [--stores 2000] [--down 0.1] [--batch 100]
                                         [--concurrency 4]
 
 The service runs in this process as ``uptime-monitor serve`` does (``create_app`` under
@@ -235,7 +235,7 @@ async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry (``python -m uptime.tools.bench_alerts``)."""
+    """Command-line entry (``python -m uptime.tools.bench.alerts``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stores", type=int, default=2000, help="stores (one poll each per burst)")
     parser.add_argument("--down", type=float, default=0.1, help="fraction going down")

@@ -18,11 +18,14 @@ Times are wall-clock seconds on whatever else the machine is doing.
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from datetime import timedelta
 from typing import Any
 
+from uptime.platform.constants import STATUS_COLLECTION
+from uptime.report.pipeline import resolve_as_of
 from uptime.timeline import RunsFollower, rebuild_runs, wait_current
 
 
@@ -46,15 +49,12 @@ async def burst_freshness(db: Any, *, chunk: int = 100, seed: int = 0) -> dict[s
     Raises:
         RuntimeError: the follower did not catch up within 120 s.
     """
-    import random
-
-    from uptime.report.pipeline import resolve_as_of
 
     rng = random.Random(seed)
     as_of = await resolve_as_of(db, None)
     if as_of is None:
         raise RuntimeError("no polls: nothing to burst on")
-    stores = await db["store_status"].distinct("store_id")
+    stores = await db[STATUS_COLLECTION].distinct("store_id")
     polls = [{"store_id": s,
               "timestamp_utc": as_of + timedelta(hours=1, seconds=rng.uniform(-600, 600)),
               "status": "inactive" if rng.random() < 0.03 else "active",
@@ -81,7 +81,7 @@ async def burst_freshness(db: Any, *, chunk: int = 100, seed: int = 0) -> dict[s
             for i in range(0, len(polls), chunk):
                 part = polls[i : i + chunk]
                 t0 = time.perf_counter()
-                await db["store_status"].insert_many(part, ordered=False, session=session)
+                await db[STATUS_COLLECTION].insert_many(part, ordered=False, session=session)
                 t1 = time.perf_counter()
                 insert_s.append(t1 - t0)
                 acks.append((t1, session.operation_time, len(part)))
@@ -103,7 +103,7 @@ async def burst_freshness(db: Any, *, chunk: int = 100, seed: int = 0) -> dict[s
             "total_s": total, "mean_chunk_insert_s": statistics.mean(insert_s),
             "follower_batches": follower.state.get("batches"),
         }
-        await db["store_status"].delete_many({"bench_burst": True})
+        await db[STATUS_COLLECTION].delete_many({"bench_burst": True})
         await wait_current(db, 120.0)
         return result
     finally:

@@ -7,7 +7,7 @@ minutes after the client had gone.
 
 * :func:`chatty_polls` / :func:`insert_chatty` build it (also the tests' fixture,
   ``tests/test_request_bounds.py``);
-* ``python -m uptime.tools.bench_chatty`` (a benchmark case, not a test: times are wall-clock
+* ``python -m uptime.tools.bench.chatty`` (a benchmark case, not a test: times are wall-clock
   on whatever else the machine does) builds it in a scratch database ``uptime_chatty_<hex>``
   (dropped at the end) on ``MONGODB_URI`` or the embedded server, serves the app with uvicorn
   on a free local port, and prints what its ``uptime`` and ``timeline`` requests answer
@@ -23,9 +23,20 @@ import json
 import secrets
 import socket
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+import httpx
+import uvicorn
+
+from uptime.platform.constants import STATUS_COLLECTION
+from uptime.platform.db import make_client, server_uri
+from uptime.platform.migrations import ensure_current
+from uptime.platform.settings import get_settings
+from uptime.timeline import wait_current
+from uptime.web.app import create_app
+from uptime.web.bounds import SHUTDOWN_GRACE_S
 
 CHATTY_STORE = "chatty-store"
 #: the chatty store's last poll (UTC); polls run from END - DAYS to END
@@ -52,7 +63,7 @@ async def insert_chatty(db: Any, store_id: str = CHATTY_STORE, **kwargs: Any) ->
     number of polls."""
     polls = chatty_polls(store_id, **kwargs)
     for i in range(0, len(polls), 10_000):
-        await db["store_status"].insert_many(polls[i:i + 10_000], ordered=False)
+        await db[STATUS_COLLECTION].insert_many(polls[i:i + 10_000], ordered=False)
     return len(polls)
 
 
@@ -81,10 +92,6 @@ async def _lingering(db: Any, seconds: float) -> float:
 async def _serving(settings: Any, out: dict[str, Any], key: str) -> AsyncIterator[str]:
     """Serve the app with uvicorn on a free port; yield its base URL; record the seconds the
     shutdown took under ``out[key]``."""
-    import uvicorn
-
-    from uptime.web.app import create_app
-    from uptime.web.bounds import SHUTDOWN_GRACE_S
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
@@ -128,9 +135,6 @@ async def bench_chatty(db: Any, settings: Any) -> dict[str, Any]:
       30-day ``uptime`` for a patient client (503 at ``UPTIME_REQUEST_TIMEOUT_S``), and for a
       client gone after 1 s — how long MongoDB still ran the aggregation afterwards.
     """
-    import httpx
-
-    from uptime.timeline import wait_current
 
     out: dict[str, Any] = {"request_timeout_s": settings.request_timeout_s,
                            "interval_max_polls": settings.interval_max_polls}
@@ -180,9 +184,6 @@ async def bench_chatty(db: Any, settings: Any) -> dict[str, Any]:
 
 async def main() -> None:  # pragma: no cover - a benchmark run
     """Build the chatty store in a scratch database, serve it, print the figures as JSON."""
-    from uptime.platform.db import make_client, server_uri
-    from uptime.platform.migrations import ensure_current
-    from uptime.platform.settings import get_settings
 
     base = get_settings()
     with server_uri(base) as uri:

@@ -20,7 +20,7 @@ returns its CSV (``report_during_push_s``, with the pipeline that produced it); 
 same way (``report_v1_after_s``) and the CSVs compared. Target: the report during the push
 takes at most 2 x v1's time + 2 s (it never waits on the lagging timeline).
 
-Run alone: ``python -m uptime.tools.bench_ingest [POLLS]`` (server: ``MONGODB_URI`` or the
+Run alone: ``python -m uptime.tools.bench.ingest [POLLS]`` (server: ``MONGODB_URI`` or the
 embedded one); ``uptime-monitor bench`` runs it after the report scales (``--no-ingest`` skips it).
 """
 
@@ -36,7 +36,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable
 
+import httpx
 import orjson
+
+from uptime.platform.db import make_client, server_uri
+from uptime.platform.embedded import free_port
+from uptime.platform.settings import get_settings
+from uptime.timeline import wait_current
 
 DEFAULT_POLLS = 400_000
 DEFAULT_BATCH = 5_000
@@ -72,7 +78,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    import httpx
 
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=base, timeout=2.0) as http:
@@ -90,12 +95,7 @@ async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0
 
 async def _follower_catch_up(db: Any, timeout_s: float | None = None) -> float | None:
     """Seconds until the runs follower (``uptime.timeline.wait_current``) has applied every
-    poll acknowledged so far; ``None`` without a follower module or when it does not catch
-    up within ``timeout_s``."""
-    try:
-        from uptime.timeline import wait_current  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    poll acknowledged so far; ``None`` when it does not catch up within ``timeout_s``."""
     started = time.perf_counter()
     deadline = started + (timeout_s or CATCH_UP_TIMEOUT_S)
     # wait_current answers False at once while the follower rebuilds (no heartbeat then):
@@ -128,10 +128,7 @@ async def run_ingest_bench(
         RuntimeError: the service did not start, a request failed, or the stored count is
             not the number of polls pushed.
     """
-    import httpx
-    import psutil
-    from uptime.platform.db import make_client
-    from uptime.platform.embedded import free_port
+    import psutil  # optional (extra "bench"/"test"): only the benchmark samples RSS
 
     database = f"uptime_bench_ingest_{secrets.token_hex(4)}"
     port = free_port()
@@ -345,9 +342,7 @@ def report_during_push_target(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m uptime.tools.bench_ingest [POLLS [BATCH [CLIENTS]]]``."""
-    from uptime.platform.db import server_uri
-    from uptime.platform.settings import get_settings
+    """``python -m uptime.tools.bench.ingest [POLLS [BATCH [CLIENTS]]]``."""
 
     args = [int(a) for a in argv]
     keys = ("polls", "batch", "clients")

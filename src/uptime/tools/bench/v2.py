@@ -35,6 +35,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from uptime.ingest.importer import import_files
+from uptime.ingest.schedules import rebuild_schedules
+from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
+from uptime.platform.migrations import ensure_current
+from uptime.report.inputs_v2 import prepare_inputs
+from uptime.report.pipeline import resolve_as_of
+from uptime.tools.generate import generate_dataset
+
 TARGET_V2_RATIO = 0.25
 TARGET_HISTORY_GROWTH = 1.2
 HISTORY_STORES = 3_000
@@ -46,8 +54,6 @@ async def build_inputs(db: Any) -> dict[str, Any]:
     on a fresh database (``prepare_inputs``: the schedules, then a follower's first start =
     one full ``rebuild_runs`` + a stored resume token, so later reports resume); return the
     times (s)."""
-    from uptime.report.inputs_v2 import prepare_inputs
-    from uptime.ingest.schedules import rebuild_schedules
 
     started = time.perf_counter()
     await rebuild_schedules(db)
@@ -57,7 +63,7 @@ async def build_inputs(db: Any) -> dict[str, Any]:
     return {
         "runs_builder": "uptime.timeline follower, first start (full rebuild_runs)",
         "runs_rebuild_s": time.perf_counter() - started,
-        "runs": await db["status_runs"].estimated_document_count(),
+        "runs": await db[RUNS_COLLECTION].estimated_document_count(),
         "schedules_rebuild_s": schedules_s,
         "schedules": await db["store_schedules"].estimated_document_count(),
     }
@@ -90,7 +96,7 @@ async def cli_report(uri: str, database: str, version: str, as_of: datetime, out
 async def duckdb_child(dataset: dict[str, Any], as_of: datetime, out: Path) -> dict[str, Any]:
     """Run the DuckDB alternative in a child process; return its JSON result (seconds...)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uptime.tools.bench_v2", dataset["status"], dataset["hours"],
+        sys.executable, "-m", "uptime.tools.bench.v2", dataset["status"], dataset["hours"],
         dataset["timezones"], as_of.isoformat(), str(out),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -137,10 +143,6 @@ async def bench_history(
     client: Any, uri: str, cache_dir: Path, work: Path, *, seed: int, stores: int, say: Any
 ) -> dict[str, Any]:
     """Same stores with 6 weeks and with 1 week of polls: v1 and v2 by CLI in each."""
-    from uptime.ingest.importer import import_files
-    from uptime.platform.migrations import ensure_current
-    from uptime.report.pipeline import resolve_as_of
-    from uptime.tools.generate import generate_dataset
 
     folder = cache_dir / f"history-stores{stores}-days{HISTORY_DAYS}-seed{seed}"
     marker = folder / "done"
@@ -159,14 +161,14 @@ async def bench_history(
         for name in ("store_hours", "store_timezones"):
             await (await long_db[name].aggregate(
                 [{"$out": {"db": short_db.name, "coll": name}}])).to_list()
-        await (await long_db["store_status"].aggregate([
+        await (await long_db[STATUS_COLLECTION].aggregate([
             {"$match": {"timestamp_utc": {"$gte": as_of - timedelta(days=8)}}},
-            {"$out": {"db": short_db.name, "coll": "store_status"}},
+            {"$out": {"db": short_db.name, "coll": STATUS_COLLECTION}},
         ])).to_list()
         await ensure_current(short_db, apply=True)
         for label, db in (("6w", long_db), ("1w", short_db)):
             build = await build_inputs(db)
-            polls = await db["store_status"].estimated_document_count()
+            polls = await db[STATUS_COLLECTION].estimated_document_count()
             times: dict[str, list[float]] = {"v1": [], "v2": []}
             csvs: dict[str, bytes] = {}
             for version in ("v2", "v1", "v2", "v1", "v2"):
@@ -215,10 +217,10 @@ def targets(v2: dict[str, Any], polars_alt_s: list[float]) -> list[dict[str, Any
 
 
 def main(argv: list[str]) -> None:
-    """Child: ``python -m uptime.tools.bench_v2 STATUS HOURS TIMEZONES AS_OF OUT`` runs the
+    """Child: ``python -m uptime.tools.bench.v2 STATUS HOURS TIMEZONES AS_OF OUT`` runs the
     DuckDB alternative, writes its CSV to OUT and prints one JSON line of timings."""
-    from uptime.tools.alt_duckdb import duckdb_report
-    from uptime.tools.alt_report import to_csv
+    from uptime.tools.alt_duckdb import duckdb_report  # optional (extra "bench"): the DuckDB alternative
+    from uptime.tools.alt_report import to_csv  # optional: needs polars (extra "bench")
 
     status, hours, zones, as_of_text, target = argv
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Benchmark of the incident query (issue 17, item 6, first figure), called by ``uptime-monitor bench``
 after the timeline phases (``status_runs`` current), or alone::
 
-    python -m uptime.tools.bench_incidents [REPEATS]     # on MONGODB_URI / MONGODB_DATABASE
+    python -m uptime.tools.bench.incidents [REPEATS]     # on MONGODB_URI / MONGODB_DATABASE
 
 * **T_incidents**: :func:`uptime.incidents.query.find_incidents` as of the latest poll with
   ``min_minutes`` = the setting, source ``runs`` (the timeline), all stores, every row read.
@@ -25,6 +25,10 @@ from datetime import datetime
 from typing import Any
 
 from uptime.incidents import query as Q
+from uptime.ingest.schedules import ensure_schedules
+from uptime.platform.constants import RUNS_COLLECTION
+from uptime.platform.db import open_database
+from uptime.platform.settings import get_settings
 from uptime.report.pipeline import known_timezones, resolve_as_of
 
 
@@ -34,8 +38,6 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
     """Time the incident query and its floor (see module doc); return ``{"as_of",
     "min_minutes", "incidents", "inactive_runs", "incidents_s", "floor_s", "ratio",
     "polls_s"}`` (seconds: minimum over ``repeats``; ``polls_s`` None unless ``polls``)."""
-    from uptime.platform.settings import get_settings
-    from uptime.ingest.schedules import ensure_schedules
 
     minutes = get_settings().incident_min_minutes if min_minutes is None else min_minutes
     as_of = await resolve_as_of(db, as_of)
@@ -52,7 +54,7 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
     counted = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        docs = await (await db["status_runs"].aggregate(floor, let=let, comment="bench:incidents_floor")).to_list()
+        docs = await (await db[RUNS_COLLECTION].aggregate(floor, let=let, comment="bench:incidents_floor")).to_list()
         floor_s.append(time.perf_counter() - t0)
         counted = docs[0]["n"] if docs else 0
         t0 = time.perf_counter()
@@ -81,8 +83,6 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
 
 
 async def _main(repeats: int) -> None:
-    from uptime.platform.db import open_database
-    from uptime.platform.settings import get_settings
 
     async with open_database(get_settings()) as db:
         await bench_incidents(db, repeats=repeats)

@@ -18,7 +18,7 @@ Once: **T_on_the_fly** (the same pipeline with the runs derived from ``store_sta
 report costs while the timeline lags) and a check that its rows equal the timeline's.
 Target: min T_period ≤ 3 × min T_floor.
 
-Alone: ``python -m uptime.tools.bench_period [STORES [DAYS [RUNS]]]`` against ``MONGODB_URI``
+Alone: ``python -m uptime.tools.bench.period [STORES [DAYS [RUNS]]]`` against ``MONGODB_URI``
 (else the embedded mongod), data cached like ``uptime bench``'s.
 """
 
@@ -32,6 +32,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from uptime.ingest.importer import import_files
+from uptime.platform.db import make_client, server_uri
+from uptime.platform.migrations import ensure_current
+from uptime.platform.settings import get_settings
+from uptime.report.period import ON_THE_FLY, TIMELINE, iter_period_rows, parse_period
+from uptime.report.reports import COMPLETE, ReportService
+from uptime.tools.bench.dataset import default_cache_dir
+from uptime.tools.bench.v2 import build_inputs
+from uptime.tools.generate import generate_dataset
 
 #: the dataset: stores, days, last poll (January 2023 is inside it in every zone)
 STORES, DAYS = 14_092, 33
@@ -67,7 +77,6 @@ async def run_floor(db: Any, period: Any, as_of: datetime) -> tuple[float, int]:
 
 async def run_period(db: Any, period: Any, as_of: datetime, mode: str) -> tuple[float, list[dict]]:
     """(seconds, rows) of the period pipeline with every row drained."""
-    from uptime.report.period import iter_period_rows
 
     started = time.perf_counter()
     rows = [r async for r in iter_period_rows(db, period, as_of=as_of, mode=mode)]
@@ -76,8 +85,6 @@ async def run_period(db: Any, period: Any, as_of: datetime, mode: str) -> tuple[
 
 async def run_service(db: Any, period: Any, as_of: datetime) -> float:
     """Seconds of a period report through ``ReportService`` (GridFS CSV, bookkeeping)."""
-    from uptime.platform.settings import get_settings
-    from uptime.report.reports import COMPLETE, ReportService
 
     service = ReportService(db, get_settings())
     await service.start(background=True, recover=False)
@@ -98,11 +105,6 @@ async def bench_period(
 ) -> dict[str, Any]:
     """The phase (module doc) in a fresh database that is dropped afterwards; returns the
     figures (seconds; min over ``runs``)."""
-    from uptime.ingest.importer import import_files
-    from uptime.platform.migrations import ensure_current
-    from uptime.report.period import ON_THE_FLY, TIMELINE, parse_period
-    from uptime.tools.bench_v2 import build_inputs
-    from uptime.tools.generate import generate_dataset
 
     folder = cache_dir / f"period-stores{stores}-days{days}-seed{seed}"
     if not (folder / "done").is_file():
@@ -153,10 +155,7 @@ def target(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m uptime.tools.bench_period [STORES [DAYS [RUNS]]]``."""
-    from uptime.platform.db import make_client, server_uri
-    from uptime.platform.settings import get_settings
-    from uptime.tools.bench import default_cache_dir
+    """``python -m uptime.tools.bench.period [STORES [DAYS [RUNS]]]``."""
 
     stores = int(argv[0]) if argv else STORES
     days = int(argv[1]) if len(argv) > 1 else DAYS
