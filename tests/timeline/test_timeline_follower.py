@@ -13,8 +13,11 @@ from typer.testing import CliRunner
 
 from support.timeline import at, poll, reference_runs, runs_of
 from uptime.cli import app
+from uptime.platform.constants import HEARTBEAT_STALE_S
+from uptime.platform.db import make_client
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import RunsFollower, wait_current
+from uptime.timeline.follower import STANDALONE_BEAT_S, STATE_COLLECTION, STATE_ID
 from uptime.timeline.events import changes_of, poll_from_id, split_events, token_time
 from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
@@ -329,3 +332,24 @@ async def test_runs_rebuild_command(fdb, settings, monkeypatch, fresh_settings) 
     assert result.exit_code == 0, result.output
     assert "status_runs rebuilt: 2 runs, 0 stale runs removed" in result.output
     assert await runs_of(fdb) == await expected(fdb)
+
+
+async def test_standalone_follower_keeps_its_heartbeat_between_rebuilds(standalone_uri, db_name):
+    """Rule (issue 14 item 4, operators see the truth): on a standalone server the follower
+    rebuilds every interval and writes its heartbeat every STANDALONE_BEAT_S (1 s) meanwhile,
+    so `runs status` and /healthz never call a live follower stopped (a fresh-user trial saw
+    "NOT running" 8 s after each 60 s rebuild)."""
+    client = make_client(standalone_uri)
+    db = client[db_name]
+    follower = RunsFollower(db, standalone_interval_s=3600)
+    try:
+        await follower.start()
+        await asyncio.sleep(3 * STANDALONE_BEAT_S + 0.5)  # well past the first rebuild
+        state = await db[STATE_COLLECTION].find_one({"_id": STATE_ID})
+        age = (datetime.now(UTC) - state["heartbeat"]).total_seconds()
+        assert state["mode"] == "fallback"
+        assert age <= 2 * STANDALONE_BEAT_S < HEARTBEAT_STALE_S, age
+    finally:
+        await follower.stop()
+        await client.drop_database(db_name)
+        await client.close()

@@ -32,9 +32,10 @@ CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")
 #: a runs follower whose heartbeat (``runs_follower.heartbeat``) is older than this many
 #: seconds is taken as not running, by every reader (timeline freshness, ``wait_current``,
 #: the report's choice of pipeline, ``runs status``, ``/healthz``). A live follower writes it
-#: every ``idle_persist_s`` (1 s) while idle AND while applying a batch, so 10 s is ten missed
-#: beats; the one silent stretch, a full rebuild, is marked by ``pending == -1`` and read as
-#: "rebuilding", not by age. (Was 10 s here, 30 s in the report and ``/healthz``: a follower
+#: every ``idle_persist_s`` (0.2 s) while idle AND while applying a batch (every second
+#: between a standalone server's rebuilds), so 10 s is many missed beats; the one silent
+#: stretch, a full rebuild, is marked by ``pending == -1`` and read as "rebuilding", not by
+#: age. (Was 10 s here, 30 s in the report and ``/healthz``: a follower
 #: stopped 10-30 s ago was "stopped" to freshness yet "alive" to the report's choice.)
 HEARTBEAT_STALE_S = 10.0
 

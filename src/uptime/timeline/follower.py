@@ -69,6 +69,9 @@ from uptime.timeline.runs import apply_polls, rebuild_runs
 
 log = logging.getLogger(__name__)
 
+#: a standalone server's follower writes its heartbeat this often between full rebuilds (s)
+STANDALONE_BEAT_S = 1.0
+
 STATE_COLLECTION = "runs_follower"
 STATE_ID = STATUS_COLLECTION  # one state document, named after the followed collection
 #: ChangeStreamHistoryLost, InvalidResumeToken, ChangeStreamFatalError, BSONObjectTooLarge of
@@ -104,7 +107,9 @@ class RunsFollower:
             polls of a store into one write: the further behind, the cheaper per poll.
         batch_wait_s: seconds a batch stays open after its first event (default 0.05).
         standalone_interval_s: seconds between full rebuilds on a standalone server.
-        idle_persist_s: how often an idle follower writes its progress (applied_until).
+        idle_persist_s: how often an idle follower writes its progress (applied_until), s;
+            0.2 s so a report in another process (``uptime-monitor report`` beside ``serve``)
+            sees an idle follower current within its wait budget (0.2-2 s).
         backlog_rebuild_s: a full batch whose last event is more than this many seconds
             behind the server's cluster time (a bulk load, e.g. ``uptime-monitor import`` while
             following) is dropped: a new stream is opened and the collection rebuilt.
@@ -122,7 +127,7 @@ class RunsFollower:
         batch_max: int = 100_000,
         batch_wait_s: float = 0.05,
         standalone_interval_s: float = 60.0,
-        idle_persist_s: float = 1.0,
+        idle_persist_s: float = 0.2,
         backlog_rebuild_s: float = 30.0,
         catch_up_s: float = 1.0,
     ) -> None:
@@ -238,10 +243,16 @@ class RunsFollower:
                   f"rebuild every {self.standalone_interval_s:g} s")
         while not self._stopping.is_set():
             await self._rebuild(reason)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.standalone_interval_s)
-            except TimeoutError:
-                pass
+            # between rebuilds the heartbeat goes on (every STANDALONE_BEAT_S), so
+            # `runs status` and /healthz see a live follower, not a stopped one
+            deadline = time.monotonic() + self.standalone_interval_s
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), min(
+                        STANDALONE_BEAT_S, max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    with contextlib.suppress(PyMongoError):  # a missed beat is no failure
+                        await self._save()
 
     async def _enable_pre_images(self) -> None:
         """Best effort: pre-images let deletes/updates of any ``_id`` be placed exactly."""
