@@ -19,7 +19,6 @@ from uptime.platform.migrations import ensure_current
 from uptime.timeline import RunsFollower, wait_current
 from uptime.timeline.follower import STANDALONE_BEAT_S, STATE_COLLECTION, STATE_ID
 from uptime.timeline.events import changes_of, poll_from_id, split_events, token_time
-from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
 
 def importer_id(store: str, ms: int, status: str) -> str:
