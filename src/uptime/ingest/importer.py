@@ -54,6 +54,7 @@ from typing import Any, Literal
 from uptime.ingest.csvsource import _open_source, _rows, _Source
 from uptime.ingest.rejects import ImportFileError, _Rejects, rejects_target  # noqa: F401 - ImportFileError re-exported
 from uptime.ingest.writer import _Writer
+from uptime.platform.retention import ingest_horizon
 from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
     PollValidator,
     RowError,
@@ -248,7 +249,9 @@ async def _import_status(
     check_nul = src.check_nul
     collection = db[COLLECTIONS["status"]]
     writer = _Writer(collection, await _has_rows(collection))
-    make_poll = PollValidator(_VALID_ID_CACHE_MAX)  # the one validation path (also POST /polls)
+    # the one validation path (also POST /polls); polls before the retention horizon are
+    # rejected with their reason (issue 18)
+    make_poll = PollValidator(_VALID_ID_CACHE_MAX, horizon=await ingest_horizon(db))
     batch: list[dict] = []
     rejected = 0
     reader = src.reader
