@@ -312,7 +312,9 @@ class _Generation:
                     "polls with `uptime-monitor import --status FILE` and trigger a new report"
                 )
             # v2 only on a current timeline (and schedules), else v1 at once (exact)
-            self.version, reason = await pipeline.choose_version(self.db, self.requested)
+            self.version, reason = await pipeline.choose_version(self.db, self.requested, as_of)
+            if self.version == "v1":
+                await pipeline.check_v1_horizon(self.db, as_of)  # issue 18: Failed, saying why
             file_id = ObjectId()
             await self._update(
                 {

@@ -23,6 +23,7 @@ ignores and counts them).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from pymongo import DeleteMany
 
 from uptime.platform import constants
+from uptime.platform.tasks import one_line
 from uptime.platform.retention import (
     RETENTION_COLLECTION,
     RETENTION_ID,
@@ -38,6 +40,8 @@ from uptime.platform.retention import (
 )
 from uptime.timeline.control import timeline_freshness
 from uptime.timeline.runs import rebuild_runs, retention_boundaries
+
+log = logging.getLogger(__name__)
 
 #: how long the compaction waits for a running follower to be current before rebuilding
 FRESHNESS_BUDGET_S = 5.0
@@ -101,3 +105,22 @@ async def compact_polls(
          "$inc": {"removed_total": removed}})
     out.update(removed=removed, stores=stores, seconds=time.perf_counter() - started)
     return out
+
+
+async def compact_forever(db: Any, retention_days: float, interval_s: float) -> None:
+    """The service's schedule (``web/app.py`` lifespan): :func:`compact_polls` every
+    ``interval_s`` seconds, the first one ``interval_s`` after the start (a restart loop never
+    hammers the database; a test app never compacts). A failed round is logged and retried at
+    the next one. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            result = await compact_polls(db, retention_days)
+            log.info("poll compaction: %d polls before %s removed in %.1f s%s",
+                     result["removed"], result["horizon"].isoformat(), result["seconds"],
+                     f" ({result['reason']})" if result["rebuilt"] else "")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+            log.warning("poll compaction failed (%s); next try in %g s", one_line(exc),
+                        interval_s)
