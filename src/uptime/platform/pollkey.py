@@ -29,24 +29,25 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
-def poll_key(store_id: str, instant: datetime, status: str) -> Binary:
+def poll_key(store_id: str, instant: datetime, status: str) -> bytes:
     """The ``_id`` of the poll ``(store_id, instant (UTC, ms are kept, finer digits dropped),
-    status "active"|"inactive")``: a 16-byte ``bson.Binary`` (subtype 0)."""
+    status "active"|"inactive")``: 16 ``bytes`` — PyMongo stores ``bytes`` as BinData subtype 0
+    and reads it back as ``bytes``, so a key compares equal to what ``find`` returns."""
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
     ms = (instant - _EPOCH) // _MS
     digest = hashlib.blake2b(f"{store_id}\x00{status[:1]}".encode("utf-8", "surrogatepass"),
                              digest_size=8).digest()
-    return Binary((ms + _OFFSET).to_bytes(8, "big") + digest, 0)
+    return (ms + _OFFSET).to_bytes(8, "big") + digest
 
 
-def time_key(instant: datetime) -> Binary:
+def time_key(instant: datetime) -> bytes:
     """The least key of any poll at ``instant`` (UTC): ``{_id: {$lt: time_key(h)}}`` selects
     the keyed polls before ``h``."""
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
     ms = (instant - _EPOCH) // _MS
-    return Binary((ms + _OFFSET).to_bytes(8, "big") + bytes(8), 0)
+    return (ms + _OFFSET).to_bytes(8, "big") + bytes(8)
 
 
 def instant_of(key: Any) -> datetime | None:
