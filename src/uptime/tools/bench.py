@@ -57,6 +57,7 @@ from typing import Annotated, Any
 
 import typer
 
+from uptime.tools import bench_storage  # issue 18 item 5
 from uptime.tools.generate import V1_STORES, generate_dataset
 
 MB = 1_000_000
@@ -746,6 +747,8 @@ def bench_command(
     history_stores: Annotated[
         int, typer.Option(min=0, help="Stores in the history-growth datasets (0 = skip).")
     ] = 3000,
+    storage: Annotated[bool, typer.Option("--storage/--no-storage", help="Also measure bytes "
+                       "on disk per poll and per run (issue 18: uptime.tools.bench_storage).")] = True,
 ) -> None:
     """Benchmark the report (T_report) against its floor (T_floor) and a polars alternative
     (T_alt), with import rows/s and peak RSS; print a table and write JSON.
@@ -766,6 +769,8 @@ def bench_command(
                   v2_scale=scale if v2 else None,
                   history_stores=history_stores if v2 else 0)
     )
+    if storage:  # issue 18 item 5: 1,000 stores x 30 days, extrapolated to a year of 14k
+        bench_storage.run(get_settings(), results=results_dir / "storage.json")
     if any(r.get("csv_equal") is False for r in doc["results"]):
         raise typer.Exit(1)
 
