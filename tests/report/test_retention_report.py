@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,3 +112,28 @@ async def test_v1_refuses_a_week_before_the_horizon(rdb) -> None:
     assert "starts at 2024-03-16T00:00:00.000+00:00" in text
     assert "use pipeline v2" in text
     await csv_of(rdb, HORIZON + timedelta(days=7), "v1")  # no error
+
+
+async def test_mongosh_runner_v1_refuses_a_week_before_the_horizon(db, mongo_uri, mongosh) -> None:
+    """Rule (item 4): pipelines/run.mongosh.js with pipelineVersion "v1" refuses an asOf whose
+    week starts before the stored horizon (exit status non-zero, the message names the
+    horizon), and runs for a week starting at it."""
+    await ensure_current(db, apply=True)
+    await db.store_status.insert_many([
+        {"store_id": "a", "timestamp_utc": HORIZON + timedelta(hours=h), "status": "active"}
+        for h in range(0, 24 * 8, 6)])
+    await db.polls_retention.insert_one({"_id": "store_status", "horizon": HORIZON})
+    script = str(Path(__file__).resolve().parents[2] / "pipelines/run.mongosh.js")
+
+    def run(as_of: str) -> subprocess.CompletedProcess:
+        text = (f'var asOf="{as_of}", pipelineVersion="v1"; '
+                f'db = db.getSiblingDB("{db.name}"); undefined')
+        return subprocess.run([mongosh, mongo_uri, "--quiet", "--eval", text, script],
+                              capture_output=True, text=True, timeout=120)
+
+    refused = run("2024-03-23T00:00:00Z")
+    assert refused.returncode != 0
+    assert "before the retention horizon 2024-03-17T00:00:00.000Z" in refused.stderr + refused.stdout
+    ok = run("2024-03-24T00:00:00Z")
+    assert ok.returncode == 0, ok.stderr
+    assert '"store_id":"a"' in ok.stdout.replace(" ", "")
