@@ -22,8 +22,9 @@ case-insensitively, extra columns ignored):
 
 Rules:
 
-* Polls are deduplicated by a deterministic ``_id`` ``"<store_id>|<UTC ISO ms>|<a|i>"``
-  (for example ``"8419537941919820732|2023-01-22T12:09:39.388|a"``): an exact duplicate (same
+* Polls are deduplicated by a deterministic 16-byte ``_id``
+  (``uptime.platform.pollkey.poll_key(store_id, instant, status)``; before issue 18 the string
+  ``"<store_id>|<UTC ISO ms>|<a|i>"``): an exact duplicate (same
   store, instant at millisecond precision -- what a BSON Date holds -- and status) is stored
   once and counted *already present*; conflicting polls at one instant are both kept. No
   unique index on data fields is needed, so data written by other systems may hold
