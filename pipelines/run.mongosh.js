@@ -60,6 +60,17 @@
     if (isNaN(when.getTime())) throw new Error(`asOf is not an ISO-8601 instant: ${s}`);
   }
 
+  // issue 18: v1 reads the raw polls; those before the retention horizon may be compacted
+  const retention = db.polls_retention.findOne({ _id: 'store_status' });
+  if (ver === 'v1' && retention && retention.horizon instanceof Date
+      && when.getTime() - 7 * 86400000 < retention.horizon.getTime()) {
+    throw new Error(`pipeline v1 reads the raw polls, and those before the retention horizon ` +
+      `${retention.horizon.toISOString()} were removed (UPTIME_POLL_RETENTION_DAYS); the week ` +
+      `before asOf ${when.toISOString()} starts at ` +
+      `${new Date(when.getTime() - 7 * 86400000).toISOString()}: use version v2 (the status ` +
+      `timeline keeps that history) or an asOf at least 7 days after the horizon`);
+  }
+
   const names = db.store_timezones.distinct('timezone_str').filter((z) => typeof z === 'string');
   const timezones = [];
   for (const z of names) {

@@ -12,6 +12,7 @@ import orjson
 
 from support.app import running_app
 from uptime.ingest.importer import import_file
+from uptime.platform.pollkey import poll_key
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
@@ -55,9 +56,9 @@ async def test_json_array_stores_valid_items_and_lists_rejects(db, settings) -> 
     assert "scientific" in reasons[8]
     docs = await db.store_status.find().sort("store_id").to_list()
     assert docs == [
-        {"_id": "s1|2024-05-06T12:00:00.000|a", "store_id": "s1",
+        {"_id": poll_key("s1", datetime(2024, 5, 6, 12, tzinfo=UTC), "active"), "store_id": "s1",
          "timestamp_utc": datetime(2024, 5, 6, 12, tzinfo=UTC), "status": "active"},
-        {"_id": "s2|2024-05-06T12:00:00.000|i", "store_id": "s2",
+        {"_id": poll_key("s2", datetime(2024, 5, 6, 12, tzinfo=UTC), "inactive"), "store_id": "s2",
          "timestamp_utc": datetime(2024, 5, 6, 12, tzinfo=UTC), "status": "inactive"},
     ]
 

@@ -5,7 +5,8 @@ Every subcommand lives in this package, one module per command group; this modul
 assembles them: ``import`` (uptime.cli.ingest), ``migrate up|down|status`` (uptime.cli.migrate),
 ``report``, ``reports`` and ``serve`` (uptime.cli.reports), ``check`` (uptime.cli.check),
 ``generate`` (uptime.cli.generate), ``bench`` (uptime.cli.bench) and
-``runs rebuild|status|follow`` (uptime.cli.runs), ``incidents`` (uptime.cli.incidents),
+``runs rebuild|status|follow`` (uptime.cli.runs), ``polls compact`` (uptime.cli.polls),
+``incidents`` (uptime.cli.incidents),
 ``channels`` and ``maintenance`` (uptime.cli.notify).
 """
 
@@ -23,6 +24,7 @@ from uptime.cli import reports as cli_reports
 from uptime.cli.ingest import import_command
 from uptime.cli.migrate import migrate_app
 from uptime.cli.notify import channels_app, maintenance_app
+from uptime.cli.polls import polls_app
 from uptime.cli.runs import runs_app
 
 app = typer.Typer(
@@ -42,6 +44,7 @@ app.command("serve")(cli_reports.serve_command)
 app.command("generate")(generate.generate_command)
 app.command("bench")(bench_command)
 app.add_typer(runs_app, name="runs")
+app.add_typer(polls_app, name="polls")  # issue 18: polls compact
 app.command("incidents")(incidents_command)  # issue 17
 app.add_typer(channels_app, name="channels")
 app.add_typer(maintenance_app, name="maintenance")

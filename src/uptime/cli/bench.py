@@ -11,6 +11,7 @@ import typer
 
 from uptime.platform.settings import get_settings
 from uptime.tools.bench import default_cache_dir, plan_runs, run_bench
+from uptime.tools.bench import storage as bench_storage  # issue 18 item 5
 
 DEFAULT_SCALES = "0.25,1,2"
 DEFAULT_SCALE = 1.0
@@ -67,6 +68,8 @@ def bench_command(
         int, typer.Option(min=0, help="Stores in the period-report dataset: a month report "
                           "on 33 days of polls vs its floor (issue 18; 0 = skip).")
     ] = 14092,
+    storage: Annotated[bool, typer.Option("--storage/--no-storage", help="Also measure bytes "
+                       "on disk per poll and per run (issue 18: uptime.tools.bench.storage).")] = True,
 ) -> None:
     """Benchmark the report (T_report) against its floor (T_floor) and a polars alternative
     (T_alt), with import rows/s and peak RSS; print a table and write JSON.
@@ -87,5 +90,7 @@ def bench_command(
                   history_stores=history_stores if v2 else 0,
                   period_stores=period_stores)
     )
+    if storage:  # issue 18 item 5: 1,000 stores x 30 days, extrapolated to a year of 14k
+        bench_storage.run(get_settings(), results=results_dir / "storage.json")
     if any(r.get("csv_equal") is False for r in doc["results"]):
         raise typer.Exit(1)

@@ -49,6 +49,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from uptime.ingest.schedules import ensure_schedules
+from uptime.platform.retention import stored_horizon
 from uptime.platform import pipelines
 from uptime.report.csvout import protect
 from uptime.report.inputs_v2 import timeline_ready
@@ -172,8 +173,14 @@ async def choose_source(db: AsyncDb) -> tuple[Source, list[str]]:
 
     Plug-in point for a "which stores are pending" API: return ``("runs", pending)`` when
     only a few stores are pending (each costs one indexed ``$lookup`` of its polls), and
-    ``("polls", [])`` when it cannot tell or too many are pending."""
-    return ("runs", []) if await timeline_current(db) else ("polls", [])
+    ``("polls", [])`` when it cannot tell or too many are pending.
+
+    After a compaction (issue 18: a stored retention horizon) the polls before the horizon are
+    gone, so the runs are the source even when the timeline is not current (exact before the
+    horizon; after it as of the timeline's last applied write)."""
+    if await timeline_current(db) or await stored_horizon(db) is not None:
+        return ("runs", [])
+    return ("polls", [])
 
 
 def store_range_of(store_id: str | None) -> tuple[str | None, str | None]:

@@ -22,8 +22,9 @@ case-insensitively, extra columns ignored):
 
 Rules:
 
-* Polls are deduplicated by a deterministic ``_id`` ``"<store_id>|<UTC ISO ms>|<a|i>"``
-  (for example ``"8419537941919820732|2023-01-22T12:09:39.388|a"``): an exact duplicate (same
+* Polls are deduplicated by a deterministic 16-byte ``_id``
+  (``uptime.platform.pollkey.poll_key(store_id, instant, status)``; before issue 18 the string
+  ``"<store_id>|<UTC ISO ms>|<a|i>"``): an exact duplicate (same
   store, instant at millisecond precision -- what a BSON Date holds -- and status) is stored
   once and counted *already present*; conflicting polls at one instant are both kept. No
   unique index on data fields is needed, so data written by other systems may hold
@@ -68,6 +69,7 @@ from uptime.ingest.csvsource import _open_source, _rows, _Source
 from uptime.ingest.rejects import ImportFileError, _Rejects, rejects_target  # noqa: F401 - ImportFileError re-exported
 from uptime.ingest.replace import replace_rows, staging_collection
 from uptime.ingest.schedules import refresh_schedules
+from uptime.platform.retention import ingest_horizon
 from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
     PollValidator,
     RowError,
@@ -253,7 +255,9 @@ async def _import_status(
     check_nul = src.check_nul
     collection = db[COLLECTIONS["status"]]
     writer = _Writer(collection, await _has_rows(collection))
-    make_poll = PollValidator(_VALID_ID_CACHE_MAX)  # the one validation path (also POST /polls)
+    # the one validation path (also POST /polls); polls before the retention horizon are
+    # rejected with their reason (issue 18)
+    make_poll = PollValidator(_VALID_ID_CACHE_MAX, horizon=await ingest_horizon(db))
     batch: list[dict] = []
     rejected = 0
     reader = src.reader

@@ -23,6 +23,7 @@ from pymongo import WriteConcern
 
 from uptime.ingest.store import insert_unique
 from uptime.ingest.validate import PollValidator, RowError
+from uptime.platform.retention import ingest_horizon
 from uptime.platform import metrics
 from uptime.platform.constants import STATUS_COLLECTION
 
@@ -162,10 +163,10 @@ async def store_polls(db: Any, items: list[Any], lines: list[int] | None = None)
             duplicate ``_id``.
         pymongo.errors.PyMongoError: the database is unreachable or failed.
     """
-    validate = PollValidator().from_json
+    validate = PollValidator(horizon=await ingest_horizon(db)).from_json  # issue 18
     result = PollBatch(received=len(items))
     docs: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for index, item in enumerate(items):
         try:
             doc = validate(item)

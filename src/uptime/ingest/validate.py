@@ -14,8 +14,10 @@ Canonical stored forms:
 * ``dayOfWeek``: int 0..6, 0 = Monday.
 * clock times: ``"HH:MM:SS"`` (00:00:00..23:59:59); an end time of 24:00 is stored as
   ``"23:59:59"``, which the report reads as midnight ending that date (report rule 3).
-* a poll document: ``{_id: "<store_id>|<UTC ISO ms>|<a|i>", store_id, timestamp_utc, status}``;
-  the deterministic ``_id`` makes a repeated poll (re-import, retried request) a duplicate key.
+* a poll document: ``{_id: poll_key(store_id, instant, status) (16 bytes, uptime.platform.pollkey),
+  store_id, timestamp_utc, status}``; the deterministic ``_id`` makes a repeated poll
+  (re-import, retried request) a duplicate key. A poll before the retention horizon (issue 18)
+  is rejected with its reason.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from uptime.platform.constants import CONTROL_CHARS
+from uptime.platform.pollkey import poll_key
+from uptime.platform.retention import too_old_reason
 
 
 class RowError(ValueError):
@@ -158,18 +162,22 @@ class PollValidator:
     many polls per store checks each id once.
     """
 
-    def __init__(self, cache_max: int = 1_000_000) -> None:
+    def __init__(self, cache_max: int = 1_000_000, horizon: datetime | None = None) -> None:
         self._ids: dict[str, str] = {}  # id as written -> id as stored
         self._cache_max = cache_max
+        #: polls before this instant (UTC) are rejected: the retention horizon
+        #: (``uptime.platform.retention.ingest_horizon``; None = no limit)
+        self.horizon = None if horizon is None else (
+            horizon.astimezone(timezone.utc).replace(tzinfo=None))  # naive UTC, as parsed
 
     def __call__(self, store_id: str, status: str, timestamp: str) -> dict[str, Any]:
-        """Return ``{_id, store_id, timestamp_utc, status}``; ``_id`` is
-        ``"<store_id>|<UTC ISO ms>|<a|i>"``, e.g.
-        ``"8419537941919820732|2023-01-22T12:09:39.388|a"`` (sub-ms digits truncated, as BSON
-        encoding truncates them).
+        """Return ``{_id, store_id, timestamp_utc, status}``; ``_id`` is the 16-byte
+        ``uptime.platform.pollkey.poll_key`` of (store, instant truncated to ms, status)
+        (issue 18 item 5; before: the string ``"<store_id>|<UTC ISO ms>|<a|i>"``).
 
         Raises:
-            RowError: the first invalid field, store_id then status then timestamp.
+            RowError: the first invalid field, store_id then status then timestamp; or a
+                timestamp before ``self.horizon`` (issue 18: the retention horizon).
         """
         sid = self._ids.get(store_id)
         if sid is None:
@@ -179,8 +187,10 @@ class PollValidator:
         if status != "active" and status != "inactive":
             status = parse_status(status)
         ts = parse_timestamp(timestamp)
+        if self.horizon is not None and ts < self.horizon:
+            raise RowError(too_old_reason(ts, self.horizon))
         return {
-            "_id": f"{sid}|{ts.isoformat(timespec='milliseconds')}|{status[0]}",
+            "_id": poll_key(sid, ts, status),
             "store_id": sid,
             "timestamp_utc": ts,
             "status": status,

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
         interval_max_polls: ``UPTIME_INTERVAL_MAX_POLLS``; most polls of one store in the
             interval of ``/stores/{id}/uptime`` and ``/timeline`` (422 naming the longest
             interval that fits, past it).
+        poll_retention_days: ``UPTIME_POLL_RETENTION_DAYS`` (default 14, at least 8): raw polls
+            older than this many days are removed by the compaction (``uptime-monitor polls
+            compact``, and the service every ``poll_compact_interval_s``) once the status
+            timeline holds them; older incoming polls are rejected. 14 = the 7-day report
+            window twice: a week of margin for late polls (a store offline for days uploading
+            its backlog) and for re-running last week's report exactly from the polls (v1,
+            standalone servers). The minimum, 8, is the window plus one day. Issue 18.
+        poll_compact_interval_s: ``UPTIME_POLL_COMPACT_INTERVAL_S`` (default 3600): seconds
+            between the service's compactions.
     """
 
     model_config = SettingsConfigDict(
@@ -124,6 +133,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=10.0, gt=0)
     report_timeout_s: float = Field(default=900.0, gt=0)
     interval_max_polls: int = Field(default=5_000, ge=100)
+    # issue 18 item 4: retention of raw polls (uptime.platform.retention)
+    poll_retention_days: float = Field(default=14.0, ge=8)
+    poll_compact_interval_s: float = Field(default=3600.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

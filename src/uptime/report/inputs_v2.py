@@ -46,6 +46,7 @@ from typing import Any
 
 from uptime.ingest.schedules import ensure_schedules
 from uptime.platform.constants import HEARTBEAT_STALE_S, RUNS_COLLECTION, STATUS_COLLECTION
+from uptime.platform.retention import REPORT_WINDOW, stored_horizon
 from uptime.timeline.control import running_follower, timeline_freshness, wait_current
 from uptime.timeline.follower import STATE_COLLECTION, STATE_ID, RunsFollower, operation_time
 
@@ -79,8 +80,15 @@ async def wait_budget_s(db: Any) -> float:
     return min(MAX_WAIT_S, max(MIN_WAIT_S, WAIT_FRACTION * polls * V1_SECONDS_PER_POLL))
 
 
-async def choose_version(db: Any, requested: str | None = None) -> tuple[str, str]:
+async def choose_version(
+    db: Any, requested: str | None = None, as_of: datetime | None = None
+) -> tuple[str, str]:
     """Pick the pipeline for a report now: ``(version, reason)`` (see the module doc).
+
+    Retention (issue 18): when the week before ``as_of`` (UTC) reaches before the stored
+    retention horizon, v1 cannot answer (its polls are gone: ``pipeline.check_v1_horizon``),
+    so a timeline that is not current still gives v2 on the runs — exact before the horizon
+    (frozen runs), as of the timeline's last applied write after it — and the reason says so.
 
     ``requested`` ``"v1"`` -> v1. ``None`` (the default) or ``"v2"`` -> v2 when the status
     timeline is current within :func:`wait_budget_s` (then the schedules are made ready:
@@ -93,6 +101,15 @@ async def choose_version(db: Any, requested: str | None = None) -> tuple[str, st
     if requested == "v1":
         return "v1", "requested"
     current, why = await timeline_ready(db)
+    horizon = await stored_horizon(db) if as_of is not None and not current else None
+    if horizon is not None and to_utc(as_of) - REPORT_WINDOW < horizon:
+        log.warning("report: pipeline v2 on a timeline that is not current (%s): the polls "
+                    "before the retention horizon %s are compacted, v1 cannot answer",
+                    why, horizon.isoformat())
+        await ensure_schedules(db)
+        return "v2", (f"{why}; but the week before as_of reaches before the retention "
+                      f"horizon {horizon.isoformat()}: v1 cannot answer (raw polls "
+                      "compacted), so v2 on the runs")
     if not current:
         log.info("report: pipeline v1 (exact, on the polls): the status timeline is not "
                  "current: %s", why)
@@ -140,6 +157,15 @@ async def timeline_ready(db: Any) -> tuple[bool, str]:
             await db[STATE_COLLECTION].update_one(
                 {"_id": STATE_ID, "owner": started_here.state.get("owner")},
                 {"$set": {"heartbeat": None}})
+    horizon = await stored_horizon(db) if as_of is not None else None
+    if not fresh.current and horizon is not None and as_of - REPORT_WINDOW < horizon:
+        log.warning("report: pipeline v2 on a timeline that is not current (%s): the polls "
+                    "before the retention horizon %s are compacted, v1 cannot answer",
+                    fresh.reason, horizon.isoformat())
+        await ensure_schedules(db)
+        return "v2", (f"timeline {fresh.state} ({fresh.reason}), but the week before as_of "
+                      f"reaches before the retention horizon {horizon.isoformat()}: v1 "
+                      f"cannot answer (raw polls compacted), so v2 on the runs")
     if not fresh.current:
         if fresh.state == "stopped" and started_here is None:
             why = ("no runs follower is running (start `uptime-monitor serve` or "

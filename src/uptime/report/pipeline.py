@@ -41,6 +41,7 @@ from uptime.platform.constants import (  # noqa: F401 - re-exported: the report'
 )
 from uptime.platform import pipelines
 from uptime.platform.probes import zone_known
+from uptime.platform.retention import REPORT_WINDOW, stored_horizon
 from uptime.platform import limits
 from uptime.platform.resources import pipelines_dir
 from uptime import timeline
@@ -301,11 +302,41 @@ def report_let(
     }
 
 
-async def choose_version(db: AsyncDb, requested: str | None = None) -> tuple[str, str]:
+async def choose_version(
+    db: AsyncDb, requested: str | None = None, as_of: datetime | None = None
+) -> tuple[str, str]:
     """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
-    (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1)."""
+    (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1; v2
+    whenever the week before ``as_of`` reaches before the retention horizon)."""
 
-    return await choose(db, requested)
+    return await choose(db, requested, as_of)
+
+
+class BeforeHorizonError(ValueError):
+    """Report v1 (raw polls) asked for a week that reaches before the retention horizon
+    (issue 18): the polls it needs were compacted. ``str()`` says which instants and what to
+    do instead."""
+
+
+async def check_v1_horizon(db: AsyncDb, as_of: datetime) -> None:
+    """Refuse a v1 report whose week ``[as_of - 7 d, as_of)`` reaches before the stored
+    retention horizon (``uptime.platform.retention.stored_horizon``): v1 reads the raw polls,
+    and those before it are gone (the status timeline holds them: v2 answers).
+
+    Raises:
+        BeforeHorizonError: the week starts before the horizon.
+        pymongo.errors.PyMongoError: a database error.
+    """
+    horizon = await stored_horizon(db)
+    start = to_utc(as_of) - REPORT_WINDOW
+    if horizon is not None and start < horizon:
+        raise BeforeHorizonError(
+            f"pipeline v1 reads the raw polls, and those before the retention horizon "
+            f"{horizon.isoformat(timespec='milliseconds')} were removed "
+            f"(UPTIME_POLL_RETENTION_DAYS); the week before as_of "
+            f"{to_utc(as_of).isoformat(timespec='milliseconds')} starts at "
+            f"{start.isoformat(timespec='milliseconds')}: use pipeline v2 (the status "
+            f"timeline keeps that history) or an as_of at least 7 days after the horizon")
 
 
 async def prepare_inputs_for(db: AsyncDb, version: str) -> None:
@@ -342,8 +373,11 @@ async def iter_report_rows(
         pymongo.errors.PyMongoError: the server failed the aggregation.
     """
     if prepare and version != "v1":
-        version, _reason = await choose_version(db, None if version is None else check_version(version))
+        version, _reason = await choose_version(
+            db, None if version is None else check_version(version), as_of)
     version = check_version(version)
+    if version == "v1":
+        await check_v1_horizon(db, as_of)  # issue 18: its polls may be compacted
     stages = load_pipeline(version)
     source = SOURCES[version]
     if timezones is None:

@@ -325,7 +325,10 @@ class _Generation:
                 tag, reason = period_report.PIPELINE_TAG, f"{source} ({why})"
             else:
                 # v2 only on a current timeline (and schedules), else v1 at once (exact)
-                self.version, reason = await pipeline.choose_version(self.db, self.requested)
+                self.version, reason = await pipeline.choose_version(
+                    self.db, self.requested, as_of)
+                if self.version == "v1":
+                    await pipeline.check_v1_horizon(self.db, as_of)  # issue 18: Failed, saying why
                 tag = pipeline.pipeline_tag(self.version)
             file_id = ObjectId()
             started: dict[str, Any] = {

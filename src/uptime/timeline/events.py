@@ -12,6 +12,8 @@ from typing import Any
 
 from bson import Timestamp
 
+from uptime.platform.pollkey import instant_of
+
 _POLL_ID = re.compile(
     r"^(?P<store>.+)\|(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:Z|\+00:00)?\|[ai]$"
 )
@@ -53,10 +55,17 @@ def _poll_of(doc: Any) -> tuple[str, datetime] | None:
     return None
 
 
-def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[datetime, datetime]], bool]:
+def changes_of(
+    events: Iterable[dict[str, Any]], horizon: datetime | None = None
+) -> tuple[dict[str, tuple[datetime, datetime]], bool]:
     """Turn change events into ``({store_id: (first, last)}, unknown)``; ``unknown`` is True
     when an event touched a poll whose old store/instant cannot be known (no pre-image, not an
-    importer ``_id``): only a full rebuild is safe then."""
+    importer ``_id``): only a full rebuild is safe then.
+
+    ``horizon`` (UTC; ``uptime.platform.retention.stored_horizon``): a **delete** of a poll
+    before it is ignored — the compaction (issue 18) removes those polls and the runs before
+    the horizon are the record; the instant comes from the pre-image, the old string ``_id``
+    or the 16-byte ``_id`` (``uptime.platform.pollkey.instant_of``)."""
     touched: dict[str, list[datetime]] = {}
     unknown = False
 
@@ -72,6 +81,10 @@ def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[dateti
                 continue
         elif op != "delete":
             continue
+        elif horizon is not None:
+            instant = _deleted_instant(ev)
+            if instant is not None and instant < horizon:
+                continue  # issue 18: removed by the compaction (or frozen): runs unchanged
         before = ev.get("fullDocumentBeforeChange")
         if before is not None:
             add(_poll_of(before))
@@ -81,6 +94,16 @@ def changes_of(events: Iterable[dict[str, Any]]) -> tuple[dict[str, tuple[dateti
             unknown = True
         add(parsed)
     return {s: (min(ts), max(ts)) for s, ts in touched.items()}, unknown
+
+
+def _deleted_instant(ev: dict[str, Any]) -> datetime | None:
+    """The instant of the poll a delete event removed: pre-image, else the ``_id``."""
+    p = _poll_of(ev.get("fullDocumentBeforeChange"))
+    if p is not None:
+        return p[1]
+    key = (ev.get("documentKey") or {}).get("_id")
+    parsed = poll_from_id(key)
+    return parsed[1] if parsed is not None else instant_of(key)
 
 
 class EventBatch:
@@ -112,11 +135,12 @@ class EventBatch:
             self.appends.setdefault(p[0], []).append(
                 (p[1], status if isinstance(status, str) else None))
 
-    def split(self) -> tuple[dict[str, list[tuple[datetime, Any]]],
-                             dict[str, tuple[datetime, datetime]], bool]:
+    def split(self, horizon: datetime | None = None) -> tuple[
+            dict[str, list[tuple[datetime, Any]]], dict[str, tuple[datetime, datetime]], bool]:
         """``(appends, changes, unknown)`` for :func:`uptime.timeline.runs.apply_polls`;
-        ``changes``/``unknown`` as :func:`changes_of` over the non-insert events."""
-        changes, unknown = changes_of(self.others)
+        ``changes``/``unknown`` as :func:`changes_of` over the non-insert events (deletes
+        before ``horizon`` ignored)."""
+        changes, unknown = changes_of(self.others, horizon)
         return self.appends, changes, unknown
 
 

@@ -65,6 +65,7 @@ from uptime.platform.probes import is_replica_set
 from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's event folding
     EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
 )
+from uptime.platform.retention import stored_horizon
 from uptime.timeline.runs import apply_polls, rebuild_runs
 
 log = logging.getLogger(__name__)
@@ -428,7 +429,9 @@ class RunsFollower:
         started = time.perf_counter()
         applied: dict[str, Any] = {}
         self.state["pending"] = events.events
-        appends, changes, unknown = events.split()
+        # issue 18: deletes before the retention horizon (the compaction) change no run
+        horizon = await stored_horizon(self.db) if events.others else None
+        appends, changes, unknown = events.split(horizon)
         # issue 15 item 6: a batch can take longer than HEARTBEAT_STALE_S (36k events); the
         # heartbeat goes on meanwhile, so `runs status` never calls a busy follower stopped
         beating = asyncio.create_task(self._beat_while_busy(events.events))

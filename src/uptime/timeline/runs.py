@@ -54,6 +54,7 @@ from pymongo.errors import OperationFailure
 
 from uptime.platform import constants, pipelines
 from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
+from uptime.platform.retention import stored_horizon
 
 PIPELINE_TAG = "status_runs@v1"
 MAIN_FILE = "status_runs.v1.json"
@@ -149,6 +150,12 @@ async def rebuild_runs(
     store_to`` (``None`` = unbounded). Runs of the range that the rebuild did not write (stores
     without polls any more, runs that no longer exist) are deleted afterwards.
 
+    After a compaction (issue 18: a stored retention horizon,
+    ``uptime.platform.retention.stored_horizon``) the raw polls before each store's boundary
+    are gone: the rebuild then keeps the runs before the boundary as they are and recomputes
+    every store from its boundary on (:func:`_rebuild_after_compaction`), joined exactly to the
+    kept run before it — the same runs as before the compaction.
+
     Returns ``{"runs": runs in the collection afterwards, "deleted": stale runs removed,
     "seconds": wall time (float), "batch": the batch id (str)}``.
 
@@ -156,6 +163,9 @@ async def rebuild_runs(
         pymongo.errors.PyMongoError: the server failed the aggregation or the delete.
     """
     started = time.perf_counter()
+    horizon = await stored_horizon(db)
+    if horizon is not None:  # issue 18: polls before the horizon are gone; keep their runs
+        return await _rebuild_after_compaction(db, horizon, store_range, started)
     batch = ObjectId()
     store_from, store_to = store_range
     let = {"windows": None, "store_from": store_from, "store_to": store_to, "since": None,
@@ -185,6 +195,51 @@ async def rebuild_runs(
     runs = await db[RUNS_COLLECTION].count_documents({})
     return {"runs": runs, "deleted": deleted, "seconds": time.perf_counter() - started,
             "batch": str(batch)}
+
+
+#: the latest instant a recompute window reaches (the last ms Python and the validator hold)
+_FAR = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
+
+
+async def retention_boundaries(
+    db: AsyncDb, horizon: datetime,
+    store_range: tuple[str | None, str | None] = (None, None),
+) -> dict[str, datetime]:
+    """``{store_id: boundary}``: per store, the ``first_poll`` (UTC) of its last run starting
+    at or before ``horizon`` (``pipelines/runs_horizon.v1.json``). Stores without such a run
+    are absent. The compaction removes a store's polls before its boundary, no more.
+
+    Raises:
+        pymongo.errors.PyMongoError: a database error.
+    """
+    store_from, store_to = store_range
+    cursor = await db[RUNS_COLLECTION].aggregate(
+        pipelines.load("runs_horizon.v1"),
+        let={"horizon": _utc_ms(horizon), "store_from": store_from, "store_to": store_to},
+        comment="runs_horizon@v1", allowDiskUse=True)
+    return {d["store_id"]: _utc_ms(d["boundary"]) for d in await _drain(cursor)}
+
+
+async def _rebuild_after_compaction(
+    db: AsyncDb, horizon: datetime, store_range: tuple[str | None, str | None],
+    started: float,
+) -> dict[str, Any]:
+    """:func:`rebuild_runs` once polls were compacted: every store with polls is recomputed
+    from its boundary (:func:`retention_boundaries`; a store without one: its whole history)
+    to the end of time by :func:`recompute_stores`. Its windows pipeline finds the kept run
+    before the boundary (it ends before it, so it is not re-read but enters as a ready-made
+    piece: the run straddling the horizon is joined exactly) and deletes the runs of the
+    window the recompute did not write. Runs before the boundaries are never touched."""
+    store_from, store_to = store_range
+    boundaries = await retention_boundaries(db, horizon, store_range)
+    stores = [s for s in await db["store_status"].distinct("store_id")
+              if isinstance(s, str) and (store_from is None or s >= store_from)
+              and (store_to is None or s < store_to)]
+    changes = {s: (boundaries.get(s, _EPOCH_MIN), _FAR) for s in stores}
+    result = await recompute_stores(db, changes)
+    runs = await db[RUNS_COLLECTION].count_documents({})
+    return {"runs": runs, "deleted": result["deleted"], "seconds": time.perf_counter() - started,
+            "batch": None, "kept_before": _utc_ms(horizon)}
 
 
 async def recompute_stores(

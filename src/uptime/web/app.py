@@ -61,6 +61,8 @@ from uptime.web.routes import reports as report_routes
 from uptime.platform.settings import Settings, get_settings
 from uptime.web.security import SecurityHeadersMiddleware  # issue 15: CSP, nosniff...
 from uptime.timeline.control import start_follower
+from uptime.timeline.retention import compact_forever
+from uptime.platform.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +151,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db = db
             app.state.reports = service
             follower = await start_follower(db, settings)  # status_runs kept current (follow_runs)
+            compactor = spawn(compact_forever(  # issue 18: raw polls past the retention
+                db, settings.poll_retention_days, settings.poll_compact_interval_s),
+                "poll-compaction")
             try:
                 yield
             finally:
+                compactor.cancel()
                 if follower is not None:
                     await follower.stop()
                 await service.stop()
