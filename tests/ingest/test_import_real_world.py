@@ -15,6 +15,7 @@ import pytest
 
 from support.pipeline import ensure_indexes, utc
 from support.reports import expected_csv
+from uptime.platform.pollkey import poll_key
 from uptime.ingest.importer import ImportFileError, RowError, import_file, import_files
 from uptime.ingest.validate import parse_clock, parse_day, parse_store_id
 
@@ -356,7 +357,9 @@ async def test_formula_like_ids_kept_exact(db, tmp_path: Path) -> None:
     assert (s.loaded, s.rejected) == (4, 0)
     assert sorted(await db.store_status.distinct("store_id")) == sorted(ids)
     doc = await db.store_status.find_one({"store_id": "=1+2"})
-    assert doc["_id"] == "=1+2|2024-05-01T12:00:00.000|a"
+    # the poll key (issue 18: 16 bytes, time then a hash of store and status) of exactly
+    # that id, time and status
+    assert doc["_id"] == poll_key("=1+2", utc("2024-05-01T12:00:00Z"), "active")
     assert doc["timestamp_utc"] == utc("2024-05-01T12:00:00Z")
     assert isinstance(doc["timestamp_utc"], datetime)
 

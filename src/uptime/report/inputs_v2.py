@@ -102,7 +102,7 @@ async def choose_version(
         return "v1", "requested"
     current, why = await timeline_ready(db)
     horizon = await stored_horizon(db) if as_of is not None and not current else None
-    if horizon is not None and to_utc(as_of) - REPORT_WINDOW < horizon:
+    if horizon is not None and (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)) - REPORT_WINDOW < horizon:
         log.warning("report: pipeline v2 on a timeline that is not current (%s): the polls "
                     "before the retention horizon %s are compacted, v1 cannot answer",
                     why, horizon.isoformat())
@@ -157,15 +157,6 @@ async def timeline_ready(db: Any) -> tuple[bool, str]:
             await db[STATE_COLLECTION].update_one(
                 {"_id": STATE_ID, "owner": started_here.state.get("owner")},
                 {"$set": {"heartbeat": None}})
-    horizon = await stored_horizon(db) if as_of is not None else None
-    if not fresh.current and horizon is not None and as_of - REPORT_WINDOW < horizon:
-        log.warning("report: pipeline v2 on a timeline that is not current (%s): the polls "
-                    "before the retention horizon %s are compacted, v1 cannot answer",
-                    fresh.reason, horizon.isoformat())
-        await ensure_schedules(db)
-        return "v2", (f"timeline {fresh.state} ({fresh.reason}), but the week before as_of "
-                      f"reaches before the retention horizon {horizon.isoformat()}: v1 "
-                      f"cannot answer (raw polls compacted), so v2 on the runs")
     if not fresh.current:
         if fresh.state == "stopped" and started_here is None:
             why = ("no runs follower is running (start `uptime-monitor serve` or "
