@@ -493,7 +493,9 @@ class _Generation:
         )
         # per-row timing adds up small pieces: time between marks goes to the phase named
         waited = formatted = stored = 0.0
-        async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
+        async with contextlib.AsyncExitStack() as cleanup:
+            cleanup.push_async_callback(row_store.settle)  # no insert outlives a failure
+            await cleanup.enter_async_context(contextlib.aclosing(report_rows))  # cursor
             mark = perf()
             async for row in report_rows:
                 now = perf()
@@ -516,11 +518,11 @@ class _Generation:
                         await self._progress(rows, total)
                     last_progress = time.monotonic()
                 mark = perf()
-        clock.add("pipeline", waited + perf() - mark)
+            clock.add("pipeline", waited + perf() - mark)
+            with clock.phase("report_rows"):
+                await row_store.flush()  # inside: its error fails the report
         clock.add("csv", formatted)
         clock.add("report_rows", stored)
-        with clock.phase("report_rows"):
-            await row_store.flush()
         with clock.phase("progress"):
             await self._progress(rows, total)
         if text.tell():
