@@ -490,6 +490,9 @@ async def bench_scale(
             from uptime.tools import bench_v2
 
             result.v2 = await bench_v2.bench_report_v2(db, uri, dataset, as_of, work_dir, runs=runs, say=say)
+            from uptime.tools import bench_report  # issue 19: trigger -> CSV via the API, phases
+
+            result.v2["api"] = await bench_report.bench_api(db, uri, dataset, as_of, work_dir, runs=runs, say=say, build=False)
         return result
     finally:
         await client.drop_database(name)
@@ -669,10 +672,11 @@ async def run_bench(
     v2_doc = {"report": next((r.v2 for r in results if r.v2), None),
               "history": history if history_stores else None}
     if v2_doc["report"] or v2_doc["history"]:
-        from uptime.tools import bench_v2
+        from uptime.tools import bench_report, bench_v2
 
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
+        targets += bench_report.targets((v2_doc["report"] or {}).get("api"))  # issue 19
     render(console, results, targets, rss_source)
     import polars
     import pymongo
