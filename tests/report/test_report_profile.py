@@ -86,22 +86,24 @@ async def test_api_shows_phases(db, settings):
 
 
 async def test_quality_counts_cached_until_an_input_changes(db):
-    """The cached counts equal a full count; with no write they are reused (the cache document
-    is not rewritten); a write to store_hours, store_timezones or store_status invalidates
-    them and the next count includes it; future polls are counted every time."""
+    """The cached counts equal a full count; with no write they are reused (shown by planting
+    a value in the cache: it comes back); a write to store_hours, store_timezones or
+    store_status invalidates them and the next count is the true one."""
     await insert_stores(db, 4)
     first = await quality.ignored_counts(db)
     assert first == await quality.ignored_counts(db, cache=False)
-    cached = await db[quality.CACHE_COLLECTION].find_one({"_id": quality.CACHE_ID})
-    assert cached is not None
-    again = await quality.ignored_counts(db)
-    assert again == first
-    assert await db[quality.CACHE_COLLECTION].find_one({"_id": quality.CACHE_ID}) == cached
+    cache = db[quality.CACHE_COLLECTION]
+    assert await cache.count_documents({"_id": quality.CACHE_ID}) == 1
+    assert await quality.ignored_counts(db) == first
+    await cache.update_one({"_id": quality.CACHE_ID}, {"$set": {"counts.$[e].n": 99}},
+                           array_filters=[{"e.c": "store_status.status_unknown"}])
+    assert by_reason(await quality.ignored_counts(db))["store_status.status_unknown"] == 99
 
     await db.store_hours.insert_one({"store_id": "s000001", "dayOfWeek": 9,
                                      "start_time_local": "09:00:00", "end_time_local": "17:00:00"})
     counts = by_reason(await quality.ignored_counts(db))
     assert counts["store_hours.day_of_week_invalid"] == 1
+    assert counts["store_status.status_unknown"] == 0  # the planted 99 is gone
     await db.store_timezones.insert_one({"store_id": "s000009", "timezone_str": "Mars/Olympus"})
     await db.store_status.insert_one({"store_id": "s000001", "timestamp_utc": T0,
                                       "status": "sleeping"})
@@ -110,15 +112,32 @@ async def test_quality_counts_cached_until_an_input_changes(db):
     assert counts["store_status.status_unknown"] == 1
     assert counts == by_reason(await quality.ignored_counts(db, cache=False))
 
-    # a future poll: the clock check is not cached
-    assert by_reason(await quality.ignored_counts(db))["store_status.future_poll"] == 0
+
+async def test_future_polls_reused_only_when_none_after_an_earlier_bound(db):
+    """Future polls depend on the clock: a cached count is reused only if it was 0 for a
+    bound at or before this report's (none after an earlier instant, same data: none after a
+    later one); a count > 0 or a later stored bound is counted again; the report's as_of
+    moves the bound."""
     far = T0.replace(year=9000)
-    await db.store_status.insert_one({"store_id": "s000002", "timestamp_utc": far,
-                                      "status": "active"})
+    await db.store_status.insert_one({"store_id": "s1", "timestamp_utc": far, "status": "active"})
     assert by_reason(await quality.ignored_counts(db))["store_status.future_poll"] == 1
-    # ... and it counts against the report's as_of: not future for a report as of then
     later = await quality.ignored_counts(db, as_of=far + timedelta(seconds=1))
-    assert by_reason(later)["store_status.future_poll"] == 0
+    assert by_reason(later)["store_status.future_poll"] == 0  # not future for that as_of
+    cache = db[quality.CACHE_COLLECTION]
+    [entry] = (await cache.find_one({"_id": quality.CACHE_ID}))["clock"]
+    assert entry["c"] == "store_status.future_poll" and entry["n"] == 0 and entry["after"] > far
+
+    # a planted 0 for an early bound is reused (the true count is 1)...
+    await cache.update_one({"_id": quality.CACHE_ID}, {"$set": {"clock": [
+        {"c": "store_status.future_poll", "after": T0, "n": 0}]}})
+    assert by_reason(await quality.ignored_counts(db))["store_status.future_poll"] == 0
+    # ... but not for a bound after this report's, nor a count > 0
+    await cache.update_one({"_id": quality.CACHE_ID}, {"$set": {"clock": [
+        {"c": "store_status.future_poll", "after": T0.replace(year=9999), "n": 0}]}})
+    assert by_reason(await quality.ignored_counts(db))["store_status.future_poll"] == 1
+    await cache.update_one({"_id": quality.CACHE_ID}, {"$set": {"clock": [
+        {"c": "store_status.future_poll", "after": T0, "n": 5}]}})
+    assert by_reason(await quality.ignored_counts(db))["store_status.future_poll"] == 1
 
 
 async def test_quality_counts_recounted_after_delete_and_drop(db):
