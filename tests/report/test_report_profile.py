@@ -165,3 +165,26 @@ async def test_quality_counts_exact_on_standalone(standalone_uri, db_name):
     finally:
         await client.drop_database(db_name)
         await client.close()
+
+
+async def test_advance_cache_moves_the_token_past_other_writes_only(db):
+    """After writes outside the input (a report's rows), advance_cache moves the stored token
+    on and the counts stay; after a write to the input it leaves the token (the next count
+    must see that write) and the next ignored_counts is the true count."""
+    await db.store_status.insert_one({"store_id": "a", "timestamp_utc": T0, "status": "x"})
+    await quality.ignored_counts(db)
+    cache = db[quality.CACHE_COLLECTION]
+    before = (await cache.find_one({"_id": quality.CACHE_ID}))["token"]
+    await db.report_rows.insert_many([{"report_id": "r", "n": i} for i in range(50)])
+    assert await quality.advance_cache(db) is True
+    moved = (await cache.find_one({"_id": quality.CACHE_ID}))["token"]
+    assert moved != before
+    await db.store_status.insert_one({"store_id": "b", "timestamp_utc": T0, "status": "y"})
+    assert await quality.advance_cache(db) is False
+    assert (await cache.find_one({"_id": quality.CACHE_ID}))["token"] == moved
+    assert by_reason(await quality.ignored_counts(db))["store_status.status_unknown"] == 2
+
+
+async def test_advance_cache_without_cache_is_a_no_op(db):
+    """No cache document (first report, or a standalone server): nothing to advance."""
+    assert await quality.advance_cache(db) is False

@@ -382,6 +382,7 @@ class _Generation:
                 await delete_file(self.db, file_id)
                 await stored_rows.delete_rows(self.db, self.report_id)
                 raise
+            upload = None  # Complete: nothing below may abort (delete) what it uploaded
             # the Complete write's own time and the total (the CSV is already available)
             with contextlib.suppress(PyMongoError):
                 await self.reports.update_one(
@@ -389,6 +390,9 @@ class _Generation:
                     {"$set": {"phases": self._phases(time.perf_counter())}},
                 )
             log.info("report %s complete: %d rows as of %s", self.report_id, rows, as_of)
+            # after Complete (the CSV is available): the next report's data-quality proof
+            # then skips this report's own writes (issue 19)
+            await quality.advance_cache(self.db)
         except LeaseLostError:
             log.warning("report %s: lease lost; another process generates it", self.report_id)
             await self._abort(upload)
