@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import psutil
 import typer
 import uvicorn
 from rich.console import Console
@@ -28,6 +30,7 @@ from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
 from uptime.report import period as period_report
 from uptime.report import reports
+from uptime.report.phases import DECIMALS, format_phases
 from uptime.report.pipeline import check_version, pipeline_tag
 from uptime.web.app import create_app
 from uptime.web.bounds import SHUTDOWN_GRACE_S
@@ -61,9 +64,12 @@ async def _run_report(
 ) -> dict[str, Any]:
 
     settings = get_settings()
+    cli_phases = {"cli_start": _since_process_start()}
+    connect_started = time.perf_counter()
     async with open_database(settings) as db:
         service = reports.ReportService(db, settings)
         await service.start(recover=False)
+        cli_phases["cli_connect"] = time.perf_counter() - connect_started
         try:
             report_id = await service.trigger(as_of, version, period)
             with Progress(
@@ -90,6 +96,7 @@ async def _run_report(
             if doc.get("pipeline") != pipeline_tag("v1"):
                 hint = "; `--pipeline v1` computes the report from the polls alone"
             raise _fail(f"report {report_id} failed: {doc.get('error')}{hint}", code=1)
+        copy_started = time.perf_counter()
         if output == "-":
             await reports.write_csv(db, doc["file_id"], sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -105,7 +112,15 @@ async def _run_report(
                     f"{report_id} (GET /get_report?report_id={report_id})"
                 ) from None
             doc["output"] = str(path)
+        cli_phases["cli_copy"] = time.perf_counter() - copy_started
+        doc["phases"] = {**(doc.get("phases") or {}),
+                         **{k: round(v, DECIMALS) for k, v in cli_phases.items()}}
         return doc
+
+
+def _since_process_start() -> float:
+    """Seconds from this process's start to now (interpreter start-up and imports)."""
+    return max(0.0, time.time() - psutil.Process().create_time())
 
 
 def report_command(
@@ -190,6 +205,7 @@ def report_command(
 
     err.print(f"ignored input: {format_ignored(doc.get('ignored'))}", highlight=False,
               soft_wrap=True)
+    err.print(f"phases: {format_phases(doc.get('phases'))}", highlight=False, soft_wrap=True)
 
 
 def _parse_period_options(period: str | None, start: str | None, end: str | None) -> Any:

@@ -22,7 +22,9 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      file_id: ObjectId | null,       # the GridFS file (set before the upload starts)
      error: str | null,              # Failed only: a reason the user can act on
      attempt: int,                   # how many times generation was started (crash recovery)
-     lease: {owner: str, expires_at: Date} | null}
+     lease: {owner: str, expires_at: Date} | null,
+     phases: {name: seconds} | null} # where the attempt's time went (uptime.report.phases),
+                                     # set when it ends Complete or Failed
 
 Lifecycle (all in :class:`ReportService`, one per process):
 
@@ -81,6 +83,7 @@ from uptime.platform import metrics, tasks
 from uptime.platform.settings import Settings
 from uptime.report import csvout, pipeline, quality, rows as stored_rows
 from uptime.report import period as period_report
+from uptime.report.phases import PhaseClock
 from uptime.report.inputs_v2 import count_report_stores_v2
 
 log = logging.getLogger(__name__)
@@ -297,6 +300,12 @@ class _Generation:
         self.owner = owner
         self.attempt = attempt
         self.fence = {"_id": report_id, "status": RUNNING, "lease.owner": owner, "attempt": attempt}
+        #: where this attempt's time goes (stored as ``phases``)
+        self.clock = PhaseClock()
+        #: ``time.perf_counter()`` when the report was triggered in this process (None after
+        #: a recovery): gives the ``queue`` and ``total`` phases
+        self.triggered_at: float | None = None
+        self._started = time.perf_counter()
 
     async def _update(self, update: dict[str, Any]) -> None:
         result = await self.reports.update_one(self.fence, update)
@@ -306,30 +315,37 @@ class _Generation:
     async def run(self, as_of_requested: datetime | None) -> None:
         """Generate the report; on return its document is Complete, Failed, or not ours."""
         upload = None
+        clock = self.clock
+        self._started = time.perf_counter()
+        if self.triggered_at is not None:
+            clock.add("queue", self._started - self.triggered_at)
         # What the report ignores is counted beside everything else (future polls: after
         # max(as_of, server time + 5 min); a default as_of is never after the latter).
         ignored = asyncio.create_task(self._record_ignored(as_of_requested))
         # retrieved whatever happens (a failed count must not surface as "never retrieved")
         ignored.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
-            as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
+            with clock.phase("as_of"):
+                as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
             if as_of is None:
                 raise NoPollsError(
                     "store_status holds no polls, so there is nothing to report on; import "
                     "polls with `uptime-monitor import --status FILE` and trigger a new report"
                 )
-            if self.period is not None:  # never waits for the timeline (issue 18 item 3)
-                self.mode, why = await period_report.prepare(self.db)
-                source = ("runs read from status_runs" if self.mode == period_report.TIMELINE
-                          else "runs derived from the polls")
-                tag, reason = period_report.PIPELINE_TAG, f"{source} ({why})"
-            else:
-                # v2 only on a current timeline (and schedules), else v1 at once (exact)
-                self.version, reason = await pipeline.choose_version(
-                    self.db, self.requested, as_of)
-                if self.version == "v1":
-                    await pipeline.check_v1_horizon(self.db, as_of)  # issue 18: Failed, saying why
-                tag = pipeline.pipeline_tag(self.version)
+            with clock.phase("choose"):
+                if self.period is not None:  # never waits for the timeline (issue 18 item 3)
+                    self.mode, why = await period_report.prepare(self.db)
+                    source = ("runs read from status_runs" if self.mode == period_report.TIMELINE
+                              else "runs derived from the polls")
+                    tag, reason = period_report.PIPELINE_TAG, f"{source} ({why})"
+                else:
+                    # v2 only on a current timeline (and schedules), else v1 at once (exact)
+                    self.version, reason = await pipeline.choose_version(
+                        self.db, self.requested, as_of)
+                    if self.version == "v1":
+                        # issue 18: Failed, saying why
+                        await pipeline.check_v1_horizon(self.db, as_of)
+                    tag = pipeline.pipeline_tag(self.version)
             file_id = ObjectId()
             started: dict[str, Any] = {
                 "pipeline": tag, "pipeline_reason": reason, "as_of": as_of, "file_id": file_id,
@@ -349,32 +365,46 @@ class _Generation:
                 },
             )
             # The store count (for progress) is listed while MongoDB runs the pipeline.
-            total = asyncio.create_task(self._count(as_of))
+            total = asyncio.create_task(self._timed("count_stores", self._count(as_of)))
             try:
                 rows, fallbacks = await self._stream_rows(upload, as_of, total)
             finally:
                 total.cancel()
                 total.add_done_callback(lambda t: t.cancelled() or t.exception())
-            await upload.close()
+            with clock.phase("gridfs"):
+                await upload.close()
             await ignored
             try:
-                await self._update(
-                    {
-                        "$set": {
-                            "status": COMPLETE,
-                            "progress": 1.0,
-                            "rows": rows,
-                            "timezone_fallbacks": fallbacks,
-                            "finished_at": utcnow(),
-                            "lease": None,
+                with clock.phase("finish"):
+                    finish_started = time.perf_counter()
+                    await self._update(
+                        {
+                            "$set": {
+                                "status": COMPLETE,
+                                "progress": 1.0,
+                                "rows": rows,
+                                "timezone_fallbacks": fallbacks,
+                                "finished_at": utcnow(),
+                                "lease": None,
+                                "phases": self._phases(finish_started),
+                            }
                         }
-                    }
-                )
+                    )
             except LeaseLostError:
                 await delete_file(self.db, file_id)
                 await stored_rows.delete_rows(self.db, self.report_id)
                 raise
+            upload = None  # Complete: nothing below may abort (delete) what it uploaded
+            # the Complete write's own time and the total (the CSV is already available)
+            with contextlib.suppress(PyMongoError):
+                await self.reports.update_one(
+                    {"_id": self.report_id, "attempt": self.attempt, "status": COMPLETE},
+                    {"$set": {"phases": self._phases(time.perf_counter())}},
+                )
             log.info("report %s complete: %d rows as of %s", self.report_id, rows, as_of)
+            # after Complete (the CSV is available): the next report's data-quality proof
+            # then skips this report's own writes (issue 19)
+            await quality.advance_cache(self.db)
         except LeaseLostError:
             log.warning("report %s: lease lost; another process generates it", self.report_id)
             await self._abort(upload)
@@ -415,6 +445,7 @@ class _Generation:
                         "error": describe_error(exc, self.version),
                         "finished_at": utcnow(),
                         "lease": None,
+                        "phases": self._phases(time.perf_counter()),
                     }
                 }
             )
@@ -424,11 +455,24 @@ class _Generation:
             log.warning("report %s: could not mark it Failed: %s", self.report_id,
                         tasks.one_line(db_exc))
 
+    def _phases(self, until: float) -> dict[str, float]:
+        """The phases so far, with ``total`` = trigger (or generation start) -> ``until``
+        (a ``time.perf_counter()`` value)."""
+        self.clock.seconds.pop("total", None)
+        self.clock.add("total", until - (self.triggered_at or self._started))
+        return self.clock.as_dict()
+
+    async def _timed(self, name: str, work: Any) -> Any:
+        """Await the coroutine ``work``, its time recorded as phase ``name``."""
+        with self.clock.phase(name):
+            return await work
+
     async def _record_ignored(self, as_of: datetime | None) -> None:
         """Store what the report ignores (``quality.ignored_counts``, one aggregation) in
         ``ignored``; a failure to count is logged and leaves it null (the report goes on)."""
         try:
-            counts = await quality.ignored_counts(self.db, as_of=as_of)
+            with self.clock.phase("quality"):
+                counts = await quality.ignored_counts(self.db, as_of=as_of)
         except PyMongoError:
             log.warning("report %s: could not count the ignored input", self.report_id)
             return
@@ -453,11 +497,16 @@ class _Generation:
         """Write the CSV (header, one line per store) into ``upload``; return (rows, stores that
         fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
         is rows / total once it is known."""
+        clock = self.clock
+        perf = time.perf_counter
         text = io.StringIO()
         line_values = csv_line_values
+        rows = fallbacks = 0
         row_store: Any = stored_rows.RowWriter(self.db, self.report_id)  # queryable (issue 11)
-        await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
-        timezones = await pipeline.known_timezones(self.db)
+        with clock.phase("report_rows"):
+            await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
+        with clock.phase("timezones"):
+            timezones = await pipeline.known_timezones(self.db)
         last_progress = time.monotonic()
         if self.period is not None:
             text.write(csvout.line(period_report.PERIOD_COLUMNS))
@@ -472,26 +521,46 @@ class _Generation:
                 self.db, as_of=as_of, version=self.version, timezones=timezones,
                 prepare=False,
             )
-        rows = fallbacks = 0
-        async with contextlib.aclosing(report_rows):  # closes the server cursor on failure
+        # per-row timing adds up small pieces: time between marks goes to the phase named
+        waited = formatted = stored = 0.0
+        async with contextlib.AsyncExitStack() as cleanup:
+            if row_store is not None:
+                cleanup.push_async_callback(row_store.settle)  # no insert outlives a failure
+            await cleanup.enter_async_context(contextlib.aclosing(report_rows))  # cursor
+            mark = perf()
             async for row in report_rows:
+                now = perf()
+                waited += now - mark
                 text.write(csvout.line(line_values(row)))
+                mark = perf()
+                formatted += mark - now
                 if row_store is not None:
                     await row_store.add(row)
+                now = perf()
+                stored += now - mark
                 rows += 1
                 fallbacks += bool(row.get("timezone_fallback"))
                 if text.tell() >= WRITE_BUFFER_CHARS:
-                    await upload.write(text.getvalue().encode("utf-8"))
+                    with clock.phase("gridfs"):
+                        await upload.write(text.getvalue().encode("utf-8"))
                     text.seek(0)
                     text.truncate()
                 if time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
-                    await self._progress(rows, total)
+                    with clock.phase("progress"):
+                        await self._progress(rows, total)
                     last_progress = time.monotonic()
-        if row_store is not None:
-            await row_store.flush()
-        await self._progress(rows, total)
+                mark = perf()
+            clock.add("pipeline", waited + perf() - mark)
+            if row_store is not None:
+                with clock.phase("report_rows"):
+                    await row_store.flush()  # inside: its error fails the report
+        clock.add("csv", formatted)
+        clock.add("report_rows", stored)
+        with clock.phase("progress"):
+            await self._progress(rows, total)
         if text.tell():
-            await upload.write(text.getvalue().encode("utf-8"))
+            with clock.phase("gridfs"):
+                await upload.write(text.getvalue().encode("utf-8"))
         return rows, fallbacks
 
     async def _progress(self, rows: int, total: asyncio.Task[int]) -> None:
@@ -532,6 +601,8 @@ class ReportService:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_reports)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: ``time.perf_counter()`` at trigger, per report waiting or generating here
+        self._triggered: dict[str, float] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._recover = True
 
@@ -601,6 +672,7 @@ class ReportService:
             "rows": None,
             "timezone_fallbacks": None,
             "ignored": None,
+            "phases": None,
             "file_id": None,
             "error": None,
             "attempt": 1,
@@ -613,6 +685,7 @@ class ReportService:
             [{"$set": {k: v if k == "created_at" else _literal(v) for k, v in fields.items()}}],
             upsert=True,
         )
+        self._triggered[report_id] = time.perf_counter()
         self._schedule(report_id, 1, as_utc(as_of), requested, period)
         return report_id
 
@@ -656,7 +729,8 @@ class ReportService:
         )
         self._tasks[report_id] = task
         task.add_done_callback(
-            lambda t, rid=report_id: self._tasks.pop(rid) if self._tasks.get(rid) is t else None
+            lambda t, rid=report_id: (self._tasks.pop(rid), self._triggered.pop(rid, None))
+            if self._tasks.get(rid) is t else None
         )
 
     async def _run(
@@ -674,6 +748,7 @@ class ReportService:
                 started = time.monotonic()
                 generation = _Generation(self.db, report_id, self.owner, attempt, version,
                                          period)
+                generation.triggered_at = self._triggered.get(report_id)
                 try:
                     # issue 15: the attempt's aggregations get maxTimeMS from what is left of
                     # UPTIME_REPORT_TIMEOUT_S (server side only: under PyMongo's client-side

@@ -18,6 +18,7 @@ fallbacks, histogram of last-week uptime %, the stores with most downtime); ``ro
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -38,14 +39,19 @@ _DUPLICATE_KEY = 11000
 class RowWriter:
     """Buffers a report's rows and inserts them into ``report_rows`` in batches.
 
-    Re-inserting a row that is already stored (a restarted attempt racing a stale one: same
-    as_of, same data, same numbers) is ignored.
+    A full batch is inserted in the background while the caller reads the next rows (at most
+    one batch in flight: issue 19, the rows are written while the report's cursor is read, not
+    after); :meth:`flush` waits for everything, and :meth:`settle` (call it in a ``finally``)
+    waits for a batch still in flight without raising, so nothing is written after the caller
+    gave up. Re-inserting a row that is already stored (a restarted attempt racing a stale one:
+    same as_of, same data, same numbers) is ignored.
     """
 
     def __init__(self, db: Any, report_id: str) -> None:
         self.coll = db[COLLECTION]
         self.report_id = report_id
         self.buffer: list[dict[str, Any]] = []
+        self._pending: asyncio.Task[None] | None = None
 
     async def add(self, row: Mapping[str, Any]) -> None:
         """Queue one pipeline row (``REPORT_COLUMNS`` + ``timezone_fallback``)."""
@@ -54,13 +60,34 @@ class RowWriter:
         doc["timezone_fallback"] = bool(row.get("timezone_fallback"))
         self.buffer.append(doc)
         if len(self.buffer) >= BATCH_ROWS:
-            await self.flush()
+            await self._wait_pending()
+            batch, self.buffer = self.buffer, []
+            self._pending = asyncio.create_task(self._insert(batch))
 
     async def flush(self) -> None:
-        """Insert the queued rows."""
+        """Insert the queued rows and wait for every batch to be stored.
+
+        Raises:
+            pymongo.errors.PyMongoError: an insert failed (other than a duplicate row).
+        """
+        await self._wait_pending()
         if not self.buffer:
             return
         batch, self.buffer = self.buffer, []
+        await self._insert(batch)
+
+    async def settle(self) -> None:
+        """Wait for a batch still in flight; its error (if any) is dropped."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+
+    async def _wait_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    async def _insert(self, batch: list[dict[str, Any]]) -> None:
         try:
             await self.coll.insert_many(batch, ordered=False)
         except BulkWriteError as exc:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from uptime.platform.db import make_client, server_uri
 from uptime.tools.bench import period as bench_period
+from uptime.tools.bench import report as bench_report
 from uptime.tools.bench import v2 as bench_v2
 from uptime.tools.bench.ingest import ingest_target, report_during_push_target, run_ingest_bench
 from uptime.tools.bench.measure import _mongod_identity, _MongodRss
@@ -90,6 +91,7 @@ async def run_bench(
 
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
+        targets += bench_report.targets((v2_doc["report"] or {}).get("api"))  # issue 19
     if period_stores and period_result:
         targets.append(bench_period.target(period_result))
     render(console, results, targets, rss_source)

@@ -14,6 +14,7 @@ from uptime.ingest.importer import import_files
 from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.migrations import ensure_current
 from uptime.report.pipeline import resolve_as_of
+from uptime.tools.bench import report as bench_report
 from uptime.tools.bench import v2 as bench_v2
 from uptime.tools.bench.dataset import ensure_dataset
 from uptime.tools.bench.incidents import bench_incidents  # issue 17: T_incidents
@@ -200,6 +201,9 @@ async def bench_scale(
         if v2:  # issue 8: report v2 vs v1 and the DuckDB alternative, same data, same run
 
             result.v2 = await bench_v2.bench_report_v2(db, uri, dataset, as_of, work_dir, runs=runs, say=say)
+            # issue 19: trigger -> CSV through the API, with the report's phases
+            result.v2["api"] = await bench_report.bench_api(db, uri, dataset, as_of, work_dir,
+                                                            runs=runs, say=say, build=False)
         return result
     finally:
         await client.drop_database(name)

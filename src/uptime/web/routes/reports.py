@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -84,6 +85,10 @@ class ReportStatus(BaseModel):
     ignored: list[IgnoredCount] | None = Field(
         default=None, description="Input documents the report ignored (null until counted)"
     )
+    phases: dict[str, float] | None = Field(
+        default=None, description="Where the generation's time went: {phase: seconds} "
+        "(uptime.report.phases; null while Running). A Complete report's CSV carries them "
+        "in the X-Report-Phases header (JSON).")
 
 
 class ReportSummary(BaseModel):
@@ -101,6 +106,7 @@ class ReportSummary(BaseModel):
     timezone_fallbacks: int | None = None
     error: str | None = None
     ignored: list[IgnoredCount] | None = None
+    phases: dict[str, float] | None = None
 
 
 def _status_of(doc: dict[str, Any]) -> ReportStatus:
@@ -249,6 +255,7 @@ async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> A
             "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
             "Content-Length": str(length["length"]),
             "X-Report-Pipeline": str(doc.get("pipeline") or ""),
+            "X-Report-Phases": json.dumps(doc.get("phases") or {}, separators=(",", ":")),
         },
     )
 

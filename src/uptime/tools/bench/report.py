@@ -1,0 +1,202 @@
+"""``uptime-monitor bench`` figures of issue 19: a report through the API, phase by phase.
+
+On a database holding the imported data (the main benchmark's, or any: ``python -m
+uptime.tools.bench.report``), with its status timeline built (``bench_v2.build_inputs``):
+
+* **T_api**: ``POST /trigger_report`` (``as_of`` given) → ``GET /get_report`` answers the CSV
+  and its last byte is read, through the service's ASGI app in this process (lifespan running:
+  report service and runs follower; the client polls every :data:`POLL_S`). Untimed reports
+  first until one runs v2 (at most :data:`WARM_UP`; the first also fills the data-quality
+  cache; ``cold_s`` is the last), then ``runs`` timed ones;
+* the **phases** each timed report recorded (``reports.phases``, ``uptime.report.phases``),
+  printed beside the times (the run with the minimum T_api);
+* **T_duckdb**: ``uptime.tools.alt_duckdb`` from the same CSV files in a child process, same
+  run (``bench_v2.duckdb_child``); its CSV must equal the API's byte for byte.
+
+Targets (issue 19, item 3): T_api <= :data:`TARGET_API_S` and T_api <= :data:`TARGET_DUCKDB_RATIO`
+× T_duckdb (minimums). Times are wall-clock seconds. Nothing here asserts a speed.
+
+Standalone use (no generation or import; the data must already be there)::
+
+    python -m uptime.tools.bench.report --uri mongodb://... --database uptime \\
+        --dataset-dir ~/.cache/uptime/bench/g...-stores14092-seed0 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from uptime.platform.db import make_client
+from uptime.platform.settings import Settings
+from uptime.report.phases import format_phases
+from uptime.tools.bench import v2 as bench_v2
+from uptime.web.app import create_app
+
+TARGET_API_S = 0.5
+TARGET_DUCKDB_RATIO = 0.3
+#: how often the client asks /get_report whether the CSV is there (s)
+POLL_S = 0.005
+#: untimed reports at most before the timed ones (until one runs v2)
+WARM_UP = 5
+
+
+async def api_report(http: httpx.AsyncClient, as_of: datetime) -> tuple[float, bytes, dict]:
+    """One report through the API: (seconds trigger → CSV read, the CSV, its phases with
+    ``"_pipeline"``: the pipeline that ran)."""
+    started = time.perf_counter()
+    resp = await http.post("/trigger_report", json={"as_of": as_of.isoformat()})
+    resp.raise_for_status()
+    report_id = resp.json()["report_id"]
+    while True:
+        got = await http.get("/get_report", params={"report_id": report_id})
+        got.raise_for_status()
+        if got.headers["content-type"].startswith("text/csv"):
+            seconds = time.perf_counter() - started
+            phases = json.loads(got.headers.get("X-Report-Phases") or "{}")
+            return seconds, got.content, {**phases, "_pipeline": got.headers["X-Report-Pipeline"]}
+        body = got.json()
+        if body["status"] == "Failed":
+            raise RuntimeError(f"report {report_id} failed: {body.get('error')}")
+        await asyncio.sleep(POLL_S)
+
+
+async def bench_api(
+    db: Any, uri: str, dataset: dict[str, Any] | None, as_of: datetime, work_dir: Path,
+    *, runs: int = 3, say: Callable[[str], None] = print, build: bool = True,
+) -> dict[str, Any]:
+    """Time ``runs`` reports through the API (after one untimed) and, with ``dataset`` (the
+    generated CSV files), the DuckDB alternative once per run; return the figures:
+    ``{api_s: [...], cold_s, phases: {...} (fastest run), phases_runs: [...], pipeline,
+    duckdb_s: [...], csv_duckdb_equals_api: bool | None}``."""
+    if build:
+        await bench_v2.build_inputs(db)
+    settings = Settings(mongodb_uri=uri, mongodb_database=db.name)
+    out: dict[str, Any] = {"api_s": [], "phases_runs": [], "duckdb_s": []}
+    csv = b""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):  # database, report service, follower
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                     timeout=300) as http:
+            # untimed reports until v2 runs (the follower of the app has caught up), at most
+            # WARM_UP; the first also fills the data-quality cache
+            for _ in range(WARM_UP):
+                out["cold_s"], csv, cold = await api_report(http, as_of)
+                pipeline_ran = cold.pop("_pipeline")
+                say(f"report via API (untimed, {pipeline_ran}): {out['cold_s']:.3f} s — "
+                    f"{format_phases(cold)}")
+                if pipeline_ran.endswith("@v2"):
+                    break
+            for run in range(runs):
+                seconds, body, phases = await api_report(http, as_of)
+                out.setdefault("pipelines", []).append(phases.pop("_pipeline"))
+                out["api_s"].append(seconds)
+                out["phases_runs"].append(phases)
+                if body != csv:
+                    raise RuntimeError("two API reports of the same as_of differ")
+                say(f"report via API run {run + 1}: T_api {seconds:.3f} s — "
+                    f"{format_phases(phases)}")
+    best = min(range(len(out["api_s"])), key=out["api_s"].__getitem__)
+    out["phases"] = out["phases_runs"][best]
+    out["pipeline"] = ",".join(sorted(set(out["pipelines"])))
+    out["csv_duckdb_equals_api"] = None
+    if dataset is not None:
+        for run in range(runs):
+            path = work_dir / f"duckdb-api-{run}.csv"
+            duck = await bench_v2.duckdb_child(dataset, as_of, path)
+            out["duckdb_s"].append(duck["seconds"])
+            say(f"DuckDB from the CSV files run {run + 1}: {duck['seconds']:.3f} s")
+            out["csv_duckdb_equals_api"] = path.read_bytes() == csv
+    return out
+
+
+def targets(api: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Pass/fail of issue 19's targets on the minimums, as ``uptime-monitor bench`` shows them
+    (``{target, value, shown, limit, pass}``); empty without figures."""
+    if not api or not api.get("api_s"):
+        return []
+    t_api = min(api["api_s"])
+    phases = api.get("phases") or {}
+    slowest = max((k for k in phases if k != "total"), key=phases.get, default="-")
+    found = [{"target": f"T_api (trigger -> CSV via API) <= {TARGET_API_S} s", "value": t_api,
+              "shown": f"{t_api:.3f} s (slowest phase: {slowest} {phases.get(slowest, 0):.3f} s)",
+              "limit": TARGET_API_S, "pass": t_api <= TARGET_API_S}]
+    if api.get("duckdb_s"):
+        duck = min(api["duckdb_s"])
+        found.append({"target": f"T_api <= {TARGET_DUCKDB_RATIO} x T_duckdb (same run)",
+                      "value": t_api / duck,
+                      "shown": f"{t_api:.3f} s vs {duck:.3f} s ({t_api / duck:.2f} x)",
+                      "limit": TARGET_DUCKDB_RATIO, "pass": t_api <= TARGET_DUCKDB_RATIO * duck})
+    if api.get("csv_duckdb_equals_api") is not None:
+        same = bool(api["csv_duckdb_equals_api"])
+        found.append({"target": "CSV DuckDB == API", "value": same,
+                      "shown": "yes" if same else "NO", "limit": True, "pass": same})
+    return found
+
+
+def summary_lines(api: dict[str, Any]) -> list[str]:
+    """The figures as lines for people: times, ratio, the fastest run's phases, targets."""
+    lines = [f"T_api min {min(api['api_s']):.3f} s, median "
+             f"{statistics.median(api['api_s']):.3f} s ({len(api['api_s'])} runs, "
+             f"{api.get('pipeline')}); cold {api['cold_s']:.3f} s"]
+    if api.get("duckdb_s"):
+        lines.append(f"T_duckdb min {min(api['duckdb_s']):.3f} s")
+    lines.append(f"phases (fastest run): {format_phases(api.get('phases'))}")
+    lines += [f"[{'pass' if t['pass'] else 'MISS'}] {t['target']}: {t['shown']}"
+              for t in targets(api)]
+    return lines
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    client = make_client(args.uri)
+    try:
+        db = client[args.database]
+        dataset = None
+        if args.dataset_dir:
+            dataset = json.loads((Path(args.dataset_dir) / "dataset.json").read_text())
+        if args.as_of:
+            as_of = datetime.fromisoformat(args.as_of)
+        elif dataset is not None:
+            as_of = datetime.fromisoformat(dataset["as_of"])
+        else:
+            raise SystemExit("give --as-of or --dataset-dir")
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        return await bench_api(db, args.uri, dataset, as_of, work, runs=args.runs,
+                               build=not args.no_build)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m uptime.tools.bench.report``: the figures on already imported data."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uri", required=True, help="MongoDB URI (a replica set for v2)")
+    parser.add_argument("--database", default="uptime")
+    parser.add_argument("--dataset-dir", help="generated dataset folder (dataset.json + CSVs)")
+    parser.add_argument("--as-of", help="ISO instant (default: the dataset's as_of)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work-dir", default="bench-report-work")
+    parser.add_argument("--no-build", action="store_true",
+                        help="do not (re)build the timeline first (it is current)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    api = asyncio.run(_main(args))
+    for line in summary_lines(api):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(api, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
