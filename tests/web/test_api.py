@@ -79,7 +79,8 @@ async def test_bearer_token(db, settings):
     await insert_stores(db, 2)
     async with running_app(settings) as http:
         health = (await http.get("/healthz")).json()
-        assert (health["status"], health["database"]) == ("ok", "ok")
+        # open without the token; "degraded" while the new follower's first rebuild runs
+        assert health["database"] == "ok" and health["status"] in ("ok", "degraded")
         no = await http.post("/trigger_report")
         wrong = await http.get("/reports", headers={"Authorization": "Bearer nope"})
         assert no.status_code == wrong.status_code == 401
