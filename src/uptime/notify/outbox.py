@@ -1,5 +1,8 @@
 """The notification outbox and its deliverer (issue 17, items 4 and 7).
 
+Over 400 lines: one job, the outbox's lifecycle (enqueue, lease-claim, deliver, record the
+attempt, back off, expire), whose steps share the lease fencing and are read in that order.
+
 **Events** (what the incident detector announces)::
 
     {id: str (stable: "<incident id>:opened"), type: "incident.opened" | "incident.resolved"
