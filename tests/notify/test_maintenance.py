@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from support.app import running_app
 from uptime.notify import maintenance as mw
 from uptime.platform.migrations import migrate_up
 
@@ -215,3 +216,23 @@ async def test_api_and_cli(mdb, settings, monkeypatch):
     assert add.exit_code == 0, add.output
     assert "night" in listing.output and "22:00-02:00" in listing.output
     assert await mw.in_maintenance(mdb, ["ny"], z("2024-03-05T04:00:00Z")) == {"ny"}
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"name": "a", "kind": "weekly", "days": [1], "start_local": "01:00", "end_local": "02:00",
+      "start": []}, ["body", "start"]),
+    ({"name": "b", "kind": "once", "start": "2024-01-01T00:00:00Z",
+      "end": "2024-01-02T00:00:00Z", "stores": [[]]}, ["body", "stores", 0]),
+    ({"name": "c", "kind": "once", "start": "2024-01-01T00:00:00Z",
+      "end": "2024-01-02T00:00:00Z", "stores": {}}, ["body", "stores"]),
+    ({"kind": "once"}, ["body", "name"]),
+])
+async def test_schema_violating_bodies_are_422(mdb, settings, body, where):
+    """Rule (issue 15 item 2): a POST /maintenance body that violates its schema (a start that
+    is an array, stores that are not a list of strings, no name) is a 422 naming the field,
+    and nothing is stored (the case schemathesis's negative run reported as accepted)."""
+    async with running_app(settings, follow_runs=False) as http:
+        r = await http.post("/maintenance", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == where
+    assert await mdb.maintenance_windows.count_documents({}) == 0

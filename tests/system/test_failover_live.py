@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from support.app import running_app
+from uptime.platform.pollkey import poll_key
 from uptime import timeline
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
@@ -43,10 +44,10 @@ def poll_request(r: int) -> list[dict]:
     return items
 
 
-def poll_id(item: dict) -> str:
+def poll_id(item: dict) -> bytes:
+    """The stored ``_id`` of a pushed poll: the 16-byte poll key (issue 18)."""
     ts = datetime.fromisoformat(item["timestamp_utc"].replace("Z", "+00:00"))
-    return f"{item['store_id']}|{ts.isoformat(timespec='milliseconds').replace('+00:00', '')}|" \
-           f"{item['status'][0]}"
+    return poll_key(item["store_id"], ts, item["status"])
 
 
 async def test_primary_killed_during_poll_stream(rs, tmp_path):
@@ -61,7 +62,8 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
     check = make_client(rs.uri)
     db = check[name]
     await check.drop_database(name)
-    acked: set[str] = set()
+    acked: set[bytes] = set()
+    instants: set[tuple[str, str]] = set()  # distinct (store, instant) acknowledged
     retries = 0
     killed_at = first_ack_after = None
     try:
@@ -85,6 +87,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
                 body = resp.json()
                 assert body["rejected"] == 0, body
                 acked.update(poll_id(i) for i in items)
+                instants.update((i["store_id"], i["timestamp_utc"]) for i in items)
                 if killed_at is not None and first_ack_after is None:
                     first_ack_after = time.monotonic() - killed_at
             t0 = time.monotonic()
@@ -112,7 +115,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
           f"healthz {health}, follower lag metric {lag:.2f} s")
     assert acked <= found and len(found) == len(acked)
     assert current, "the follower did not apply every acknowledged poll"
-    assert polls_in_runs == len({a.rsplit("|", 1)[0] for a in acked})
+    assert polls_in_runs == len(instants)
     assert incremental == rebuilt
     assert state1.get("rebuilds", 0) == state0.get("rebuilds", 0), "fell back to a rebuild"
     assert state1["mode"] == "change_stream"
