@@ -125,13 +125,7 @@ async def test_no_polls_is_an_empty_answer(db, settings):
 
 
 # ------------------------------------------------------------------ CLI
-@pytest.fixture
-def cli_env(mongo_uri, db_name, monkeypatch):
-    monkeypatch.setenv("MONGODB_URI", mongo_uri)
-    monkeypatch.setenv("MONGODB_DATABASE", db_name)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+# the CLI's environment: the shared ``cli_env`` fixture (tests/conftest.py)
 
 
 async def test_cli_writes_the_exact_csv(db, cli_env, tmp_path, monkeypatch):

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from support.reports import T0, insert_stores
 from support.app import poll_until_done, running_app
-from uptime.platform.settings import get_settings
 from uptime.report import period as P
 from uptime.report import reports
 
@@ -117,16 +116,7 @@ async def test_period_report_recovered_after_lost_lease(db, settings):
     assert buf.getvalue().decode() == await _expected(db, P.parse_period("2024-W11"), T0)
 
 
-@pytest.fixture
-def _cli_env(monkeypatch, mongo_uri, db_name):
-    monkeypatch.setenv("MONGODB_URI", mongo_uri)
-    monkeypatch.setenv("MONGODB_DATABASE", db_name)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def test_cli_month_report(_cli_env, mongo_uri, db_name, tmp_path):
+def test_cli_month_report(cli_env, mongo_uri, db_name, tmp_path):
     """`report --period 2024-03 --as-of T --output FILE` writes the period CSV; a bad period
     and --period with --from are usage errors (exit 2) naming the option."""
     client = MongoClient(mongo_uri)
