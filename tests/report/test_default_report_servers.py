@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from support.reports import T0, insert_stores
 from support.app import poll_until_done, running_app
+from support.public import sample_rows
 from uptime.cli import app
 from uptime.platform.settings import get_settings
 from uptime.report import pipeline, reports
@@ -234,14 +235,9 @@ async def test_default_report_on_public_files(any_db, server_kind, public_data, 
     src = public_data / folder
     # the hours and zones rows of the stores the poll sample has (the full files take ~20 s
     # to import on 2 shared cores; the report only reads these stores' rows anyway)
-    stores = {line.split(",", 1)[0].lstrip("\ufeff")
-              for line in (src / status).read_text(encoding="utf-8-sig").splitlines()[1:]}
-    for name in ("menu_hours.csv", "timezones.csv"):
-        lines = (src / name).read_text(encoding="utf-8-sig").splitlines()
-        (tmp_path / name).write_text("\n".join(
-            [lines[0]] + [ln for ln in lines[1:] if ln.split(",", 1)[0] in stores]) + "\n")
-    await import_files(any_db, status=src / status, hours=tmp_path / "menu_hours.csv",
-                       timezones=tmp_path / "timezones.csv", rejects=tmp_path / "rejects/")
+    hours, zones = sample_rows(src, status, tmp_path)
+    await import_files(any_db, status=src / status, hours=hours, timezones=zones,
+                       rejects=tmp_path / "rejects/")
     assert await any_db.store_hours.count_documents({}) > 100
     follower = await _current_follower(any_db, server_kind)
     try:

@@ -19,6 +19,7 @@ import pytest
 
 from support.pipeline import hours, load, poll, prepare_v2, report_list, utc, zone
 from support.pipeline_synth import random_store
+from support.public import sample_rows
 from support.runs_model import runs_of
 from uptime.report import pipeline as P
 from uptime.report import reports
@@ -148,9 +149,13 @@ async def test_v2_csv_equals_v1_on_public_files(db, public_data, tmp_path):
     for folder, status in (("loop_v1_2023", "store_status_head_sample.csv"), ("loop_v2_2024", "store_status_sample.csv")):
         src = public_data / folder
         await db.store_status.delete_many({})
-        await import_files(db, status=src / status, hours=src / "menu_hours.csv",
-                           timezones=src / "timezones.csv", rejects=tmp_path / f"{folder}/")
-        assert await db.store_schedules.count_documents({}) > 1000
+        # the hours and zones rows of the stores the poll sample has: the report reads only
+        # these stores' rows (the full v1 files take ~20 s to import on 2 shared cores and
+        # are imported in full by tests/ingest/test_import.py and test_hygiene.py)
+        hours, zones = sample_rows(src, status, tmp_path / folder)
+        await import_files(db, status=src / status, hours=hours, timezones=zones,
+                           rejects=tmp_path / f"{folder}/")
+        assert await db.store_schedules.count_documents({}) > 300
         follower = RunsFollower(db)
         await follower.start()
         assert await wait_current(db, 60.0)
