@@ -135,7 +135,7 @@ const Charts = (() => {
           class: (below ? "below" : "ok") + (m.partial ? " partial" : "") }),
           `${m.month}: ${p} % (${m.uptime_hours} h up, ${m.downtime_hours} h down of ${m.business_hours} h)` +
           (m.partial ? ", up to as_of" : "")));
-        g.append(svg("text", { x: x + w / 2, y: y(p) - 4, "text-anchor": "middle", class: "count" }, p.toFixed(1)));
+        g.append(svg("text", { x: x + w / 2, y: y(p) - 4, "text-anchor": "middle", class: "count" }, p.toFixed(2)));
       }
       g.append(svg("text", { x: x + w / 2, y: H - bottom + 16, "text-anchor": "middle", class: "axis" },
         `${m.month.slice(5)}/${m.month.slice(2, 4)}`));
