@@ -156,7 +156,7 @@ def month_candidates(as_of: datetime, months: int) -> list[period_report.Period]
     """Calendar months (oldest first) that hold the ``months`` local months up to the one of
     ``as_of`` in any zone: ``months`` of them, or one more when ``as_of`` lies within a zone
     offset of a UTC month boundary (the store's own month of ``as_of`` is then one of two).
-    Months before year 1 are left out."""
+    Months before year 1 and in year 9999 (``parse_period``'s range) are left out."""
     as_of = to_utc(as_of)
     late = (as_of + _AHEAD) if as_of.year < 9999 or as_of.month < 12 else as_of
     early = as_of - _BEHIND if as_of.year > 1 or as_of.month > 1 else as_of
@@ -164,10 +164,12 @@ def month_candidates(as_of: datetime, months: int) -> list[period_report.Period]
     out = []
     year, month = late.year, late.month
     for _ in range(count):
+        if year < 1:
+            break
         try:
             out.append(period_report.parse_period(f"{year:04d}-{month:02d}"))
         except period_report.PeriodError:
-            break
+            pass  # year 9999: beyond what a period report takes (parse_period)
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return out[::-1]
 
