@@ -83,7 +83,8 @@ async def test_period_page_numbers_by_hand_and_reuse(db, settings):
     """POST /periods/reports?period=2024-03&as_of=T triggers (202), the view gives the chain %
     (1,812 of 1,824 h = 99.34), the count and list below the default target 99 (c-worse,
     97.81) and below 99.9 (c-worse, b-bad: worst first), the CSV link; the same request again
-    reuses the Complete report (200, same id); another as_of makes a new one."""
+    reuses the Complete report (200, same id); another as_of makes a new one; once its CSV
+    is removed the view answers 410 and the page's request triggers a new report."""
     await insert_march_stores(db)
     async with running_app(settings) as http:
         r = await http.post("/periods/reports", params={"period": "2024-03",
@@ -99,6 +100,12 @@ async def test_period_page_numbers_by_hand_and_reuse(db, settings):
         other = await http.post("/periods/reports", params={"period": "2024-03",
                                                              "as_of": "2024-03-19T00:00Z"})
         default_as_of = await http.post("/periods/reports", params={"period": "2024-03"})
+        # retention removed the CSV: the view says so (not a stale copy), no reuse
+        doc = await db.reports.find_one({"_id": first["report_id"]})
+        await db["reports.files"].delete_one({"_id": doc["file_id"]})
+        removed = await http.get(f"/periods/reports/{first['report_id']}")
+        after_removal = await http.post("/periods/reports", params={"period": "2024-03",
+                                                                     "as_of": "2024-03-20T00:00Z"})
     assert view["status"] == "Complete" and view["period"]["label"] == "2024-03"
     s = view["summary"]
     assert s["stores"] == 4 and s["no_business_hours"] == 0
@@ -117,6 +124,8 @@ async def test_period_page_numbers_by_hand_and_reuse(db, settings):
     assert other.status_code == 202 and other.json()["report_id"] != first["report_id"]
     # the default as_of is the latest poll, T itself: the same report
     assert default_as_of.status_code == 200 and default_as_of.json()["report_id"] == first["report_id"]
+    assert removed.status_code == 410 and "was removed" in removed.json()["detail"]
+    assert after_removal.status_code == 202 and after_removal.json()["report_id"] != first["report_id"]
 
 
 async def test_store_monthly_by_hand(any_settings, server_kind):

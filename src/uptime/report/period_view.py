@@ -7,7 +7,7 @@ its stores below a target, a period report to reuse, and one store's uptime by m
   - ``chain_uptime_percent`` = 100 × Σ ``uptime_hours`` / Σ (``uptime_hours`` +
     ``downtime_hours``) over the CSV's rows, i.e. the chain's uptime hours over the business
     hours covered (each store's business time in its period up to ``as_of``), summed exactly
-    (``Decimal``) from the CSV's 2-decimal hours and rounded to 2 decimals (half even);
+    (integer hundredths) from the CSV's 2-decimal hours and rounded to 2 decimals (half even);
     ``None`` when no store had business time. Stores without business time (empty
     ``uptime_percent``) add 0 to both sums.
   - below target: the rows whose ``uptime_percent`` is **strictly** below ``target`` (a
@@ -29,12 +29,16 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
+from gridfs.errors import NoFile
+
+from uptime.platform import limits
 from uptime.report import csvout, reports
 from uptime.report import period as period_report
 from uptime.report.interval import next_store_id
@@ -47,20 +51,29 @@ MAX_MONTHS = 36
 #: is the UTC month of the instant moved by at most these).
 _AHEAD, _BEHIND = timedelta(hours=14), timedelta(hours=12)
 _CENT = Decimal("0.01")
+#: Parsed period CSVs kept in this process (about 3 MB each at 14k stores).
+_CACHED_FILES = 4
+_cache: OrderedDict[tuple, list] = OrderedDict()
 
 
-@dataclass(frozen=True)
-class PeriodRow:
-    """One CSV row: ``store_id`` exact (spreadsheet protection removed), hours and percent as
-    ``Decimal`` (2 decimals as written), ``uptime_percent`` ``None`` without business time;
-    ``period_start``/``period_end`` the CSV's ISO text (UTC, ms, ``Z``)."""
+class PeriodRow(NamedTuple):
+    """One CSV row: ``store_id`` exact (spreadsheet protection removed); hours and percent in
+    **hundredths** (ints: the CSV's 2-decimal values exactly, ``45600`` = 456.00 h),
+    ``uptime_percent`` ``None`` without business time; ``period_start``/``period_end`` the
+    CSV's ISO text (UTC, ms, ``Z``)."""
 
     store_id: str
     period_start: str
     period_end: str
-    uptime_hours: Decimal
-    downtime_hours: Decimal
-    uptime_percent: Decimal | None
+    uptime_hours: int
+    downtime_hours: int
+    uptime_percent: int | None
+
+
+def _hundredths(text: str) -> int:
+    """``"456.07"`` -> ``45607`` exactly: the CSV's values have 2 decimals, and a double holds
+    ``x × 100`` within 0.5 of the integer for any value below 10^13."""
+    return round(float(text) * 100)
 
 
 def parse_csv(text: str) -> list[PeriodRow]:
@@ -78,22 +91,22 @@ def parse_csv(text: str) -> list[PeriodRow]:
         if not cells:
             continue
         store, start, end, up, down, pct = cells
-        out.append(PeriodRow(csvout.unprotect(store), start, end, Decimal(up), Decimal(down),
-                             Decimal(pct) if pct else None))
+        out.append(PeriodRow(csvout.unprotect(store), start, end, _hundredths(up),
+                             _hundredths(down), _hundredths(pct) if pct else None))
     return out
 
 
-def _hours(value: Decimal) -> float:
-    return float(value.quantize(_CENT, ROUND_HALF_EVEN))
+def _float(hundredths: int) -> float:
+    return hundredths / 100
 
 
 def row_fields(row: PeriodRow) -> dict[str, Any]:
     """A row as JSON fields (hours, percent as floats with 2 decimals)."""
     return {
         "store_id": row.store_id, "period_start": row.period_start,
-        "period_end": row.period_end, "uptime_hours": float(row.uptime_hours),
-        "downtime_hours": float(row.downtime_hours),
-        "uptime_percent": None if row.uptime_percent is None else float(row.uptime_percent),
+        "period_end": row.period_end, "uptime_hours": _float(row.uptime_hours),
+        "downtime_hours": _float(row.downtime_hours),
+        "uptime_percent": None if row.uptime_percent is None else _float(row.uptime_percent),
     }
 
 
@@ -102,21 +115,23 @@ def summarize(rows: Iterable[PeriodRow], target: float, limit: int) -> dict[str,
     ``no_business_hours`` (stores with no business time), ``uptime_hours``,
     ``downtime_hours``, ``business_hours`` (sums, hours, 2 decimals), ``chain_uptime_percent``
     (or ``None``), ``target_percent``, ``below_target`` (count), ``below_target_stores`` (the
-    worst ``limit`` of them, :func:`row_fields`)."""
+    worst ``limit`` of them, :func:`row_fields`). Sums are exact (integer hundredths)."""
     rows = list(rows)
-    up = sum((r.uptime_hours for r in rows), Decimal(0))
-    down = sum((r.downtime_hours for r in rows), Decimal(0))
+    up = sum(r.uptime_hours for r in rows)
+    down = sum(r.downtime_hours for r in rows)
     business = up + down
-    goal = Decimal(str(target))
-    below = sorted((r for r in rows if r.uptime_percent is not None and r.uptime_percent < goal),
+    # uptime_percent (an integer of hundredths) < target  <=>  it is < ceil(target × 100)
+    bar = math.ceil(Decimal(str(target)) * 100)
+    below = sorted((r for r in rows if r.uptime_percent is not None and r.uptime_percent < bar),
                    key=lambda r: (r.uptime_percent, -r.downtime_hours, r.store_id))
+    chain = (Decimal(100 * up) / Decimal(business)).quantize(_CENT, ROUND_HALF_EVEN) \
+        if business else None
     return {
         "stores": len(rows),
         "no_business_hours": sum(r.uptime_percent is None for r in rows),
-        "uptime_hours": _hours(up), "downtime_hours": _hours(down),
-        "business_hours": _hours(business),
-        "chain_uptime_percent": (float((100 * up / business).quantize(_CENT, ROUND_HALF_EVEN))
-                                 if business else None),
+        "uptime_hours": _float(up), "downtime_hours": _float(down),
+        "business_hours": _float(business),
+        "chain_uptime_percent": None if chain is None else float(chain),
         "target_percent": target,
         "below_target": len(below),
         "below_target_stores": [row_fields(r) for r in below[:limit]],
@@ -124,15 +139,30 @@ def summarize(rows: Iterable[PeriodRow], target: float, limit: int) -> dict[str,
 
 
 async def read_rows(db: AsyncDb, file_id: Any) -> list[PeriodRow]:
-    """A stored period report's CSV (GridFS, chunk by chunk) as rows.
+    """A stored period report's CSV (GridFS, chunk by chunk) as rows. A stored CSV never
+    changes, so the last ``_CACHED_FILES`` files read are kept in this process (a page that
+    changes its target reads the file once; a removed file is read, and fails, again).
 
     Raises:
         gridfs.errors.NoFile: the file was removed. ValueError: not a period CSV.
     """
+    key = (db.name, file_id)
+    cached = _cache.get(key)
+    if cached is not None:
+        # still stored? (retention removes reports; the page then says so: 410)
+        if await db[f"{reports.BUCKET_NAME}.files"].find_one(
+                {"_id": file_id}, {"_id": 1}, **limits.find_time()) is None:
+            _cache.pop(key, None)
+            raise NoFile(f"no file with id {file_id!r}")
+        return cached
     data = bytearray()
     async for chunk in reports.iter_csv_chunks(db, file_id):
         data += chunk
-    return parse_csv(data.decode("utf-8"))
+    rows = parse_csv(data.decode("utf-8"))
+    _cache[key] = rows
+    while len(_cache) > _CACHED_FILES:
+        _cache.popitem(last=False)
+    return rows
 
 
 async def find_reusable(db: AsyncDb, period: period_report.Period, as_of: datetime
@@ -142,12 +172,12 @@ async def find_reusable(db: AsyncDb, period: period_report.Period, as_of: dateti
     cursor = db[reports.REPORTS_COLLECTION].find(
         {"status": reports.COMPLETE, "kind": "period", "period": period.document(),
          "as_of": to_utc(as_of)},
-        {"_id": 1, "file_id": 1}, sort=[("created_at", -1)], limit=5,
+        {"_id": 1, "file_id": 1}, sort=[("created_at", -1)], limit=5, **limits.find_time(),
     )
     async for doc in cursor:
         files = db[f"{reports.BUCKET_NAME}.files"]
         if doc.get("file_id") is not None and await files.count_documents(
-                {"_id": doc["file_id"]}, limit=1):
+                {"_id": doc["file_id"]}, limit=1, **limits.agg_time()):
             return doc["_id"]
     return None
 
