@@ -301,7 +301,9 @@ async def iter_period_rows(
     """Yield the period report's rows for ``as_of`` (see the module doc for their shape).
 
     ``mode`` ``None`` = ``prepare(db)`` first. ``timezones`` skips the zone screening when
-    the caller ran ``known_timezones``.
+    the caller ran ``known_timezones``. ``store_range`` (half open; ``(s, s + "\\x00")`` = one
+    store) limits the reads to those stores: on the timeline through the file's reads, from
+    the polls through the narrow run derivation (``on_the_fly_pipeline(narrow=True)``).
 
     Raises:
         pymongo.errors.PyMongoError: the server failed the aggregation.
