@@ -12,8 +12,11 @@ import pytest
 from support.app import poll_until_done, running_app
 from support.period_page_data import (FORMULA_STORE, NY_AS_OF, T, insert_march_stores,
                                       insert_ny_store)
+from uptime.platform.migrations import ensure_current
 from uptime.platform.settings import Settings
 from uptime.report import period_view
+from uptime.timeline.retention import compact_polls
+from uptime.timeline.runs import rebuild_runs
 
 TOKEN = "s3cret-token"
 
@@ -212,3 +215,22 @@ async def test_every_period_endpoint_needs_the_token(db, settings):
     assert [r.status_code for r in bare] == [401, 401, 401]
     assert ok.status_code == 202 and view.status_code == 200 and monthly.status_code == 200
     assert page.status_code == 200 and 'href="/ui/periods"' in page.text
+
+
+async def test_store_monthly_after_compaction(any_db, server_kind):
+    """Rule (README "Retention"): once raw polls before the horizon are compacted, a month
+    that starts before it is read from the timeline (its runs are the record), never from
+    the remaining polls — which would lose ny's February outage (its polls before 02-11 14:00
+    are gone) and show 100 %. Horizon 03-01 (retention 14 d, now 03-15): February and March
+    (read from 02-27) from the timeline, April as the mode chooses (standalone: the polls)."""
+    await ensure_current(any_db, apply=True)
+    await insert_ny_store(any_db)
+    await rebuild_runs(any_db)
+    done = await compact_polls(any_db, 14, now=datetime(2024, 3, 15, tzinfo=UTC))
+    assert done["removed"] == 4  # 01-15 12:00, 02-10 11:00 and 12:00, 02-11 12:00
+    rows, mode = await period_view.store_monthly(any_db, "ny", NY_AS_OF, 3)
+    assert [(r["month"], r["downtime_hours"], r["uptime_percent"]) for r in rows] == [
+        ("2024-02", 25.5, 96.34), ("2024-03", 0.0, 100.0), ("2024-04", 0.0, 100.0)]
+    if server_kind == "standalone":
+        assert mode == "on_the_fly"
+        assert [r["runs_source"] for r in rows] == ["timeline", "timeline", "on_the_fly"]

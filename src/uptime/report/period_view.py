@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from gridfs.errors import NoFile
 
 from uptime.platform import limits
+from uptime.platform.retention import stored_horizon
 from uptime.report import csvout, reports
 from uptime.report import period as period_report
 from uptime.report.interval import next_store_id
@@ -208,10 +209,13 @@ async def store_monthly(db: AsyncDb, store_id: str, as_of: datetime, months: int
                         *, max_time_ms: int | None = None) -> tuple[list[dict], str]:
     """One store's uptime by local month: ``([{month, period_start, period_end (aware UTC),
     uptime_hours, downtime_hours, business_hours (hours, 2 decimals), uptime_percent (or
-    None), partial (the month ends after as_of), timezone_fallback}], runs_source)``, oldest
+    None), partial (the month ends after as_of), timezone_fallback, runs_source}],
+    runs_source)``, oldest
     first, at most ``months`` (fewer near year 1); ``[]`` when the store has no valid poll at
     or before ``as_of``. One period-pipeline aggregation per month, run concurrently, each
-    with ``max_time_ms``.
+    with ``max_time_ms``. ``runs_source`` as ``period.prepare`` chooses it, except that a
+    month starting before the stored retention horizon reads the timeline when the choice
+    was the polls.
 
     Raises:
         pymongo.errors.PyMongoError: an aggregation failed or ran out of time.
@@ -220,10 +224,17 @@ async def store_monthly(db: AsyncDb, store_id: str, as_of: datetime, months: int
     mode, _why = await period_report.prepare(db)
     zones = await known_timezones(db)
     store_range = (store_id, next_store_id(store_id))
+    # runs derived from the polls cannot answer before the retention horizon (the polls are
+    # gone; the runs are the record there): such a month reads the timeline, as the report's
+    # default choice does (README "Retention") — exact before the horizon
+    horizon = await stored_horizon(db) if mode == period_report.ON_THE_FLY else None
 
     async def one(period: period_report.Period) -> dict | None:
+        source = mode
+        if horizon is not None and period.read_bounds()[0] < horizon:
+            source = period_report.TIMELINE
         rows = [r async for r in period_report.iter_period_rows(
-            db, period, as_of=as_of, mode=mode, timezones=zones, store_range=store_range,
+            db, period, as_of=as_of, mode=source, timezones=zones, store_range=store_range,
             max_time_ms=max_time_ms)]
         if not rows:
             return None
@@ -233,7 +244,7 @@ async def store_monthly(db: AsyncDb, store_id: str, as_of: datetime, months: int
                 "downtime_hours": r["downtime_hours"],
                 "business_hours": round(r["uptime_hours"] + r["downtime_hours"], 2),
                 "uptime_percent": r["uptime_percent"], "partial": r["period_end"] > as_of,
-                "timezone_fallback": r["timezone_fallback"]}
+                "timezone_fallback": r["timezone_fallback"], "runs_source": source}
 
     found = await asyncio.gather(*(one(p) for p in month_candidates(as_of, months)))
     started = [m for m in found if m is not None and m["period_start"] <= as_of]

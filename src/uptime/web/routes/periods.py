@@ -104,6 +104,8 @@ class Month(BaseModel):
     uptime_percent: float | None = Field(description="null: no business time")
     partial: bool = Field(description="the month ends after as_of (counted up to as_of)")
     timezone_fallback: bool
+    runs_source: str = Field(description='"timeline" or "on_the_fly"; a month before the '
+                             "retention horizon always reads the timeline")
 
 
 class Monthly(BaseModel):
