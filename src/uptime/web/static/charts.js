@@ -128,7 +128,8 @@ const Charts = (() => {
       const g = svg("g", { class: "mbar", "data-month": m.month, "data-percent": p === null ? "" : String(p),
         "data-partial": String(m.partial) });
       if (p === null) {
-        g.append(svg("text", { x: x + w / 2, y: y(lo) - 4, "text-anchor": "middle", class: "axis" }, "closed"));
+        g.append(titled(svg("text", { x: x + w / 2, y: y(lo) - 4, "text-anchor": "middle", class: "axis" }, "–"),
+          `${m.month}: no business hours up to as_of`));
       } else {
         const below = target !== null && target !== undefined && p < target;
         g.append(titled(svg("rect", { x, y: y(p), width: w, height: Math.max(1, y(lo) - y(p)),
