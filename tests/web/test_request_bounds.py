@@ -232,7 +232,7 @@ async def test_security_headers_on_every_answer(db, settings):
     'none'); the API docs' one inline script is allowed by its hash only; every answer has
     nosniff, a Referrer-Policy and X-Frame-Options."""
     async with running_app(settings) as http:
-        for path in ("/", "/ui/reports/" + "A" * 32, "/ui/stores/a%2Fb"):
+        for path in ("/", "/ui/reports/" + "A" * 32, "/ui/stores/a%2Fb", "/ui/periods"):
             r = await http.get(path)
             assert r.status_code == 200 and r.headers["content-security-policy"] == PAGE_CSP
         docs = (await http.get("/docs")).headers["content-security-policy"]
@@ -278,7 +278,8 @@ async def test_busy_follower_keeps_its_heartbeat(db):
 
 
 #: the README's list of paths open without the token (HTTP API), each with an example
-OPEN_PATHS = ["/healthz", "/", "/ui/reports/" + "A" * 32, "/ui/stores/a%2Fb", "/static/app.js",
+OPEN_PATHS = ["/healthz", "/", "/ui/reports/" + "A" * 32, "/ui/stores/a%2Fb", "/ui/incidents",
+              "/ui/periods", "/static/app.js",
               "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
               "/static-offline-docs/swagger-ui.css"]
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
             standalone servers). The minimum, 8, is the window plus one day. Issue 18.
         poll_compact_interval_s: ``UPTIME_POLL_COMPACT_INTERVAL_S`` (default 3600): seconds
             between the service's compactions.
+        uptime_target_percent: ``UPTIME_UPTIME_TARGET_PERCENT`` (default 99.0, 0..100): the
+            period page lists the stores whose uptime % over the period is below it (a
+            percentage of business time; the page may override it per view). Issue 18 item 6.
     """
 
     model_config = SettingsConfigDict(
@@ -136,6 +139,8 @@ class Settings(BaseSettings):
     # issue 18 item 4: retention of raw polls (uptime.platform.retention)
     poll_retention_days: float = Field(default=14.0, ge=8)
     poll_compact_interval_s: float = Field(default=3600.0, gt=0)
+    # issue 18 item 6: the period page's target (percent of business time up)
+    uptime_target_percent: float = Field(default=99.0, ge=0, le=100)
 
     def model_post_init(self, __context: object) -> None:  # noqa: D401 - pydantic hook
         # An empty MONGODB_URI means "unset" (as docker-compose and shells often pass it).

@@ -44,7 +44,7 @@ from uptime.platform import pipelines
 from uptime.report import csvout
 from uptime.report.inputs_v2 import count_report_stores_v2, timeline_ready
 from uptime.report.pipeline import EARLIEST_POLL, count_report_stores, known_timezones, to_utc
-from uptime.timeline.runs import POLL_INDEX, full_rebuild_pipeline
+from uptime.timeline.runs import POLL_INDEX, full_rebuild_pipeline, load_runs_pipeline
 
 PIPELINE_NAME = "period_uptime.v1"
 PIPELINE_TAG = "period_uptime@v1"
@@ -234,13 +234,21 @@ def load_period_pipeline() -> list[dict]:
     return pipelines.load(PIPELINE_NAME)
 
 
-def on_the_fly_pipeline() -> list[dict]:
+def on_the_fly_pipeline(narrow: bool = False) -> list[dict]:
     """The period pipeline run on ``store_status``: the run derivation of
     ``status_runs.v1.json`` (full mode, covered scan: ``full_rebuild_pipeline`` without its
     ``$merge``), then the period file's three reads (stages 1-3) as one ``$match`` on the
     derived runs (their ``$or``; read 3 sets ``after`` as in the file), then the file's
-    stages 4 on. Same rows as on a current timeline; costs a scan of the poll index."""
-    runs = [s for s in full_rebuild_pipeline() if "$merge" not in s]
+    stages 4 on. Same rows as on a current timeline; costs a scan of the poll index.
+
+    ``narrow`` (a store range was given, e.g. one store for the period page's monthly chart):
+    the run derivation is ``status_runs.v1.json`` itself without its ``$merge`` (its stage 1
+    keeps the ``$expr`` store range: an index range on the poll index, so only those stores'
+    polls are read; not covered, which matters only for a scan of every poll)."""
+    if narrow:
+        runs = [s for s in load_runs_pipeline() if "$merge" not in s]
+    else:
+        runs = [s for s in full_rebuild_pipeline() if "$merge" not in s]
     period = load_period_pipeline()
     read1 = period[0]["$match"]["$expr"]
     read2 = period[1]["$unionWith"]["pipeline"][0]["$match"]["$expr"]
@@ -293,7 +301,9 @@ async def iter_period_rows(
     """Yield the period report's rows for ``as_of`` (see the module doc for their shape).
 
     ``mode`` ``None`` = ``prepare(db)`` first. ``timezones`` skips the zone screening when
-    the caller ran ``known_timezones``.
+    the caller ran ``known_timezones``. ``store_range`` (half open; ``(s, s + "\\x00")`` = one
+    store) limits the reads to those stores: on the timeline through the file's reads, from
+    the polls through the narrow run derivation (``on_the_fly_pipeline(narrow=True)``).
 
     Raises:
         pymongo.errors.PyMongoError: the server failed the aggregation.
@@ -317,8 +327,9 @@ async def iter_period_rows(
         names = {ix["name"] async for ix in await db["store_status"].list_indexes()}
         if POLL_INDEX in names:
             extra["hint"] = POLL_INDEX
+        narrow = store_range != (None, None)
         cursor = await db["store_status"].aggregate(
-            on_the_fly_pipeline(), let=let, comment=f"{PIPELINE_TAG}:{ON_THE_FLY}",
+            on_the_fly_pipeline(narrow), let=let, comment=f"{PIPELINE_TAG}:{ON_THE_FLY}",
             allowDiskUse=True, **extra,
         )
     async with cursor:

@@ -57,6 +57,7 @@ from uptime.web.routes import dashboard as dashboard_api
 from uptime.web.routes import incidents as incident_routes
 from uptime.web.routes import notify as notify_routes
 from uptime.web.routes import ops, polls
+from uptime.web.routes import periods as period_routes
 from uptime.web.routes import reports as report_routes
 from uptime.platform.settings import Settings, get_settings
 from uptime.web.security import SecurityHeadersMiddleware  # issue 15: CSP, nosniff...
@@ -181,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(polls.router)
     app.include_router(dashboard_api.router, dependencies=[Depends(require_token)])
     app.include_router(incident_routes.router, dependencies=[Depends(require_token)])
+    # the period page's API (issue 18 item 6): /periods/reports, /stores/{id}/monthly
+    app.include_router(period_routes.router, dependencies=[Depends(require_token)])
     # /channels, /notifications, /maintenance; its lifespan runs the notification deliverer
     app.include_router(notify_routes.router, dependencies=[Depends(require_token)])
     pages.mount(app)

@@ -12,7 +12,10 @@ its token field and kept in the tab's ``sessionStorage``):
   incidents marked) and its report row beside it;
 * ``/ui/incidents?store=&state=all|open|resolved&min=&from=&to=&as_of=&limit=`` (issue 17
   item 5) — open incidents longest first and resolved ones most recent first, each list
-  paginated (``limit`` rows a page, default 50), from ``GET /incidents``.
+  paginated (``limit`` rows a page, default 50), from ``GET /incidents``;
+* ``/ui/periods?period=|from=&to=&as_of=&target=&store=`` (issue 18 item 6) — pick a period,
+  see the chain's uptime %, the stores below the target (worst first), the CSV, and a store's
+  uptime % by month over the last 12 months (``uptime.web.routes.periods``).
 
 Static files (``/static``: CSS, JS) ship inside the package. Charts are SVG drawn by
 ``static/charts.js`` (no charting library: see the README, "Dashboard").
@@ -51,6 +54,10 @@ def mount(app: FastAPI) -> None:
     @app.get("/ui/incidents", response_class=HTMLResponse, include_in_schema=False)
     async def incidents_page(request: Request) -> HTMLResponse:
         return _page("incidents.html", request, title="Incidents", scripts=["incidents.js"])
+
+    @app.get("/ui/periods", response_class=HTMLResponse, include_in_schema=False)
+    async def periods_page(request: Request) -> HTMLResponse:
+        return _page("periods.html", request, title="Periods", scripts=["charts.js", "periods.js"])
 
     # :path: a store id may hold "/" (issue 15 item 4); shown whole (the API says if too long)
     @app.get("/ui/stores/{store_id:path}", response_class=HTMLResponse, include_in_schema=False)

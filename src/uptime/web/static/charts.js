@@ -1,4 +1,5 @@
-// Hand-drawn SVG charts (no library): the uptime histogram and a store's time line.
+// Hand-drawn SVG charts (no library): the uptime histogram, a store's time line, and a
+// store's uptime % by month.
 // Every mark carries data-* attributes with its numbers (the browser tests read them) and a
 // <title> (a tooltip, read by screen readers).
 "use strict";
@@ -106,6 +107,50 @@ const Charts = (() => {
     root.append(g);
   }
 
+  // A store's uptime % per month (period page): one bar per month on an axis from just
+  // below the lowest value (or the target) to 100 %, below-target bars red, the month in
+  // progress lighter, the target as a dashed line; a month without business time has no bar.
+  function monthly(container, months, target) {
+    const W = 720, H = 250, left = 44, right = 8, top = 18, bottom = 40;
+    const values = months.map((m) => m.uptime_percent).filter((v) => v !== null);
+    const lo = Math.max(0, Math.floor(Math.min(100, ...values, target ?? 100)) - 1);
+    const plotH = H - top - bottom, slot = (W - left - right) / Math.max(1, months.length);
+    const y = (v) => top + plotH * (100 - v) / (100 - lo);
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "monthly",
+      "aria-label": "Uptime % by month: " + months.map((m) =>
+        `${m.month}: ${m.uptime_percent === null ? "no business hours" : m.uptime_percent + " %"}`).join(", ") });
+    for (const v of [lo, (lo + 100) / 2, 100]) {
+      root.append(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid" }),
+        svg("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, String(Number(v.toFixed(1)))));
+    }
+    months.forEach((m, i) => {
+      const x = left + i * slot + 3, w = slot - 6, p = m.uptime_percent;
+      const g = svg("g", { class: "mbar", "data-month": m.month, "data-percent": p === null ? "" : String(p),
+        "data-partial": String(m.partial) });
+      if (p === null) {
+        g.append(titled(svg("text", { x: x + w / 2, y: y(lo) - 4, "text-anchor": "middle", class: "axis" }, "–"),
+          `${m.month}: no business hours up to as_of`));
+      } else {
+        const below = target !== null && target !== undefined && p < target;
+        g.append(titled(svg("rect", { x, y: y(p), width: w, height: Math.max(1, y(lo) - y(p)),
+          class: (below ? "below" : "ok") + (m.partial ? " partial" : "") }),
+          `${m.month}: ${p} % (${m.uptime_hours} h up, ${m.downtime_hours} h down of ${m.business_hours} h)` +
+          (m.partial ? ", up to as_of" : "")));
+        g.append(svg("text", { x: x + w / 2, y: y(p) - 4, "text-anchor": "middle", class: "count" }, p.toFixed(2)));
+      }
+      g.append(svg("text", { x: x + w / 2, y: H - bottom + 16, "text-anchor": "middle", class: "axis" },
+        `${m.month.slice(5)}/${m.month.slice(2, 4)}`));
+      root.append(g);
+    });
+    if (target !== null && target !== undefined && target >= lo) {
+      root.append(titled(svg("line", { x1: left, x2: W - right, y1: y(target), y2: y(target), class: "target",
+        "data-target": String(target) }), `target ${target} %`));
+    }
+    root.append(svg("text", { x: left + (W - left) / 2, y: H - 6, "text-anchor": "middle", class: "axis" },
+      "uptime, % of business hours, per local month"));
+    container.replaceChildren(root);
+  }
+
   const fmtCache = {};
   function parts(ms, tz) {
     const f = fmtCache[tz] ||= new Intl.DateTimeFormat("en-GB", { timeZone: tz, hourCycle: "h23",
@@ -126,5 +171,5 @@ const Charts = (() => {
     const p = parts(ms, tz);
     return `${p.weekday} ${p.day} ${p.month} ${p.hour}:${p.minute}`;
   }
-  return { histogram, timeline, incidents, local };
+  return { histogram, timeline, incidents, monthly, local };
 })();
