@@ -34,6 +34,11 @@ PIPELINE_FILE = "store_schedules.v1.json"
 TAG = "store_schedules@v1"
 #: store ids per pipeline run ($documents of the ids; keeps the command far below 16 MB).
 CHUNK = 20_000
+#: Above this many stores a refresh rebuilds every schedule instead: the pipeline's ``$merge``
+#: copies the ``let`` variables into each write, so a list of n ids costs O(n²) on the server
+#: (measured on the public v1 files, 11,116 stores: 27.8 s of mongod CPU with the list, 4.3 s
+#: for the full rebuild, 4.9 s with a 1,000-id list).
+REFRESH_LIST_MAX = 1_000
 
 
 def load_schedules_pipeline() -> list[dict]:
@@ -43,13 +48,17 @@ def load_schedules_pipeline() -> list[dict]:
 
 async def refresh_schedules(db: Any, stores: Iterable[str]) -> int:
     """Recompute the schedule documents of ``stores`` (store ids) from their current hours and
-    timezone rows; return how many were written. A store without rows gets an empty schedule
+    timezone rows; return how many stores were asked for. More than :data:`REFRESH_LIST_MAX`
+    stores: every schedule is rebuilt (:func:`rebuild_schedules`; same documents, cheaper). A store without rows gets an empty schedule
     (``hours: []``, ``zones: []``: 24x7, America/Chicago — the same as no document).
 
     Raises:
         pymongo.errors.PyMongoError: the server failed the pipeline.
     """
     ids = sorted({s for s in stores if isinstance(s, str)})
+    if len(ids) > REFRESH_LIST_MAX:  # a full rebuild is cheaper than a long let list
+        await rebuild_schedules(db)
+        return len(ids)
     for start in range(0, len(ids), CHUNK):
         await _run(db, ids[start : start + CHUNK])
     return len(ids)
