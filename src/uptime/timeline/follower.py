@@ -1,8 +1,9 @@
 """Keep ``status_runs`` current from a change stream on ``store_status`` (issue 8, item 3).
 
-Over 400 lines: one class, :class:`RunsFollower`, whose loop, fallbacks and state are one job;
-its event folding lives in :mod:`uptime.timeline.events`, "is the timeline current" in
-:mod:`uptime.timeline.freshness` (both re-exported by :mod:`uptime.timeline.control`).
+Why this module is over 400 lines: one class, :class:`RunsFollower`, whose loop, fallbacks and
+state are one job; its event folding lives in :mod:`uptime.timeline.events`, "is the timeline
+current" in :mod:`uptime.timeline.freshness` (both re-exported by
+:mod:`uptime.timeline.control`).
 
 :class:`RunsFollower` watches ``store_status`` (inserts, updates, replaces, deletes), collects
 events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), splits
