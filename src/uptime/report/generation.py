@@ -8,10 +8,12 @@ The attempt (:class:`Generation`, started by ``uptime.report.service.ReportServi
   once — a report never fails or waits on the timeline, issue 14; a period report (issue 18)
   reads ``status_runs`` or derives its runs from the polls, ``uptime.report.period.prepare``);
 * streams its rows (``uptime.report.pipeline.iter_report_rows``, one aggregation) into a
-  GridFS upload as CSV: the header ``REPORT_COLUMNS``, then one line per store, numbers with 2
-  decimals (``uptime.report.storage.csv_line_values``), buffered ``WRITE_BUFFER_CHARS``
+  GridFS upload as CSV: the header ``REPORT_COLUMNS`` (a period report's:
+  ``uptime.report.period.PERIOD_COLUMNS``), then one line per store, numbers with 2 decimals
+  (``uptime.report.storage.csv_line_values``), buffered ``WRITE_BUFFER_CHARS``
   characters at a time; progress (rows / stores) at most every ``PROGRESS_INTERVAL_S``
-  seconds; every row also into ``report_rows`` (``uptime.report.rows``);
+  seconds; every row of an hour/day/week report also into ``report_rows``
+  (``uptime.report.rows``; a period report's rows are in its CSV only);
 * fences every write by ``(lease.owner, attempt)``: a write that matches nothing raises
   :class:`LeaseLostError` and the attempt stops and deletes what it uploaded;
 * on any failure aborts the upload (its chunks deleted) and marks the report Failed with a
