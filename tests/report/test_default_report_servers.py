@@ -20,7 +20,8 @@ from support.app import poll_until_done, running_app
 from support.public import sample_rows
 from uptime.cli import app
 from uptime.platform.settings import get_settings
-from uptime.report import pipeline, reports
+from uptime.report import pipeline, storage
+from uptime.report.service import ReportService
 from uptime.timeline import RunsFollower, timeline_freshness, wait_current
 
 
@@ -126,7 +127,7 @@ async def test_lagging_follower_gives_v1_at_once(db, settings):
              "status": "inactive"})
         fresh = await timeline_freshness(db, 0.3)
         assert not fresh.current and fresh.state == "lagging" and fresh.waited_s < 1.0
-        service = reports.ReportService(db, settings)
+        service = ReportService(db, settings)
         await service.start(recover=False)
         try:
             started = time.monotonic()
@@ -241,7 +242,7 @@ async def test_default_report_on_public_files(any_db, server_kind, public_data, 
     assert await any_db.store_hours.count_documents({}) > 100
     follower = await _current_follower(any_db, server_kind)
     try:
-        service = reports.ReportService(any_db, Settings(lease_seconds=30), owner="t")
+        service = ReportService(any_db, Settings(lease_seconds=30), owner="t")
         await service.start(background=False, recover=False)
         files, docs = {}, {}
         for version in (None, "v1"):
@@ -249,7 +250,7 @@ async def test_default_report_on_public_files(any_db, server_kind, public_data, 
             doc = await service.wait(await service.trigger(as_of, version))
             assert doc["status"] == "Complete", doc
             buf = io.BytesIO()
-            await reports.write_csv(any_db, doc["file_id"], buf)
+            await storage.write_csv(any_db, doc["file_id"], buf)
             files[version], docs[version] = buf.getvalue(), doc
         await service.stop()
     finally:

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from support.app import poll_until_done, running_app
 from uptime.cli import app as cli_app
-from uptime.report import csvout, pipeline, quality, reports
-from uptime.report.reports import ReportService
+from uptime.report import csvout, generation, pipeline, quality, storage
+from uptime.report.service import ReportService
 
 T0 = datetime(2024, 3, 12, 15, 0, tzinfo=UTC)
 YEAR_10000 = DatetimeMS(253402300800000)  # 10000-01-01T00:00:00Z: no Python datetime holds it
@@ -90,7 +90,7 @@ async def test_bad_documents_are_ignored_counted_and_never_crash(db, settings):
         doc = await service.wait(await service.trigger(None))
     finally:
         await service.stop()
-    assert doc["status"] == reports.COMPLETE, doc.get("error")
+    assert doc["status"] == storage.COMPLETE, doc.get("error")
     assert doc["as_of"] == T0
     assert await _csv(db, doc) == clean_csv
     assert clean_csv.splitlines()[1].startswith("g,")
@@ -109,7 +109,7 @@ async def generate(db, settings, as_of):
 
 async def _csv(db, doc) -> str:
     out = io.BytesIO()
-    await reports.write_csv(db, doc["file_id"], out)
+    await storage.write_csv(db, doc["file_id"], out)
     return out.getvalue().decode()
 
 
@@ -312,7 +312,7 @@ async def test_unencoded_plus_is_repaired_in_the_query(db, settings):
         resp = await http.post("/trigger_report?as_of=2024-03-12T20:30:00+05:30")
         body = await http.post("/trigger_report", json={"as_of": "2024-03-12T20:30:00 05:30"})
     assert resp.status_code == 202, resp.text
-    doc = await reports.get_report(db, resp.json()["report_id"])
+    doc = await storage.get_report(db, resp.json()["report_id"])
     assert doc["as_of_requested"] == datetime(2024, 3, 12, 15, 0, tzinfo=UTC)
     assert body.status_code == 422 and "%2B" in body.text
 
@@ -355,7 +355,7 @@ async def test_queue_bound_and_identical_trigger(db, settings, monkeypatch):
     async def blocked_run(self, as_of):
         await release.wait()
 
-    monkeypatch.setattr(reports._Generation, "run", blocked_run)
+    monkeypatch.setattr(generation.Generation, "run", blocked_run)
     settings = settings.model_copy(update={"max_queued_reports": 2})
     async with running_app(settings) as http:
         a1 = await http.post("/trigger_report", params={"as_of": "2024-03-12T15:00:00Z"})

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from support.reports import T0, insert_stores
 from support.app import poll_until_done, running_app
 from uptime.report import period as P
-from uptime.report import reports
+from uptime.report import storage
+from uptime.report.service import ReportService
 
 
 async def _expected(db, period, as_of) -> str:
@@ -100,11 +101,11 @@ async def test_period_report_recovered_after_lost_lease(db, settings):
     """A Running period report whose lease expired (its process died) is claimed by a new
     service and generated again as the same period report."""
     await insert_stores(db, 5)
-    first = reports.ReportService(db, settings, owner="dead")
+    first = ReportService(db, settings, owner="dead")
     report_id = await first.trigger(T0, period=P.parse_period("2024-W11"))
     await first.stop()  # releases the lease (expired at once), as a crash would later
     await db.reports.update_one({"_id": report_id}, {"$set": {"status": "Running"}})
-    second = reports.ReportService(db, settings, owner="alive")
+    second = ReportService(db, settings, owner="alive")
     await second.start(background=False)
     try:
         doc = await second.wait(report_id)
@@ -112,7 +113,7 @@ async def test_period_report_recovered_after_lost_lease(db, settings):
         await second.stop()
     assert doc["status"] == "Complete" and doc["attempt"] == 2 and doc["kind"] == "period"
     buf = io.BytesIO()
-    await reports.write_csv(db, doc["file_id"], buf)
+    await storage.write_csv(db, doc["file_id"], buf)
     assert buf.getvalue().decode() == await _expected(db, P.parse_period("2024-W11"), T0)
 
 
@@ -172,7 +173,7 @@ async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settin
     await insert_stores(db, 6, polls_per_store=48)
     follower = RunsFollower(db)
     await follower.start()
-    service = reports.ReportService(db, settings)
+    service = ReportService(db, settings)
     await service.start(background=False, recover=False)
     week = P.parse_period("2024-W11")  # 2024-03-11 .. 03-17, in progress at T0
     try:
@@ -192,7 +193,7 @@ async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settin
     csvs = []
     for doc in (first, second):
         buf = io.BytesIO()
-        await reports.write_csv(db, doc["file_id"], buf)
+        await storage.write_csv(db, doc["file_id"], buf)
         csvs.append(buf.getvalue().decode())
     assert csvs[0] != csvs[1]
     row0 = [r for r in csvs[0].splitlines() if r.startswith("s000001,")][0].split(",")

@@ -13,7 +13,7 @@ from support.reports import T0, insert_stores
 from uptime.platform.db import make_client
 from uptime.report import quality
 from uptime.report.phases import PHASES, PhaseClock, format_phases
-from uptime.report.reports import ReportService
+from uptime.report.service import ReportService
 
 #: phases every Complete report measures (the rest depend on the path taken)
 CORE = {"as_of", "choose", "timezones", "pipeline", "csv", "gridfs", "report_rows", "finish",

@@ -22,7 +22,8 @@ from support.pipeline_synth import random_store
 from support.public import sample_rows
 from support.runs_model import runs_of
 from uptime.report import pipeline as P
-from uptime.report import reports
+from uptime.report import storage
+from uptime.report.service import ReportService
 
 ZONES = ["America/New_York", "Asia/Beirut", "Australia/Sydney", "America/Chicago"]
 
@@ -33,7 +34,7 @@ def csv_text(rows: list[dict]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(P.REPORT_COLUMNS)
     for row in rows:
-        writer.writerow(reports.csv_line_values(row))
+        writer.writerow(storage.csv_line_values(row))
     return out.getvalue()
 
 
@@ -160,7 +161,7 @@ async def test_v2_csv_equals_v1_on_public_files(db, public_data, tmp_path):
         await follower.start()
         assert await wait_current(db, 60.0)
         as_of = await P.resolve_as_of(db, None)
-        service = reports.ReportService(db, Settings(lease_seconds=30), owner="t")
+        service = ReportService(db, Settings(lease_seconds=30), owner="t")
         await service.start(background=False, recover=False)
         files = {}
         for version in ("v1", "v2"):
@@ -168,7 +169,7 @@ async def test_v2_csv_equals_v1_on_public_files(db, public_data, tmp_path):
             doc = await service.wait(rid)
             assert doc["status"] == "Complete" and doc["pipeline"] == f"store_uptime@{version}", doc
             buf = io.BytesIO()
-            await reports.write_csv(db, doc["file_id"], buf)
+            await storage.write_csv(db, doc["file_id"], buf)
             files[version] = buf.getvalue()
         await service.stop()
         await follower.stop()
@@ -324,7 +325,7 @@ async def test_v2_report_catches_up_with_polls_written_without_a_follower(db, se
         await asyncio.sleep(0.05)
     await earlier.stop()
     await db.runs_follower.update_one({"_id": "store_status"}, {"$set": {"heartbeat": None}})
-    service = reports.ReportService(db, settings, owner="t")
+    service = ReportService(db, settings, owner="t")
     await service.start(background=False, recover=False)
     try:
         await db.store_status.insert_one(poll("late", t - timedelta(minutes=30), "inactive"))
@@ -334,7 +335,7 @@ async def test_v2_report_catches_up_with_polls_written_without_a_follower(db, se
             assert doc["status"] == "Complete" and doc["rows"] == 2, doc
             assert doc["pipeline"] == ("store_uptime@v1" if version else "store_uptime@v2"), doc
             buf = io.BytesIO()
-            await reports.write_csv(db, doc["file_id"], buf)
+            await storage.write_csv(db, doc["file_id"], buf)
             texts[version or "v2"] = buf.getvalue().decode()
     finally:
         await service.stop()

@@ -1,5 +1,5 @@
-"""Report lifecycle (uptime.report.reports) against a real mongod: failures, waiting, leases and
-crash recovery, retention, chunk-by-chunk download."""
+"""Report lifecycle (uptime.report.service, .generation, .storage) against a real mongod:
+failures, waiting, leases and crash recovery, retention, chunk-by-chunk download."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from datetime import timedelta
 from asgi_lifespan import LifespanManager
 
 from support.reports import T0, expected_csv, insert_stores
-from uptime.report import reports
+from uptime.report import generation, storage
+from uptime.report import service as report_service
 from uptime.web import app as api
-from uptime.report.reports import ReportService, utcnow
+from uptime.report.service import ReportService
+from uptime.report.storage import utcnow
 
 
 async def test_failure_midway_marks_failed_without_orphan_chunks(db, settings, monkeypatch):
@@ -94,7 +96,7 @@ async def test_progress_is_rows_over_stores(db, settings, monkeypatch):
     below 1 until Complete."""
     from uptime.report import pipeline
 
-    monkeypatch.setattr(reports, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(generation, "PROGRESS_INTERVAL_S", 0.0)
     await insert_stores(db, 40)
     seen: list[tuple[float, int]] = []
     real = pipeline.iter_report_rows
@@ -120,10 +122,10 @@ async def test_expired_lease_is_regenerated_from_scratch(db, settings):
     """A Running report whose lease expired (its process crashed) is claimed on start, its
     partial GridFS file removed, and generated again to completion (attempt 2)."""
     await insert_stores(db, 12)
-    stale_file = await reports.bucket(db).upload_from_stream("partial.csv", b"store_id,partial\n")
+    stale_file = await storage.bucket(db).upload_from_stream("partial.csv", b"store_id,partial\n")
     await db.reports.chunks.insert_one({"files_id": "orphan", "n": 0, "data": b"x"})
     now = utcnow()
-    report_id = reports.new_report_id()
+    report_id = storage.new_report_id()
     await db.reports.insert_one({
         "_id": report_id, "status": "Running", "as_of_requested": None, "as_of": None,
         "pipeline": "store_uptime@v1", "created_at": now - timedelta(minutes=5),
@@ -132,7 +134,7 @@ async def test_expired_lease_is_regenerated_from_scratch(db, settings):
         "error": None, "attempt": 1,
         "lease": {"owner": "dead-process", "expires_at": now - timedelta(seconds=1)},
     })
-    live_id = reports.new_report_id()
+    live_id = storage.new_report_id()
     await db.reports.insert_one({
         "_id": live_id, "status": "Running", "created_at": now, "attempt": 1,
         "lease": {"owner": "live-process", "expires_at": now + timedelta(minutes=5)},
@@ -155,7 +157,7 @@ async def test_too_many_attempts_fail(db, settings):
     now = utcnow()
     await db.reports.insert_one({
         "_id": "r" * 32, "status": "Running", "created_at": now, "file_id": None,
-        "attempt": reports.MAX_ATTEMPTS,
+        "attempt": report_service.MAX_ATTEMPTS,
         "lease": {"owner": "dead", "expires_at": now - timedelta(seconds=1)},
     })
     service = ReportService(db, settings)
@@ -163,7 +165,7 @@ async def test_too_many_attempts_fail(db, settings):
     doc = await db.reports.find_one({"_id": "r" * 32})
     await service.stop()
     assert doc["status"] == "Failed"
-    assert f"interrupted {reports.MAX_ATTEMPTS} times" in doc["error"]
+    assert f"interrupted {report_service.MAX_ATTEMPTS} times" in doc["error"]
 
 
 async def test_lease_renewed_and_lost_lease_stops_generation(db, settings, monkeypatch):
@@ -171,7 +173,7 @@ async def test_lease_renewed_and_lost_lease_stops_generation(db, settings, monke
     the report over, this one stops, deletes its partial upload and leaves the doc alone."""
     from uptime.report import pipeline
 
-    monkeypatch.setattr(reports, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(generation, "PROGRESS_INTERVAL_S", 0.0)
     small_chunks(monkeypatch)
     await insert_stores(db, 30)
     gate = asyncio.Event()
@@ -214,7 +216,7 @@ async def test_retention_removes_old_reports_and_files(db, settings):
     """Reports created more than UPTIME_REPORT_TTL_DAYS ago are deleted with their GridFS
     files; newer ones and old ones still Running under a live lease stay."""
     now = utcnow()
-    gfs = reports.bucket(db)
+    gfs = storage.bucket(db)
     old_file = await gfs.upload_from_stream("old.csv", b"a\n" * 1000)
     new_file = await gfs.upload_from_stream("new.csv", b"b\n")
     await db.reports.insert_many([
@@ -225,7 +227,7 @@ async def test_retention_removes_old_reports_and_files(db, settings):
         {"_id": "old-running", "status": "Running", "created_at": now - timedelta(days=8),
          "file_id": None, "lease": {"owner": "x", "expires_at": now + timedelta(minutes=1)}},
     ])
-    deleted = await reports.delete_expired(db, ttl_days=7)
+    deleted = await storage.delete_expired(db, ttl_days=7)
     assert deleted == 1
     assert sorted(await db.reports.distinct("_id")) == ["new", "old-running"]
     assert await db.reports.files.distinct("_id") == [new_file]
@@ -237,8 +239,8 @@ async def test_large_download_is_streamed_chunk_by_chunk(db, settings):
     (255 KiB), never as one whole-file message, with the right length and bytes."""
     line = b"store-%06d,60.00,24.00,168.00,0.00,0.00,0.00\n"
     body = b"".join(line % i for i in range(140_000))
-    file_id = await reports.bucket(db).upload_from_stream("big.csv", body)
-    report_id = reports.new_report_id()
+    file_id = await storage.bucket(db).upload_from_stream("big.csv", body)
+    report_id = storage.new_report_id()
     await db.reports.insert_one({
         "_id": report_id, "status": "Complete", "created_at": utcnow(), "file_id": file_id,
         "progress": 1.0, "pipeline": "store_uptime@v1",
@@ -272,9 +274,9 @@ async def test_large_download_is_streamed_chunk_by_chunk(db, settings):
     assert headers[b"content-length"] == str(len(body)).encode()
     parts = [m["body"] for m in messages[1:] if m.get("body")]
     n_chunks = await db.reports.chunks.count_documents({"files_id": file_id})
-    assert n_chunks == -(-len(body) // reports.CHUNK_SIZE_BYTES)
+    assert n_chunks == -(-len(body) // storage.CHUNK_SIZE_BYTES)
     assert len(parts) == n_chunks
-    assert max(len(p) for p in parts) == reports.CHUNK_SIZE_BYTES
+    assert max(len(p) for p in parts) == storage.CHUNK_SIZE_BYTES
     assert b"".join(parts) == body
 
 
@@ -283,8 +285,8 @@ def small_chunks(monkeypatch) -> None:
     of chunks before inserting), so a failure midway really has chunks to clean up."""
     from gridfs.asynchronous import grid_file
 
-    monkeypatch.setattr(reports, "CHUNK_SIZE_BYTES", 256)
-    monkeypatch.setattr(reports, "WRITE_BUFFER_CHARS", 100)
+    monkeypatch.setattr(storage, "CHUNK_SIZE_BYTES", 256)
+    monkeypatch.setattr(generation, "WRITE_BUFFER_CHARS", 100)
     monkeypatch.setattr(grid_file, "_UPLOAD_BUFFER_SIZE", 1)
 
 
@@ -292,5 +294,5 @@ async def reports_csv(db, doc) -> str:
     import io
 
     out = io.BytesIO()
-    await reports.write_csv(db, doc["file_id"], out)
+    await storage.write_csv(db, doc["file_id"], out)
     return out.getvalue().decode()

@@ -20,8 +20,8 @@ from support.reports import T0, expected_csv, insert_stores
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import is_transient
-from uptime.report import reports
-from uptime.report.reports import ReportService
+from uptime.report import storage
+from uptime.report.service import ReportService
 
 pytestmark = pytest.mark.replset
 
@@ -45,7 +45,7 @@ async def rsdb(rs, tmp_path):
 
 async def report_csv(db, doc) -> str:
     out = bytearray()
-    async for chunk in reports.iter_csv_chunks(db, doc["file_id"]):
+    async for chunk in storage.iter_csv_chunks(db, doc["file_id"]):
         out += chunk
     return out.decode()
 

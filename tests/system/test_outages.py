@@ -12,8 +12,10 @@ import pytest
 
 from support.app import running_app
 from support.reports import T0, expected_csv, insert_stores
-from uptime.report import reports
-from uptime.report.reports import ReportService, utcnow
+from uptime.report import service as report_service
+from uptime.report import storage
+from uptime.report.service import ReportService
+from uptime.report.storage import utcnow
 
 
 async def server_now(db) -> datetime:
@@ -37,7 +39,7 @@ async def test_claim_after_outage_writes_a_live_lease(db, settings, monkeypatch)
         "lease": {"owner": "dead", "expires_at": now - timedelta(seconds=1)},
     })
     # The process's clock is 10 minutes behind what the write will see (as after an outage).
-    monkeypatch.setattr(reports, "utcnow", lambda: now - timedelta(minutes=10))
+    monkeypatch.setattr(storage, "utcnow", lambda: now - timedelta(minutes=10))
     service = ReportService(db, settings.model_copy(update={"lease_seconds": 30}))
     gate = asyncio.Event()
     monkeypatch.setattr(service, "_schedule", lambda *a: gate.set())  # claim only
@@ -55,7 +57,7 @@ async def test_trigger_and_renewal_use_the_server_clock(db, settings, monkeypatc
     """Rule (item 6b): the lease written by a trigger and by a renewal is the server's $$NOW +
     lease_seconds, not the process's clock (set 1 hour behind here)."""
     await insert_stores(db, 2)
-    monkeypatch.setattr(reports, "utcnow", lambda: datetime.now(UTC) - timedelta(hours=1))
+    monkeypatch.setattr(storage, "utcnow", lambda: datetime.now(UTC) - timedelta(hours=1))
     service = ReportService(db, settings.model_copy(update={"lease_seconds": 60}))
     monkeypatch.setattr(service, "_schedule", lambda *a: None)
     report_id = await service.trigger()
@@ -186,7 +188,7 @@ async def test_transient_error_regenerates_in_process(db, settings, monkeypatch)
 
     from uptime.report import pipeline
 
-    monkeypatch.setattr(reports, "RETRY_BACKOFF_S", (0.01, 0.02))
+    monkeypatch.setattr(report_service, "RETRY_BACKOFF_S", (0.01, 0.02))
     await insert_stores(db, 5)
     real = pipeline.iter_report_rows
     calls = 0
@@ -205,12 +207,12 @@ async def test_transient_error_regenerates_in_process(db, settings, monkeypatch)
     doc = await service.wait(await service.trigger(T0))
     assert (doc["status"], doc["attempt"], calls) == ("Complete", 1, 3)
     out = bytearray()
-    async for chunk in reports.iter_csv_chunks(db, doc["file_id"]):
+    async for chunk in storage.iter_csv_chunks(db, doc["file_id"]):
         out += chunk
     assert out.decode() == await expected_csv(db, T0)
     assert await db.reports.files.count_documents({}) == 1  # the cut attempts left no file
 
-    monkeypatch.setattr(reports, "RETRY_LIMIT_S", 0.2)
+    monkeypatch.setattr(report_service, "RETRY_LIMIT_S", 0.2)
     failed = await service.wait(await service.trigger(T0 - timedelta(days=1)))
     await service.stop()
     assert failed["status"] == "Failed" and failed["attempt"] == 1

@@ -33,7 +33,7 @@ SIM_STORES = int(os.environ.get("UPTIME_SHARD_SIM_STORES", "500"))
 
 async def report_csv(db, as_of, store_range=(None, None), *, header=True) -> str:
     """The report CSV (the service's formatting) for the stores in ``store_range``."""
-    from uptime.report.reports import csv_line_values
+    from uptime.report.storage import csv_line_values
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

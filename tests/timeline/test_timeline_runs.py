@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from uptime.platform.migrations import ensure_current
 from uptime.timeline import rebuild_runs, recompute_stores
-from uptime.timeline.runs import apply_polls
+from uptime.timeline.fastpath import apply_polls
 
 from support.timeline import B, B_MS, at, poll, reference_runs, runs_of
 

@@ -9,7 +9,7 @@ import pytest
 
 from support.app import poll_until_done, running_app
 from support.reports import T0, expected_csv, insert_stores
-from uptime.report import pipeline, queue, reports
+from uptime.report import generation, pipeline, queue, storage
 from uptime.platform.settings import Settings
 
 
@@ -21,7 +21,7 @@ async def test_trigger_then_csv_equals_pipeline_rows(db, settings):
         resp = await http.post("/trigger_report")
         assert resp.status_code == 202
         report_id = resp.json()["report_id"]
-        assert reports.is_report_id(report_id)
+        assert storage.is_report_id(report_id)
         first = await http.get("/get_report", params={"report_id": report_id})
         assert first.status_code == 200
         if first.headers["content-type"].startswith("application/json"):
@@ -147,7 +147,7 @@ async def test_concurrent_triggers_identical_and_limited(db, settings, monkeypat
 
     monkeypatch.setattr(queue, "admit", admit_all)
     running = peak = 0
-    original_run = reports._Generation.run
+    original_run = generation.Generation.run
 
     async def tracked_run(self, as_of):
         nonlocal running, peak
@@ -159,7 +159,7 @@ async def test_concurrent_triggers_identical_and_limited(db, settings, monkeypat
         finally:
             running -= 1
 
-    monkeypatch.setattr(reports._Generation, "run", tracked_run)
+    monkeypatch.setattr(generation.Generation, "run", tracked_run)
     assert settings.max_concurrent_reports == 2
     async with running_app(settings) as http:
         posted = await asyncio.gather(*(http.post("/trigger_report") for _ in range(n_triggers)))

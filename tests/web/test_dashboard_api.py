@@ -158,7 +158,7 @@ async def test_summary_histogram_and_worst(db, settings):
 
 async def test_report_rows_deleted_with_report(db, settings):
     """report_rows holds one document per CSV row and retention deletes them with the report."""
-    from uptime.report import reports
+    from uptime.report import storage
 
     await insert_dashboard_stores(db)
     async with running_app(settings) as http:
@@ -166,15 +166,15 @@ async def test_report_rows_deleted_with_report(db, settings):
     assert await db.report_rows.count_documents({"report_id": report_id}) == 8
     await db.reports.update_one({"_id": report_id},
                                 {"$set": {"created_at": T - timedelta(days=30)}})
-    assert await reports.delete_expired(db, 7) == 1
+    assert await storage.delete_expired(db, 7) == 1
     assert await db.report_rows.count_documents({}) == 0
 
 
 async def test_summary_of_running_report_is_409(db, settings):
     """The summary needs a Complete report: Running is 409."""
-    from uptime.report import reports
+    from uptime.report import storage
 
-    await db.reports.insert_one({"_id": "r" * 32, "status": reports.RUNNING})
+    await db.reports.insert_one({"_id": "r" * 32, "status": storage.RUNNING})
     async with running_app(settings) as http:
         r = await http.get(f"/reports/{'r' * 32}/summary")
     assert r.status_code == 409 and "Running" in r.json()["detail"]

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from uptime.notify import channels as ch
 from uptime.notify import maintenance as mw
-from uptime.notify import outbox
+from uptime.notify import delivery, outbox
 from uptime.platform.asof import parse_as_of
 from uptime.platform.db import open_database
 from uptime.platform.embedded import EmbeddedServerError
@@ -96,7 +96,7 @@ def list_command() -> None:
 def test_command(name: Annotated[str, typer.Argument(help="The channel's name")]) -> None:
     """Send a test event to a channel now (also when muted) and print the outcome; exit 1
     if the channel did not accept it."""
-    attempt = _run(lambda db, s: outbox.send_test(db, name, s))
+    attempt = _run(lambda db, s: delivery.send_test(db, name, s))
     detail = (f"HTTP {attempt['status_code']}" if attempt.get("status_code") is not None
               else "")
     if attempt["outcome"] == "delivered":

@@ -1,7 +1,7 @@
 """CLI commands of the report service: ``uptime-monitor report``, ``uptime-monitor reports``, ``uptime-monitor serve``.
 
 ``uptime-monitor report`` goes through the same stored-report path as ``POST /trigger_report``: it
-creates a report document, generates it into GridFS (``uptime.report.reports.ReportService``) and
+creates a report document, generates it into GridFS (``uptime.report.service.ReportService``) and
 then copies the stored CSV to ``--output`` (a file, or ``-`` for stdout). Progress and the
 summary go to stderr, so ``--output -`` pipes clean CSV.
 """
@@ -29,7 +29,8 @@ from uptime.platform import asof
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
 from uptime.report import period as period_report
-from uptime.report import reports
+from uptime.report import storage
+from uptime.report.service import ReportService
 from uptime.report.phases import DECIMALS, format_phases
 from uptime.report.pipeline import check_version, pipeline_tag
 from uptime.web.app import create_app
@@ -67,7 +68,7 @@ async def _run_report(
     cli_phases = {"cli_start": _since_process_start()}
     connect_started = time.perf_counter()
     async with open_database(settings) as db:
-        service = reports.ReportService(db, settings)
+        service = ReportService(db, settings)
         await service.start(recover=False)
         cli_phases["cli_connect"] = time.perf_counter() - connect_started
         try:
@@ -84,28 +85,28 @@ async def _run_report(
                 task = bar.add_task("report", total=1.0, rid=report_id[:8])
                 waiter = asyncio.create_task(service.wait(report_id))
                 while not waiter.done():
-                    doc = await reports.get_report(db, report_id)
+                    doc = await storage.get_report(db, report_id)
                     if doc is not None:
                         bar.update(task, completed=doc.get("progress") or 0.0)
                     await asyncio.wait([waiter], timeout=0.25)
                 doc = waiter.result()
         finally:
             await service.stop()
-        if doc["status"] != reports.COMPLETE:
+        if doc["status"] != storage.COMPLETE:
             hint = ""
             if doc.get("pipeline") != pipeline_tag("v1"):
                 hint = "; `--pipeline v1` computes the report from the polls alone"
             raise _fail(f"report {report_id} failed: {doc.get('error')}{hint}", code=1)
         copy_started = time.perf_counter()
         if output == "-":
-            await reports.write_csv(db, doc["file_id"], sys.stdout.buffer)
+            await storage.write_csv(db, doc["file_id"], sys.stdout.buffer)
             sys.stdout.buffer.flush()
             doc["output"] = "-"
         else:
             path = Path(output) if output else Path(f"report-{report_id}.csv")
             try:
                 with path.open("wb") as out:
-                    await reports.write_csv(db, doc["file_id"], out)
+                    await storage.write_csv(db, doc["file_id"], out)
             except OSError as exc:
                 raise _fail(
                     f"cannot write {path}: {exc.strerror}; the report is stored as "
@@ -238,7 +239,7 @@ def _parse_period_options(period: str | None, start: str | None, end: str | None
 async def _list(limit: int) -> list[dict[str, Any]]:
 
     async with open_database(get_settings(), migrate=False) as db:
-        return await reports.list_reports(db, limit)
+        return await storage.list_reports(db, limit)
 
 
 def _fmt_time(value: datetime | None) -> str:

@@ -2,9 +2,9 @@
 arrive *and as time passes*, and announce ``incident.opened`` / ``incident.resolved`` /
 ``incident.reminder`` through the notification outbox (``uptime.notify.outbox``).
 
-Over 400 lines: one job, the detector's tick (which stores to evaluate, the pipeline, the guarded
-state changes and their outbox entries in one transaction), kept together so the exactly-once
-rules read in one place.
+Why this module is over 400 lines: one job, the detector's tick (which stores to evaluate, the
+pipeline, the guarded state changes and their outbox entries in one transaction), kept together
+so the exactly-once rules read in one place.
 
 **One definition.** Every evaluation runs the incident pipeline
 (``pipelines/incidents.v1.json`` through :func:`uptime.incidents.query.find_incidents`) as of

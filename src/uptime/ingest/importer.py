@@ -1,5 +1,8 @@
 """CSV import of polls, business hours and timezones into the three input collections.
 
+Why this module is over 400 lines: the per-kind import steps (status, hours, time zones) and
+their shared progress; CSV reading, rejects and the writer are already in their own modules.
+
 ``uptime-monitor import [--status FILE] [--hours FILE] [--timezones FILE] [--rejects PATH]`` and the
 library functions :func:`import_file` / :func:`import_files` (reused by the demo and the
 benchmark). Spec: issue 2, items 4-5 (storage schema, import rules); issue 9 (files as
@@ -42,9 +45,6 @@ Rules:
 Memory: a status import holds two batches of rows at most (plus the set of distinct store ids
 already validated); an hours/timezones import stages its rows in a collection and holds
 one group of stores' rows (``replace.STORES_PER_TRANSACTION`` stores) while replacing them.
-
-Over 400 lines: the per-kind import steps (status, hours, time zones) and their shared
-progress; CSV reading, rejects and the writer are already in their own modules.
 """
 
 from __future__ import annotations

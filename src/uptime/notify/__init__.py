@@ -7,6 +7,8 @@
   document per (event, channel), inside the caller's transaction when given a session;
   :class:`~uptime.notify.outbox.Deliverer` claims due documents with a lease, sends them
   and records every attempt, with exponential backoff for at least 24 h.
+* :mod:`uptime.notify.delivery` — one attempt to deliver one event to one channel
+  (:func:`~uptime.notify.delivery.send`: the webhook's POST, or Apprise), and the test send.
 * :mod:`uptime.notify.maintenance` — maintenance windows (one-off UTC, or weekly in each
   store's local time) and :func:`~uptime.notify.maintenance.in_maintenance`, which the
   incident detector calls (``pipelines/maintenance.v1.json``).

@@ -1,8 +1,5 @@
 """The notification outbox and its deliverer (issue 17, items 4 and 7).
 
-Over 400 lines: one job, the outbox's lifecycle (enqueue, lease-claim, deliver, record the
-attempt, back off, expire), whose steps share the lease fencing and are read in that order.
-
 **Events** (what the incident detector announces)::
 
     {id: str (stable: "<incident id>:opened"), type: "incident.opened" | "incident.resolved"
@@ -36,13 +33,8 @@ applies while the lease is still ours. Retries: after the n-th failed attempt th
 due ``d/2 + uniform(0, d/2)`` seconds later with ``d = min(cap, base * 2**(n-1))``
 (``UPTIME_NOTIFY_BACKOFF_BASE_S`` / ``_CAP_S``).
 
-Delivery: the generic webhook is an HTTP POST (httpx, no redirects followed) of the event as
-JSON (times ISO 8601 UTC with milliseconds and ``Z``) with the Standard Webhooks headers
-``webhook-id`` (the event id), ``webhook-timestamp`` (Unix seconds of this attempt) and, when
-the channel has a secret, ``webhook-signature`` (``v1,<base64 HMAC-SHA256>`` by the
-``standardwebhooks`` package; a receiver checks it with ``Webhook(secret).verify(body,
-headers)``). Apprise channels get a title and a text body through ``Apprise.notify`` (in a
-thread); Apprise reports only success or failure, so every Apprise failure is retried.
+Delivery of one attempt (the webhook's JSON and headers, Apprise, what counts as a
+permanent failure) is ``uptime.notify.delivery``.
 
 Metrics (``uptime.platform.metrics``): ``uptime_notifications_sent_total``, ``_failed_total``,
 ``_retried_total`` and ``uptime_notification_delivery_seconds`` (enqueue → delivered).
@@ -51,15 +43,12 @@ Metrics (``uptime.platform.metrics``): ``uptime_notifications_sent_total``, ``_f
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import secrets
-import time
 import weakref
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pymongo import ReturnDocument, UpdateOne
@@ -67,7 +56,9 @@ from pymongo import ReturnDocument, UpdateOne
 from uptime.platform import metrics
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line, spawn
-from uptime.notify.channels import CHANNELS, ChannelError, check_host, kind_of, scrub
+from uptime.notify.channels import CHANNELS, kind_of
+from uptime.notify.delivery import send
+from uptime.notify.delivery import utcnow as _utcnow
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +68,8 @@ PENDING, SENDING, DELIVERED, FAILED, SKIPPED = (
     "pending", "sending", "delivered", "failed", "skipped"
 )
 STATUSES = (PENDING, SENDING, DELIVERED, FAILED, SKIPPED)
-#: 4xx answers that are worth retrying (Request Timeout, Too Many Requests).
-RETRYABLE_4XX = frozenset({408, 429})
 KEEP_ATTEMPTS = 50
 MAX_EVENT_ID_CHARS = 200
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _check_event(event: dict[str, Any]) -> None:
@@ -140,146 +125,12 @@ async def enqueue(db: Any, event: dict[str, Any], *, session: Any = None,
     return ids
 
 
-def event_json(event: dict[str, Any]) -> str:
-    """The event as compact JSON, datetimes as ISO 8601 UTC with milliseconds and ``Z``."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-            return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-        return str(value)
-
-    return json.dumps(event, default=default, separators=(",", ":"), sort_keys=True)
-
-
-def _apprise_text(event: dict[str, Any]) -> tuple[str, str]:
-    store = event.get("store_id")
-    inc = event.get("incident") or {}
-    kind = event.get("type")
-    titles = {
-        "incident.opened": f"Store {store} is down",
-        "incident.resolved": f"Store {store} is back up",
-        "incident.reminder": f"Store {store} is still down",
-        "test": "Uptime Monitor: test notification",
-    }
-    lines = [f"event {event.get('id')} ({kind})"]
-    for key in ("started_at", "ended_at", "business_downtime_minutes"):
-        if inc.get(key) is not None:
-            lines.append(f"{key}: {inc[key]}")
-    return titles.get(kind, str(kind)), "\n".join(lines)
-
-
-class Attempt(dict):
-    """One delivery attempt: ``{at, status_code, error, duration_ms, outcome}``; outcome
-    ``delivered`` | ``retry`` | ``permanent``."""
-
-
-async def send(channel: dict[str, Any], event: dict[str, Any], settings: Settings,
-               client: httpx.AsyncClient | None = None) -> Attempt:
-    """Deliver ``event`` to ``channel`` once (no retry) and describe the attempt.
-
-    Never raises for a delivery problem: it is the attempt's ``error`` (credentials of the
-    URL redacted) and ``outcome``.
-    """
-    started = time.perf_counter()
-    at = _utcnow()
-    status_code: int | None = None
-    error: str | None = None
-    outcome = "retry"
-    url = channel["url"]
-    try:
-        parts = urlsplit(url)
-        if kind_of(url) == "webhook" or parts.scheme.lower() in {"json", "jsons", "xml",
-                                                                  "xmls", "form", "forms"}:
-            await check_host(parts.hostname, parts.port,
-                             allow_private=settings.notify_allow_private)
-        if kind_of(url) == "webhook":
-            status_code = await _post_webhook(channel, event, settings, client)
-            if 200 <= status_code < 300:
-                outcome = "delivered"
-            elif status_code in RETRYABLE_4XX or status_code >= 500:
-                outcome, error = "retry", f"HTTP {status_code}"
-            else:
-                outcome, error = "permanent", f"HTTP {status_code}"
-        else:
-            ok, detail = await asyncio.wait_for(
-                asyncio.to_thread(_apprise_notify, url, event), settings.notify_timeout_s
-            )
-            outcome, error = ("delivered", None) if ok else ("retry", detail or "Apprise failed")
-    except ChannelError as exc:
-        outcome, error = "permanent", str(exc)
-    except Exception as exc:  # noqa: BLE001 - network errors, timeouts: retried
-        outcome, error = "retry", one_line(exc)
-    if error:
-        error = scrub(error, url)[:500]
-    return Attempt(at=at, status_code=status_code, error=error, outcome=outcome,
-                   duration_ms=round((time.perf_counter() - started) * 1000, 1))
-
-
-async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings: Settings,
-                        client: httpx.AsyncClient | None) -> int:
-    body = event_json(event)
-    now = _utcnow()
-    headers = {
-        "content-type": "application/json",
-        "user-agent": "uptime-monitor",
-        "webhook-id": event["id"],
-        "webhook-timestamp": str(int(now.timestamp())),
-    }
-    if channel.get("secret"):
-        from standardwebhooks.webhooks import Webhook
-
-        headers["webhook-signature"] = Webhook(channel["secret"]).sign(event["id"], now, body)
-    own = client is None
-    client = client or httpx.AsyncClient(follow_redirects=False)
-    try:
-        response = await asyncio.wait_for(  # a total limit: httpx's is per read/write
-            client.post(channel["url"], content=body.encode(), headers=headers,
-                        timeout=settings.notify_timeout_s),
-            settings.notify_timeout_s)
-        return response.status_code
-    finally:
-        if own:
-            await client.aclose()
-
-
-def _apprise_notify(url: str, event: dict[str, Any]) -> tuple[bool, str | None]:
-    import apprise
-
-    title, body = _apprise_text(event)
-    ap = apprise.Apprise()
-    if not ap.add(url):
-        return False, "Apprise does not accept this URL"
-    with apprise.LogCapture(level=apprise.logging.WARNING) as output:
-        ok = ap.notify(body=body, title=title)
-        detail = output.getvalue().strip().splitlines()
-    return bool(ok), (detail[-1][:300] if detail else None)
-
-
 def backoff_s(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: ``d/2 + uniform(0, d/2)``
     with ``d = min(cap, base * 2**(attempts-1))`` (equal jitter)."""
     d = min(settings.notify_backoff_cap_s,
             settings.notify_backoff_base_s * 2 ** min(max(attempts - 1, 0), 60))
     return d / 2 + (rng or random).uniform(0, d / 2)
-
-
-async def send_test(db: Any, name: str, settings: Settings) -> Attempt:
-    """Send a ``test`` event to channel ``name`` now (even when muted; not through the
-    outbox) and return the attempt (with ``event_id``). Raises ChannelError (404) for an
-    unknown channel."""
-    from uptime.notify.channels import get_channel
-
-    return await send_test_to(await get_channel(db, name), settings)
-
-
-async def send_test_to(channel: dict[str, Any], settings: Settings) -> Attempt:
-    """Send a fresh ``test`` event (id ``test-<16 hex>``) to a stored channel document."""
-    event = {"id": f"test-{secrets.token_hex(8)}", "type": "test", "store_id": None,
-             "incident": {}, "occurred_at": _utcnow()}
-    attempt = await send(channel, event, settings)
-    attempt["event_id"] = event["id"]
-    return attempt
 
 
 _RUNNING: weakref.WeakSet[Deliverer] = weakref.WeakSet()

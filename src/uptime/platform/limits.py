@@ -1,7 +1,7 @@
 """Server-side time limits from PyMongo's operation timeout (issue 15, item 1).
 
 A request (``uptime.web.bounds``) runs inside ``pymongo.timeout(seconds)``; a report attempt
-(``uptime.report.reports``) inside :func:`deadline` (server-side limits only). PyMongo then bounds every operation on the client side and sends
+(``uptime.report.service``) inside :func:`deadline` (server-side limits only). PyMongo then bounds every operation on the client side and sends
 ``maxTimeMS`` with plain commands — but **not** with the first ``aggregate``/``find`` of a
 cursor (the CSOT spec's cursor-lifetime mode): without one, a client timing out leaves the
 aggregation running in MongoDB (measured: the chatty store's 92-day interval pipeline ran on

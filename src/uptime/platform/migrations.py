@@ -1,5 +1,9 @@
 """Index migrations, migrate-mongo style: ``uptime-monitor migrate up|down|status``.
 
+Why this module is over 400 lines: one job, applying and recording the migrations in
+``migrations/`` (runner, lock with its lease renewer, status); the CLI lives in
+``uptime.cli.migrate``.
+
 Spec: issue 2, item 6.
 
 * Files: ``migrations/YYYYMMDDHHMMSS-slug.json`` (UTC timestamp), applied in name order.
@@ -23,9 +27,6 @@ Spec: issue 2, item 6.
   ``commitQuorum: "majority"`` (issue 10): the server's default, all voting members, makes an
   index build wait forever while one secondary is down; a majority commits it and the member
   that was down builds the index when it catches up.
-
-Over 400 lines: one job, applying and recording the migrations in ``migrations/`` (runner, lock
-with its lease renewer, status); the CLI lives in ``uptime.cli.migrate``.
 """
 
 from __future__ import annotations

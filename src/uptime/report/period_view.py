@@ -40,7 +40,7 @@ from gridfs.errors import NoFile
 
 from uptime.platform import limits
 from uptime.platform.retention import stored_horizon
-from uptime.report import csvout, reports
+from uptime.report import csvout, storage
 from uptime.report import period as period_report
 from uptime.report.interval import next_store_id
 from uptime.report.pipeline import known_timezones, to_utc
@@ -151,13 +151,13 @@ async def read_rows(db: AsyncDb, file_id: Any) -> list[PeriodRow]:
     cached = _cache.get(key)
     if cached is not None:
         # still stored? (retention removes reports; the page then says so: 410)
-        if await db[f"{reports.BUCKET_NAME}.files"].find_one(
+        if await db[f"{storage.BUCKET_NAME}.files"].find_one(
                 {"_id": file_id}, {"_id": 1}, **limits.find_time()) is None:
             _cache.pop(key, None)
             raise NoFile(f"no file with id {file_id!r}")
         return cached
     data = bytearray()
-    async for chunk in reports.iter_csv_chunks(db, file_id):
+    async for chunk in storage.iter_csv_chunks(db, file_id):
         data += chunk
     rows = parse_csv(data.decode("utf-8"))
     _cache[key] = rows
@@ -170,13 +170,13 @@ async def find_reusable(db: AsyncDb, period: period_report.Period, as_of: dateti
                         ) -> str | None:
     """The id of the newest Complete period report for ``period`` and the instant ``as_of``
     (UTC) whose CSV is still stored, or ``None``."""
-    cursor = db[reports.REPORTS_COLLECTION].find(
-        {"status": reports.COMPLETE, "kind": "period", "period": period.document(),
+    cursor = db[storage.REPORTS_COLLECTION].find(
+        {"status": storage.COMPLETE, "kind": "period", "period": period.document(),
          "as_of": to_utc(as_of)},
         {"_id": 1, "file_id": 1}, sort=[("created_at", -1)], limit=5, **limits.find_time(),
     )
     async for doc in cursor:
-        files = db[f"{reports.BUCKET_NAME}.files"]
+        files = db[f"{storage.BUCKET_NAME}.files"]
         if doc.get("file_id") is not None and await files.count_documents(
                 {"_id": doc["file_id"]}, limit=1, **limits.agg_time()):
             return doc["_id"]

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from uptime.report.period import PIPELINE_TAG
-from uptime.report.reports import REPORTS_COLLECTION, RUNNING, as_utc
+from uptime.report.storage import REPORTS_COLLECTION, RUNNING, as_utc
 
 #: Seconds a refused client is told to wait (``Retry-After``): about one report at 14k stores.
 RETRY_AFTER_S = 30

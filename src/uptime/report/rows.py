@@ -9,7 +9,7 @@ While a report streams its CSV into GridFS, every row is also inserted here (bat
      timezone_fallback: bool}
 
 Rows go with their report: deleted when an attempt is aborted or restarted and by retention
-(``uptime.report.reports``). Index ``report_id_1_downtime_last_week_-1`` (migration
+(``uptime.report.generation``). Index ``report_id_1_downtime_last_week_-1`` (migration
 ``20261130030000-report-rows``) serves the per-report queries.
 
 ``summary`` runs ``pipelines/report_summary.v1.json`` over one report's rows (store count,

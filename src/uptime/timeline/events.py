@@ -137,7 +137,7 @@ class EventBatch:
 
     def split(self, horizon: datetime | None = None) -> tuple[
             dict[str, list[tuple[datetime, Any]]], dict[str, tuple[datetime, datetime]], bool]:
-        """``(appends, changes, unknown)`` for :func:`uptime.timeline.runs.apply_polls`;
+        """``(appends, changes, unknown)`` for :func:`uptime.timeline.fastpath.apply_polls`;
         ``changes``/``unknown`` as :func:`changes_of` over the non-insert events (deletes
         before ``horizon`` ignored)."""
         changes, unknown = changes_of(self.others, horizon)

@@ -1,13 +1,14 @@
 """Keep ``status_runs`` current from a change stream on ``store_status`` (issue 8, item 3).
 
-Over 400 lines: one class, :class:`RunsFollower`, whose loop, fallbacks and state are one job;
-its event folding lives in :mod:`uptime.timeline.events`, "is the timeline current" in
-:mod:`uptime.timeline.freshness` (both re-exported by :mod:`uptime.timeline.control`).
+Why this module is over 400 lines: one class, :class:`RunsFollower`, whose loop, fallbacks and
+state are one job; its event folding lives in :mod:`uptime.timeline.events`, "is the timeline
+current" in :mod:`uptime.timeline.freshness` (both re-exported by
+:mod:`uptime.timeline.control`).
 
 :class:`RunsFollower` watches ``store_status`` (inserts, updates, replaces, deletes), collects
 events into batches (up to ``batch_max`` events or ``batch_wait_s`` after the first one), splits
 each batch into inserted polls per store and ``{store_id: (first instant, last instant)}`` of
-the other changes (:func:`split_events`) and calls :func:`uptime.timeline.runs.apply_polls`:
+the other changes (:func:`split_events`) and calls :func:`uptime.timeline.fastpath.apply_polls`:
 stores whose new polls all come after their latest run (the hourly case) are appended to
 without a pipeline (one read + one bulk write for the batch), the rest are recomputed by
 :func:`uptime.timeline.runs.recompute_stores` — one windows + one main pipeline run per 5,000
@@ -66,7 +67,8 @@ from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's
     EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
 )
 from uptime.platform.retention import stored_horizon
-from uptime.timeline.runs import apply_polls, rebuild_runs
+from uptime.timeline.fastpath import apply_polls
+from uptime.timeline.runs import rebuild_runs
 
 log = logging.getLogger(__name__)
 

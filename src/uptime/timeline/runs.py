@@ -17,10 +17,10 @@ them:
 
 * :func:`rebuild_runs` — the whole collection in one pipeline run (``windows: null``), then
   deletes the runs that run did not write (``batch`` older than its own).
-* :func:`apply_polls` — the follower's entry point: new polls strictly after a store's latest
-  run's ``last_poll`` (the hourly case) are applied without any pipeline (one read of the
-  stores' open runs, one unordered bulk write); every other change goes to
-  :func:`recompute_stores`.
+* :func:`uptime.timeline.fastpath.apply_polls` (its own module) — the follower's entry
+  point: new polls strictly after a store's latest run's ``last_poll`` (the hourly case) are
+  applied without any pipeline (one read of the stores' open runs, one unordered bulk write);
+  every other change goes to :func:`recompute_stores`.
 * :func:`recompute_stores` — only the runs around changed poll instants: the windows pipeline
   finds, per store, the stored run before the first changed instant and the one after the last
   (index ``store_id_1_first_poll_1``); the main pipeline re-reads only the polls between them
@@ -34,9 +34,6 @@ incremental path has to do it this way anyway (a rename swaps whole collections)
 rebuild uses the same mechanism and the same pipeline file unchanged; readers never see an
 empty collection. The price: between the ``$merge`` and the delete (milliseconds for a burst,
 about a second for a full rebuild) a reader can see a stale run beside its replacement.
-
-Over 400 lines: one contract, the runs pipeline's runner and its Python fast path kept side by
-side so their equivalence stays visible (tests/timeline checks it).
 """
 
 from __future__ import annotations
@@ -44,15 +41,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bson import Int64, ObjectId
-from pymongo import DeleteMany, ReplaceOne, UpdateOne
+from bson import ObjectId
+from pymongo import DeleteMany, ReplaceOne
 from pymongo.errors import OperationFailure
 
-from uptime.platform import constants, pipelines
+from uptime.platform import pipelines
 from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION
 from uptime.platform.retention import stored_horizon
 
@@ -64,17 +61,11 @@ STORES_PER_RUN = 5_000
 #: chunks recomputed at once, and the fewest stores worth a chunk of their own
 PARALLEL = 2
 PARALLEL_MIN_STORES = 500
-#: the fewest fast-path stores worth a bulk write of their own
-FAST_MIN_STORES = 200
 #: windows whose first poll to read is at most this much older than the newest one's share
 #: one index range scan (one seek per store of the range; it reads every poll of those stores
 #: since the oldest such window); older ones are read store by store ($lookup, ~0.2 ms each)
 NEAR = timedelta(hours=1)
 _EPOCH_MIN = datetime(1, 1, 1, tzinfo=timezone.utc)  # the windows pipeline's "no lower bound"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
-#: the two statuses of a valid poll (rule 1), and the flag "inactive" of each
-VALID_STATUS = {"active": False, "inactive": True}
 
 AsyncDb = Any  # pymongo.asynchronous.database.AsyncDatabase
 
@@ -92,8 +83,6 @@ def load_runs_pipeline(file_name: str = MAIN_FILE) -> list[dict]:
 
 #: the poll index (migration 20261129150000) the full rebuild reads alone
 POLL_INDEX = "store_id_1_timestamp_utc_1_status_1"
-#: store ids the runs ignore (rule 1: control characters), as in the pipeline's stage 1
-_CONTROL = constants.CONTROL_CHARS
 #: the fields of a poll the runs need: exactly the keys of the poll index
 _POLL_FIELDS = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "status": 1}
 
@@ -120,8 +109,8 @@ def full_rebuild_pipeline() -> list[dict]:
             {"$match": {"s": {"$not": no_control}}}, *rest[pieces:]]
 
 
-def _utc_ms(moment: datetime) -> datetime:
-    """tz-aware UTC, truncated to ms (BSON Date precision); naive = UTC already."""
+def utc_ms(moment: datetime) -> datetime:
+    """``moment`` as tz-aware UTC, truncated to ms (BSON Date precision); naive = UTC already."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     moment = moment.astimezone(timezone.utc)
@@ -134,7 +123,8 @@ def _not_batch(batch: ObjectId) -> dict[str, Any]:
     return {"$or": [{"batch": {"$lt": batch}}, {"batch": {"$not": {"$type": "objectId"}}}]}
 
 
-async def _drain(cursor: Any) -> list[dict]:
+async def drain(cursor: Any) -> list[dict]:
+    """Every document of an aggregation or find ``cursor`` as a list (the cursor closed)."""
     async with cursor:
         return await cursor.to_list()
 
@@ -173,15 +163,15 @@ async def rebuild_runs(
     options: dict[str, Any] = {"comment": f"{PIPELINE_TAG}:rebuild", "allowDiskUse": True}
     if store_from is None and store_to is None:
         try:  # the poll index in store/time order, read alone (not e.g. status_1)
-            await _drain(await db[STATUS_COLLECTION].aggregate(
+            await drain(await db[STATUS_COLLECTION].aggregate(
                 full_rebuild_pipeline(), let=let, hint=POLL_INDEX, **options))
         except OperationFailure as exc:
             if exc.code != 2:  # BadValue: no such index (migrations not applied)
                 raise
-            await _drain(await db[STATUS_COLLECTION].aggregate(
+            await drain(await db[STATUS_COLLECTION].aggregate(
                 full_rebuild_pipeline(), let=let, **options))
     else:
-        await _drain(await db[STATUS_COLLECTION].aggregate(load_runs_pipeline(), let=let,
+        await drain(await db[STATUS_COLLECTION].aggregate(load_runs_pipeline(), let=let,
                                                         **options))
     stale: dict[str, Any] = _not_batch(batch)
     if store_from is not None or store_to is not None:
@@ -215,9 +205,9 @@ async def retention_boundaries(
     store_from, store_to = store_range
     cursor = await db[RUNS_COLLECTION].aggregate(
         pipelines.load("runs_horizon.v1"),
-        let={"horizon": _utc_ms(horizon), "store_from": store_from, "store_to": store_to},
+        let={"horizon": utc_ms(horizon), "store_from": store_from, "store_to": store_to},
         comment="runs_horizon@v1", allowDiskUse=True)
-    return {d["store_id"]: _utc_ms(d["boundary"]) for d in await _drain(cursor)}
+    return {d["store_id"]: utc_ms(d["boundary"]) for d in await drain(cursor)}
 
 
 async def _rebuild_after_compaction(
@@ -239,7 +229,7 @@ async def _rebuild_after_compaction(
     result = await recompute_stores(db, changes)
     runs = await db[RUNS_COLLECTION].count_documents({})
     return {"runs": runs, "deleted": result["deleted"], "seconds": time.perf_counter() - started,
-            "batch": None, "kept_before": _utc_ms(horizon)}
+            "batch": None, "kept_before": utc_ms(horizon)}
 
 
 async def recompute_stores(
@@ -267,7 +257,7 @@ async def recompute_stores(
     for store, (first, last) in sorted(changes.items()):
         if not isinstance(store, str):
             raise ValueError(f"recompute_stores: store id {store!r} is not a string")
-        a, b = _utc_ms(first), _utc_ms(last)
+        a, b = utc_ms(first), utc_ms(last)
         if a > b:
             raise ValueError(f"recompute_stores: store {store}: first {a} is after last {b}")
         items.append({"s": store, "a": a, "b": b})
@@ -293,7 +283,7 @@ async def _recompute_chunk(
 ) -> int:
     """windows -> main pipeline ($merge) -> delete the window's runs it did not write."""
     batch = ObjectId()
-    windows = await _drain(
+    windows = await drain(
         await db[RUNS_COLLECTION].aggregate(
             windows_pipeline, let={"changes": list(chunk)}, comment=f"{PIPELINE_TAG}:windows"
         )
@@ -312,7 +302,7 @@ async def _recompute_chunk(
     # The pipeline's runs are drained and written here instead of by its final $merge: $merge
     # ships the whole `let` (the windows, ~1.5 MB per 5,000 stores) with every internal write
     # batch, measured 2.8 s instead of 0.6 s for 5,000 stores (see the sidecar).
-    runs = await _drain(
+    runs = await drain(
         await db[STATUS_COLLECTION].aggregate(
             main[:-1],
             let={"windows": windows, "store_from": store_range[0], "store_to": store_range[1],
@@ -337,182 +327,3 @@ async def _recompute_chunk(
         return 0
     result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
     return result.deleted_count
-
-
-# ------------------------------------------------------------------------------ fast path
-def _epoch_ms(moment: datetime) -> int:
-    """Exact integer epoch ms of a ms-precise UTC datetime (no float rounding)."""
-    return (moment - _EPOCH) // _MS
-
-
-def _ms_date(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def run_id(store: str, first_poll: datetime) -> str:
-    """A run's ``_id``: ``"<store_id>|<first_poll as YYYY-MM-DDTHH:MM:SS.mmmZ>"`` — the same
-    string as the pipeline's ``$dateToString`` (4-digit zero-padded year)."""
-    d = first_poll
-    return (f"{store}|{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:"
-            f"{d.second:02d}.{d.microsecond // 1000:03d}Z")
-
-
-def _run_doc(store: str, inactive: bool, first: datetime, last: datetime, polls: int,
-             start2: int | None, end2: int | None, batch: ObjectId) -> dict[str, Any]:
-    """A run document in the pipeline's shape (longs for the 2 x ms bounds, floored Dates)."""
-    return {
-        "_id": run_id(store, first), "store_id": store,
-        "status": "inactive" if inactive else "active",
-        "first_poll": first, "last_poll": last, "polls": polls,
-        "start2": None if start2 is None else Int64(start2),
-        "end2": None if end2 is None else Int64(end2),
-        "batch": batch,
-        "start": None if start2 is None else _ms_date(start2 // 2),
-        "end": None if end2 is None else _ms_date(end2 // 2),
-    }
-
-
-def fold_instants(polls: Iterable[tuple[datetime, str]]) -> list[tuple[datetime, bool]]:
-    """New polls of one store as distinct instants in time order, ``(instant, inactive)``:
-    polls at one ms instant count once, inactive if any is (rule 1). Invalid statuses are
-    dropped (they are not polls); instants are truncated to ms (BSON Date precision)."""
-    instants: dict[datetime, bool] = {}
-    for moment, status in polls:
-        if status not in VALID_STATUS:
-            continue
-        t = _utc_ms(moment)
-        instants[t] = instants.get(t, False) or VALID_STATUS[status]
-    return sorted(instants.items())
-
-
-def append_ops(store: str, latest: Mapping[str, Any] | None,
-               instants: Sequence[tuple[datetime, bool]], batch: ObjectId) -> list[Any]:
-    """The writes that append ``instants`` (``fold_instants``, every one strictly after
-    ``latest["last_poll"]``) to a store whose latest run is ``latest`` (None: a store without
-    runs). Rule 2 on the time line in 2 x ms: a poll of the latest run's status extends it
-    (``last_poll``, ``polls`` + 1); a poll of the other status closes it at the midpoint
-    (``end2 = last_poll ms + t ms``, ``end = floor(end2 / 2)``) and opens a new run there
-    (``start2`` = the same, ``first_poll = last_poll = t``, ``end2`` null). Returns at most
-    one ``UpdateOne`` of ``latest`` (filtered on its ``_id``, ``end2: null`` and its old
-    ``last_poll``, so it matches nothing if the run changed meanwhile) and one upserting
-    ``ReplaceOne`` per new run.
-
-    Raises:
-        ValueError: an instant at or before ``latest["last_poll"]`` (not an append).
-    """
-    ops: list[Any] = []
-    if not instants:
-        return ops
-    if latest is not None and instants[0][0] <= latest["last_poll"]:
-        raise ValueError(f"append_ops: store {store}: poll {instants[0][0]} is not after the "
-                         f"latest run's last poll {latest['last_poll']}")
-    # cur = the run being extended: [inactive, first, last, polls, start2]
-    runs: list[list[Any]] = []
-    if latest is not None:
-        runs.append([latest["status"] == "inactive", latest["first_poll"], latest["last_poll"],
-                     latest["polls"], latest.get("start2")])
-    for t, inactive in instants:
-        if runs and runs[-1][0] == inactive:
-            runs[-1][2] = t
-            runs[-1][3] += 1
-        else:
-            start2 = _epoch_ms(runs[-1][2]) + _epoch_ms(t) if runs else None
-            runs.append([inactive, t, t, 1, start2])
-    docs = []
-    for k, (inactive, first, last, polls, start2) in enumerate(runs):
-        end2 = runs[k + 1][4] if k + 1 < len(runs) else None
-        docs.append(_run_doc(store, inactive, first, last, polls, start2, end2, batch))
-    if latest is not None:
-        head = docs.pop(0)
-        ops.append(UpdateOne(
-            {"_id": latest["_id"], "end2": None, "last_poll": latest["last_poll"]},
-            {"$set": {k: head[k] for k in ("last_poll", "polls", "end2", "end", "batch")}}))
-    ops.extend(ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs)
-    return ops
-
-
-async def apply_polls(
-    db: AsyncDb,
-    appends: Mapping[str, Sequence[tuple[datetime, str]]],
-    changes: Mapping[str, tuple[datetime, datetime]] | None = None,
-) -> dict[str, Any]:
-    """Bring ``status_runs`` up to date after new polls and other changes (issue 8 item 3;
-    the follower's entry point).
-
-    ``appends`` maps ``store_id`` to the polls inserted into ``store_status`` as
-    ``(timestamp_utc, status)`` (UTC; any order; invalid statuses are ignored);
-    ``changes`` maps other stores to ``(first, last)`` changed instants as for
-    :func:`recompute_stores` (deletes, updates, ...). A store in both goes the recompute way.
-
-    **Fast path** (the hourly case): a store whose new polls are all strictly after its latest
-    run's ``last_poll`` (or a store without runs) is updated without any pipeline: one query
-    for the open runs of all such stores (``{end2: null, store_id: {$in}}``, index
-    ``end2_1_store_id_1``), the polls folded in order per store (:func:`append_ops`), one
-    unordered bulk write. A poll at or before ``last_poll`` (late, out of order, a duplicate
-    at an existing instant, even at ``last_poll`` itself) sends the store to
-    :func:`recompute_stores`, as do stores with several open runs and, should a latest run
-    have changed between the read and the write (another writer), every fast-path store.
-
-    Returns ``{"fast": stores appended, "recomputed": stores recomputed, "seconds": float}``.
-
-    Raises:
-        ValueError: a store id that is not a string (from :func:`recompute_stores`).
-        pymongo.errors.PyMongoError: a server error.
-    """
-    started = time.perf_counter()
-    slow: dict[str, tuple[datetime, datetime]] = dict(changes or {})
-    folded: dict[str, list[tuple[datetime, bool]]] = {}
-    for store, polls in appends.items():
-        if not isinstance(store, str):
-            raise ValueError(f"apply_polls: store id {store!r} is not a string")
-        if _CONTROL.search(store):
-            continue  # not a valid poll's store (rule 1): no runs
-        instants = fold_instants(polls)
-        if not instants:
-            continue
-        if store in slow:
-            a, b = slow[store]
-            slow[store] = (min(_utc_ms(a), instants[0][0]), max(_utc_ms(b), instants[-1][0]))
-        else:
-            folded[store] = instants
-    fast = 0
-    if folded:
-        latest: dict[str, list[dict[str, Any]]] = {}
-        stores = list(folded)
-        for i in range(0, len(stores), 50_000):  # keeps the query far below 16 MB
-            cursor = db[RUNS_COLLECTION].find(
-                {"end2": None, "store_id": {"$in": stores[i : i + 50_000]}},
-                {"store_id": 1, "status": 1, "first_poll": 1, "last_poll": 1, "polls": 1,
-                 "start2": 1})
-            for doc in await _drain(cursor):
-                latest.setdefault(doc["store_id"], []).append(doc)
-        batch = ObjectId()
-        per_store: list[tuple[str, list[Any]]] = []
-        for store, instants in folded.items():
-            open_runs = latest.get(store, [])
-            if len(open_runs) > 1 or (open_runs and instants[0][0] <= open_runs[0]["last_poll"]):
-                slow[store] = (instants[0][0], instants[-1][0])
-                continue
-            head = open_runs[0] if open_runs else None
-            per_store.append((store, append_ops(store, head, instants, batch)))
-        # PARALLEL bulks of disjoint stores at once (each bulk is one server thread)
-        size = max(FAST_MIN_STORES, -(-len(per_store) // PARALLEL))
-        groups = [per_store[i : i + size] for i in range(0, len(per_store), size)]
-
-        async def write(group: list[tuple[str, list[Any]]]) -> int:
-            ops = [op for _, store_ops in group for op in store_ops]
-            result = await db[RUNS_COLLECTION].bulk_write(ops, ordered=False)
-            # each upserting ReplaceOne matches or inserts; an UpdateOne that matched nothing
-            # means that store's latest run changed between the read and the write (another
-            # writer): recompute every store of this bulk (exact)
-            if result.matched_count + result.upserted_count < len(ops):
-                for store, _ in group:
-                    slow[store] = (folded[store][0][0], folded[store][-1][0])
-                return 0
-            return len(group)
-
-        fast = sum(await asyncio.gather(*(write(g) for g in groups)))
-    recomputed = 0
-    if slow:
-        recomputed = (await recompute_stores(db, slow))["stores"]
-    return {"fast": fast, "recomputed": recomputed, "seconds": time.perf_counter() - started}

@@ -346,7 +346,7 @@ def alt_report(uri: str, database: str, as_of: datetime) -> tuple[list[dict[str,
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """The report CSV text: header, then one line per row, numbers with 2 decimals.
 
-    The same format as the stored reports (``uptime.report.reports.csv_line_values``).
+    The same format as the stored reports (``uptime.report.storage.csv_line_values``).
     """
     text = io.StringIO()
     text.write(csvout.line(REPORT_COLUMNS))

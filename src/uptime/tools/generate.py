@@ -1,5 +1,8 @@
 """A realistic, deterministic generator of the three input CSV files (issue 5, "Generator").
 
+Why this module is over 400 lines: one job, a deterministic synthetic dataset in the shape of
+the v1 files (stores, hours, zones, polls, anomalies), written as CSV.
+
 ``generate_dataset`` (and ``uptime-monitor generate``) writes, into one folder:
 
 - ``store_status.csv`` — header ``store_id,status,timestamp_utc``; timestamps like
@@ -40,9 +43,6 @@ are streamed to disk with the ``csv`` module, never held in memory.
 With ``hours_from``/``timezones_from`` the real store ids, hours and zones of those files
 (either public version; ``day`` or ``dayOfWeek`` header) are reused, and polls are
 generated for them (plus synthetic stores without hours/timezone up to ``stores``).
-
-Over 400 lines: one job, a deterministic synthetic dataset in the shape of the v1 files
-(stores, hours, zones, polls, anomalies), written as CSV.
 """
 
 from __future__ import annotations

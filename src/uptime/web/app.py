@@ -4,7 +4,7 @@ Endpoints (every one but ``/healthz`` requires ``Authorization: Bearer <UPTIME_A
 when that setting is set):
 
 * ``POST /trigger_report`` [``?as_of=ISO-8601`` or JSON ``{"as_of": "..."}``] → 202
-  ``{"report_id": "..."}``; generation runs in the background (``uptime.report.reports``).
+  ``{"report_id": "..."}``; generation runs in the background (``uptime.report.service``).
 * ``GET /get_report?report_id=ID`` → 200 JSON ``{"status": "Running", "progress": 0.0-1.0,
   ...}``; 200 ``text/csv`` attachment streamed from GridFS chunk by chunk when Complete;
   200 JSON ``{"status": "Failed", "error": "..."}``; 404 JSON for an unknown id; 422 JSON
@@ -42,7 +42,8 @@ from fastapi_offline import FastAPIOffline
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 
 from uptime.platform import metrics
-from uptime.report import pipeline, reports
+from uptime.report import pipeline
+from uptime.report.service import ReportService
 from uptime.report.queue import QueueFullError
 from uptime.web.errors import (
     BodyLimitMiddleware,
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_database(
             settings, server_selection_timeout_s=settings.db_timeout_s
         ) as db:
-            service = reports.ReportService(db, settings)
+            service = ReportService(db, settings)
             await service.start()
             app.state.db = db
             app.state.reports = service

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
-from uptime.report import reports
+from uptime.report.service import ReportService
 from uptime.platform.settings import Settings
 
 
@@ -24,13 +24,13 @@ def get_db(request: Request) -> AsyncDatabase:
     return request.app.state.db
 
 
-def get_service(request: Request) -> reports.ReportService:
+def get_service(request: Request) -> ReportService:
     return request.app.state.reports
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 DbDep = Annotated[AsyncDatabase, Depends(get_db)]
-ServiceDep = Annotated[reports.ReportService, Depends(get_service)]
+ServiceDep = Annotated[ReportService, Depends(get_service)]
 _bearer = HTTPBearer(auto_error=False, description="UPTIME_API_TOKEN, when the service sets one")
 
 

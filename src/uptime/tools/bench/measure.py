@@ -20,7 +20,8 @@ from pymongo import MongoClient
 from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
-from uptime.report import reports
+from uptime.report import storage
+from uptime.report.service import ReportService
 
 
 # --------------------------------------------------------------------------- RSS sampling
@@ -95,7 +96,7 @@ async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> 
     client = make_client(uri)
     try:
         db = client[database]
-        service = reports.ReportService(db, settings)
+        service = ReportService(db, settings)
         await service.start(recover=False)
         try:
             started = time.perf_counter()
@@ -110,9 +111,9 @@ async def _child_report(uri: str, database: str, as_of: datetime, out: Path) -> 
             "rows": doc.get("rows"),
             "error": doc.get("error"),
         }
-        if doc["status"] == reports.COMPLETE:
+        if doc["status"] == storage.COMPLETE:
             with out.open("wb") as f:
-                await reports.write_csv(db, doc["file_id"], f)
+                await storage.write_csv(db, doc["file_id"], f)
         return result
     finally:
         await client.close()

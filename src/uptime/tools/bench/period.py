@@ -38,7 +38,8 @@ from uptime.platform.db import make_client, server_uri
 from uptime.platform.migrations import ensure_current
 from uptime.platform.settings import get_settings
 from uptime.report.period import ON_THE_FLY, TIMELINE, iter_period_rows, parse_period
-from uptime.report.reports import COMPLETE, ReportService
+from uptime.report.service import ReportService
+from uptime.report.storage import COMPLETE
 from uptime.tools.bench.dataset import default_cache_dir
 from uptime.tools.bench.v2 import build_inputs
 from uptime.tools.generate import generate_dataset

@@ -42,7 +42,7 @@ from uptime.ingest.validate import MAX_STORE_ID_LENGTH, too_long_reason
 from uptime.platform import asof
 from uptime.platform import limits
 from uptime.platform.constants import STATUS_COLLECTION, TIMEZONES_COLLECTION
-from uptime.report import interval, pipeline, reports
+from uptime.report import interval, pipeline, storage
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
 from uptime.web.errors import error_responses, invalid_input
@@ -176,7 +176,7 @@ StoreId = Annotated[str, Path(min_length=1, description=f"a store_id, exact (at 
                                                          f"{MAX_STORE_ID_LENGTH} characters)",
                               json_schema_extra={"maxLength": MAX_STORE_ID_LENGTH}),
                     AfterValidator(_fits)]
-ReportIdPath = Annotated[str, Path(pattern=reports.REPORT_ID_PATTERN,
+ReportIdPath = Annotated[str, Path(pattern=storage.REPORT_ID_PATTERN,
                                    description="a report id (32 URL-safe characters)")]
 # ISO 8601 text, parsed by the same parser as as_of (issue 9 items 4, 9): numbers are refused.
 From = Annotated[str | None, Query(alias="from", description="ISO 8601; default to − 7 d",
@@ -376,13 +376,13 @@ async def store_timeline(
 
 
 async def _complete_report(db: Any, report_id: str) -> dict[str, Any]:
-    if not reports.is_report_id(report_id):
+    if not storage.is_report_id(report_id):
         raise invalid_input(("path", "report_id"), "report_id must be 32 URL-safe characters",
                             report_id[:200])
-    doc = await reports.get_report(db, report_id)
+    doc = await storage.get_report(db, report_id)
     if doc is None:
         raise HTTPException(404, detail=f"no report with id {report_id}")
-    if doc["status"] != reports.COMPLETE:
+    if doc["status"] != storage.COMPLETE:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             detail=f"report {report_id} is {doc['status']}, not Complete")
     if doc.get("kind") == "period":  # issue 18: its CSV has other columns, no stored rows

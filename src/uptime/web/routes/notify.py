@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from uptime.notify import channels as ch
 from uptime.notify import maintenance as mw
-from uptime.notify import outbox
+from uptime.notify import delivery, outbox
 from uptime.platform.asof import parse_as_of
 
 
@@ -180,7 +180,7 @@ async def test_channel_route(request: Request, name: ChannelName) -> dict[str, A
             channel = await ch.get_channel(request.app.state.db, name)
     except ch.ChannelError as exc:
         raise _http_error(exc) from None
-    attempt = await outbox.send_test_to(channel, request.app.state.settings)
+    attempt = await delivery.send_test_to(channel, request.app.state.settings)
     return {"delivered": attempt["outcome"] == "delivered", **attempt}
 
 

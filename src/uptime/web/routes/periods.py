@@ -33,7 +33,7 @@ from gridfs.errors import NoFile
 from pydantic import BaseModel, Field
 
 from uptime.platform import asof, limits
-from uptime.report import period_view, queue, reports
+from uptime.report import period_view, queue, storage
 from uptime.report.pipeline import resolve_as_of
 from uptime.web.deps import DbDep, ServiceDep, SettingsDep
 from uptime.web.errors import error_responses, invalid_input
@@ -174,7 +174,7 @@ async def period_view_of(
                                 description="most below-target stores listed")] = 100,
 ) -> dict[str, Any]:
     """Running/Failed: the state, ``summary`` null. Complete: ``summary`` from its CSV."""
-    doc = await db[reports.REPORTS_COLLECTION].find_one(
+    doc = await db[storage.REPORTS_COLLECTION].find_one(
         {"_id": report_id}, {"lease": 0}, **limits.find_time())
     if doc is None:
         raise HTTPException(404, detail=f"no report with id {report_id}")
@@ -183,7 +183,7 @@ async def period_view_of(
                             detail=f"report {report_id} is not a period report; its page is "
                             f"/ui/reports/{report_id}")
     summary = None
-    if doc["status"] == reports.COMPLETE:
+    if doc["status"] == storage.COMPLETE:
         try:
             rows = await period_view.read_rows(db, doc.get("file_id"))
         except NoFile:

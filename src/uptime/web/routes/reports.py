@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from uptime.platform import asof
-from uptime.report import pipeline, queue, reports
+from uptime.report import pipeline, queue, storage
 from uptime.report.quality import IgnoredCount
 from uptime.web.errors import (
     error_responses,
@@ -111,7 +111,7 @@ class ReportSummary(BaseModel):
 
 def _status_of(doc: dict[str, Any]) -> ReportStatus:
     fields = {k: v for k, v in doc.items() if k != "_id"}
-    if doc.get("status") == reports.FAILED and doc.get("pipeline") != pipeline.pipeline_tag("v1"):
+    if doc.get("status") == storage.FAILED and doc.get("pipeline") != pipeline.pipeline_tag("v1"):
         fields["error"] = (f"{doc.get('error')}; POST /trigger_report?pipeline=v1 computes the "
                            "report from the polls alone")
     return ReportStatus(report_id=doc["_id"], **fields)
@@ -120,7 +120,7 @@ def _status_of(doc: dict[str, Any]) -> ReportStatus:
 ReportId = Annotated[
     str,
     Query(
-        pattern=reports.REPORT_ID_PATTERN,
+        pattern=storage.REPORT_ID_PATTERN,
         description="The id returned by POST /trigger_report (32 URL-safe characters).",
     ),
 ]
@@ -202,7 +202,7 @@ async def trigger_report(
             ("body", "as_of"), "as_of given twice (query and body) with different values",
             body_as_of.isoformat(),
         )
-    chosen = reports.as_utc(query_as_of or body_as_of)
+    chosen = storage.as_utc(query_as_of or body_as_of)
     version = pipeline_version(pipeline, body.pipeline if body is not None else None)
     if chosen_period is not None and version is not None:
         raise invalid_input(
@@ -234,13 +234,13 @@ async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> A
     # Its own limits (uptime.web.bounds): the reads below, then each CSV chunk, get
     # UPTIME_REQUEST_TIMEOUT_S; the download as a whole may take as long as the client reads.
     with pymongo.timeout(settings.request_timeout_s):
-        doc = await reports.get_report(db, report_id)
+        doc = await storage.get_report(db, report_id)
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
                                 detail=f"no report with id {report_id}")
-        if doc["status"] != reports.COMPLETE:
+        if doc["status"] != storage.COMPLETE:
             return _status_of(doc)
-        length = await db[f"{reports.BUCKET_NAME}.files"].find_one(
+        length = await db[f"{storage.BUCKET_NAME}.files"].find_one(
             {"_id": doc["file_id"]}, {"length": 1}
         )
     if length is None:
@@ -249,7 +249,7 @@ async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> A
             detail=f"the CSV of report {report_id} was removed; trigger a new report",
         )
     return StreamingResponse(
-        _each_within(reports.iter_csv_chunks(db, doc["file_id"]), settings.request_timeout_s),
+        _each_within(storage.iter_csv_chunks(db, doc["file_id"]), settings.request_timeout_s),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="report-{report_id}.csv"',
@@ -282,6 +282,6 @@ async def list_reports(
     db: DbDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[ReportSummary]:
     """The most recent reports, newest first."""
-    docs = await reports.list_reports(db, limit)
+    docs = await storage.list_reports(db, limit)
     return [ReportSummary(report_id=d["_id"], **{k: v for k, v in d.items() if k != "_id"})
             for d in docs]
