@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -288,31 +289,46 @@ async def _import_status(
     await _finish(writer, batch, summary, rej)
 
 
-async def _import_hours(
-    db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress
+async def _replace_from(
+    db: Any, kind: Kind, docs: AsyncIterator[dict], src: _Source, rej: _Rejects,
+    summary: ImportSummary, prog: _Progress,
 ) -> None:
-    c = src.columns
-    i_sid, i_day = c["store_id"], c["dayofweek"]
-    i_start, i_end = c["start_time_local"], c["end_time_local"]
-    collection = db[COLLECTIONS["hours"]]
+    """Write ``docs`` (the file's accepted rows) to a staging collection in batches, then
+    replace the rows of the stores they mention with them (``replace_rows``: one transaction
+    per store group) — the hours and timezones imports, which replace rather than add."""
+    collection = db[COLLECTIONS[kind]]
     staging = staging_collection(db, collection.name)  # replaced atomically at the end
     writer = _Writer(staging, False)
-    stores: set[str] = set()
     batch: list[dict] = []
-    for line, row in _rows(src, rej):
-        try:
-            doc = hours_document(row[i_sid], row[i_day], row[i_start], row[i_end])
-        except RowError as exc:
-            rej.write(line, str(exc), row)
-            continue
-        stores.add(doc["store_id"])
+    async for doc in docs:
         batch.append(doc)
         if len(batch) >= BATCH_SIZE:
             await writer.submit(batch)
             batch = []
             prog.update(src.raw.tell())
     await _finish(writer, batch, summary, rej)
-    await replace_rows(db, collection, staging, summary)  # one transaction per store group
+    await replace_rows(db, collection, staging, summary)
+
+
+async def _import_hours(
+    db: Any, src: _Source, rej: _Rejects, summary: ImportSummary, prog: _Progress
+) -> None:
+    c = src.columns
+    i_sid, i_day = c["store_id"], c["dayofweek"]
+    i_start, i_end = c["start_time_local"], c["end_time_local"]
+    stores: set[str] = set()
+
+    async def docs() -> AsyncIterator[dict]:
+        for line, row in _rows(src, rej):
+            try:
+                doc = hours_document(row[i_sid], row[i_day], row[i_start], row[i_end])
+            except RowError as exc:
+                rej.write(line, str(exc), row)
+                continue
+            stores.add(doc["store_id"])
+            yield doc
+
+    await _replace_from(db, "hours", docs(), src, rej, summary, prog)
     summary.stores = stores
 
 
@@ -321,37 +337,30 @@ async def _import_timezones(
 ) -> None:
     c = src.columns
     i_sid, i_tz = c["store_id"], c["timezone_str"]
-    collection = db[COLLECTIONS["timezones"]]
-    staging = staging_collection(db, collection.name)  # replaced atomically at the end
-    writer = _Writer(staging, False)
     zones = ZoneChecker(db)
     seen: dict[str, tuple[str, int]] = {}  # store -> (zone, line)
-    batch: list[dict] = []
-    for line, row in _rows(src, rej):
-        try:
-            sid = parse_store_id(row[i_sid])
-            zone = row[i_tz].strip()
-            reason = await zones.check(zone)
-            if reason is not None:
-                raise RowError(reason)
-            previous = seen.get(sid)
-            if previous is not None and previous[0] != zone:
-                raise RowError(
-                    f"store {sid} already has timezone_str {previous[0]!r} on line {previous[1]}"
-                )
-        except RowError as exc:
-            rej.write(line, str(exc), row)
-            continue
-        if previous is None:
-            seen[sid] = (zone, line)
-            summary.fixed_offset_zones += is_fixed_offset(zone)
-        batch.append({"_id": f"{sid}|{zone}", "store_id": sid, "timezone_str": zone})
-        if len(batch) >= BATCH_SIZE:
-            await writer.submit(batch)
-            batch = []
-            prog.update(src.raw.tell())
-    await _finish(writer, batch, summary, rej)
-    await replace_rows(db, collection, staging, summary)  # one transaction per store group
+
+    async def docs() -> AsyncIterator[dict]:
+        for line, row in _rows(src, rej):
+            try:
+                sid = parse_store_id(row[i_sid])
+                zone = row[i_tz].strip()
+                reason = await zones.check(zone)
+                if reason is not None:
+                    raise RowError(reason)
+                previous = seen.get(sid)
+                if previous is not None and previous[0] != zone:
+                    raise RowError(f"store {sid} already has timezone_str {previous[0]!r} "
+                                   f"on line {previous[1]}")
+            except RowError as exc:
+                rej.write(line, str(exc), row)
+                continue
+            if previous is None:
+                seen[sid] = (zone, line)
+                summary.fixed_offset_zones += is_fixed_offset(zone)
+            yield {"_id": f"{sid}|{zone}", "store_id": sid, "timezone_str": zone}
+
+    await _replace_from(db, "timezones", docs(), src, rej, summary, prog)
     summary.stores = set(seen)
 
 
