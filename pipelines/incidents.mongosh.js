@@ -24,31 +24,18 @@
 // Prints one JSON document per incident (sorted by `order`; each carries `total` and
 // `open_total`, the counts of the whole result before skip/limit). The file's
 // {"$runsFromPolls": ...} markers are replaced here by the run-derivation stages of
-// status_runs.v1.json, exactly as uptime.incidents.query.load_pipeline does.
-/* global db, EJSON, __dirname, asOf, minMinutes, source, pollStores, storeFrom, storeTo, from, to, open, skip, limit, order, pipelineDir */
+// status_runs.v1.json, exactly as uptime.incidents.query.load_pipeline does. The settings,
+// asOf and zones are read as common.mongosh.js (beside this file) does.
+/* global db, uptimeRunner, __dirname */
 
 (function () {
-  const fs = require('fs');
-  const path = require('path');
-  const get = (name, dflt) => {
-    let v;
-    try { v = eval(name); } catch (e) { v = undefined; } // eslint-disable-line no-eval
-    if (typeof v === 'function') v = undefined; // a mongosh built-in of that name, not a setting
-    return v === undefined ? dflt : v;
-  };
-  const instant = (name, s) => {
-    const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(String(s)) ? String(s) : `${s}Z`);
-    if (isNaN(d.getTime())) throw new Error(`${name} is not an ISO-8601 instant: ${s}`);
-    return d;
-  };
-  let dir = get('pipelineDir', null);
-  if (dir === null) dir = typeof __dirname !== 'undefined' ? __dirname : 'pipelines';
-  const load = (f) => EJSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'), { relaxed: false });
+  load(require('path').join(typeof __dirname !== 'undefined' ? __dirname : 'pipelines', 'common.mongosh.js'));
+  const { setting, instant, pipeline, asOf, timezones, write } = uptimeRunner;
   const tag = 'incidents@v1';
 
   // status_runs.v1.json's run derivation: its first $match without the $expr, then every stage
   // but the recompute-only $unionWith and the final $merge, without `batch`.
-  const runs = load('status_runs.v1.json');
+  const runs = pipeline('status_runs.v1.json');
   const first = Object.assign({}, runs[0].$match);
   delete first.$expr;
   const derive = [{ $match: first }];
@@ -70,59 +57,33 @@
     }
     return out;
   };
-  const pipeline = splice(load('incidents.v1.json'));
+  const stages = splice(pipeline('incidents.v1.json'));
 
-  let when = get('asOf', null);
-  if (when === null) {
-    const bound = new Date(db.hello().localTime.getTime() + 5 * 60 * 1000);
-    const latest = db.store_status.aggregate([
-      { $match: { store_id: { $type: 'string' },
-        timestamp_utc: { $type: 'date', $gte: new Date(-62135596800000), $lte: bound } } },
-      { $group: { _id: null, t: { $max: '$timestamp_utc' } } },
-    ], { comment: `${tag}:as_of` }).toArray();
-    if (latest.length === 0) { print('no polls in store_status: no incidents'); return; }
-    when = latest[0].t;
-  } else {
-    when = instant('asOf', when);
-  }
+  const when = asOf(tag);
+  if (when === null) { print('no polls in store_status: no incidents'); return; }
 
-  const names = db.store_timezones.distinct('timezone_str').filter((z) => typeof z === 'string');
-  const timezones = [];
-  for (const z of names) {
-    try {
-      db.aggregate([{ $documents: [{}] },
-        { $project: { p: { $dateToParts: { date: new Date(946684800000), timezone: '$$tz' } } } }],
-      { let: { tz: z }, comment: `${tag}:timezones` }).toArray();
-      timezones.push(z);
-    } catch (e) {
-      if (!(e.code === 40485 || e.code === 40517 || /time zone/.test(String(e.message)))) throw e;
-    }
-  }
-  timezones.sort();
-
-  const src = get('source', 'polls');
+  const src = setting('source', 'polls');
   if (src !== 'polls' && src !== 'runs' && src !== 'stores') throw new Error(`source must be "polls", "runs" or "stores", got ${src}`);
-  const ord = String(get('order', 'store'));
+  const ord = String(setting('order', 'store'));
   if (!['store', 'longest', 'recent'].includes(ord)) throw new Error(`order must be "store", "longest" or "recent", got ${ord}`);
-  const f = get('from', null);
-  const t = get('to', null);
-  const lim = get('limit', null);
+  const f = setting('from', null);
+  const t = setting('to', null);
+  const lim = setting('limit', null);
   const letVars = {
     as_of: when,
-    min_minutes: Number(get('minMinutes', 15)),
-    timezones: timezones,
+    min_minutes: Number(setting('minMinutes', 15)),
+    timezones: timezones(tag),
     source: src,
-    poll_stores: (get('pollStores', []) || []).map(String),
-    store_from: get('storeFrom', null),
-    store_to: get('storeTo', null),
+    poll_stores: (setting('pollStores', []) || []).map(String),
+    store_from: setting('storeFrom', null),
+    store_to: setting('storeTo', null),
     from: f === null ? null : instant('from', f),
     to: t === null ? null : instant('to', t),
-    open: get('open', null),
-    skip: Number(get('skip', 0)),
+    open: setting('open', null),
+    skip: Number(setting('skip', 0)),
     limit: lim === null ? null : Number(lim),
     order: ord
   };
-  const cursor = db.status_runs.aggregate(pipeline,
-    { let: letVars, comment: `${tag}:${src}`, allowDiskUse: true });
-  while (cursor.hasNext()) print(EJSON.stringify(cursor.next(), { relaxed: true }));
+  write(db.status_runs.aggregate(stages, { let: letVars, comment: `${tag}:${src}`, allowDiskUse: true }),
+    null, tag, when);
 })();

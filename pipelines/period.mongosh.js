@@ -17,26 +17,15 @@
 //   out       collection to write the rows to ($out, replaces it); default: one JSON row per line
 //   storeFrom / storeTo   store_id range [storeFrom, storeTo); null = unbounded
 //   pipelineDir  folder holding the pipeline files; default: the folder of this script
-/* global db, EJSON, ObjectId, __dirname, period, from, to, asOf, source, out, storeFrom, storeTo, pipelineDir */
+// The settings, asOf, zones and output are read as common.mongosh.js (beside this file) does.
+/* global db, ObjectId, uptimeRunner, __dirname */
 
 (function () {
-  const fs = require('fs');
-  const path = require('path');
-  const get = (name, dflt) => {
-    let v;
-    try { v = eval(name); } catch (e) { v = undefined; } // eslint-disable-line no-eval
-    if (typeof v === 'function') v = undefined; // a mongosh built-in of that name, not a setting
-    return v === undefined ? dflt : v;
-  };
+  load(require('path').join(typeof __dirname !== 'undefined' ? __dirname : 'pipelines', 'common.mongosh.js'));
+  const { setting: get, instant, pipeline, asOf, timezones, write } = uptimeRunner;
   const tag = 'period_uptime@v1';
   const DAY = 86400000;
   const MARGIN = 2 * DAY; // as uptime.report.period.ZONE_MARGIN
-  const instant = (name, s) => {
-    s = String(s);
-    const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
-    if (isNaN(d.getTime())) throw new Error(`${name} is not an ISO-8601 instant: ${s}`);
-    return d;
-  };
   const parts = (ms) => { const d = new Date(ms); return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() }; };
 
   // -- the period (the rules of uptime.report.period.parse_period) --------------------------
@@ -72,46 +61,22 @@
     if (lo >= hi) throw new Error(`from (${lo.toISOString()}) must be before to (${hi.toISOString()})`);
   }
 
-  // -- as_of and the zones, as run.mongosh.js ----------------------------------------------
-  let when = get('asOf', null);
-  if (when === null) {
-    const bound = new Date(db.hello().localTime.getTime() + 5 * 60 * 1000);
-    const latest = db.store_status.aggregate([
-      { $match: { store_id: { $type: 'string' }, timestamp_utc: { $type: 'date', $gte: new Date(-62135596800000), $lte: bound } } },
-      { $group: { _id: null, t: { $max: '$timestamp_utc' } } },
-    ], { comment: `${tag}:as_of` }).toArray();
-    if (latest.length === 0) { print('no polls in store_status: nothing to report'); return; }
-    when = latest[0].t;
-  } else {
-    when = instant('asOf', when);
-  }
-  const timezones = [];
-  for (const z of db.store_timezones.distinct('timezone_str').filter((x) => typeof x === 'string')) {
-    try {
-      db.aggregate([{ $documents: [{}] }, { $project: { p: { $dateToParts: { date: new Date(946684800000), timezone: '$$tz' } } } }],
-        { let: { tz: z }, comment: `${tag}:timezones` }).toArray();
-      timezones.push(z);
-    } catch (e) {
-      if (!(e.code === 40485 || e.code === 40517 || /time zone/.test(String(e.message)))) throw e;
-    }
-  }
-  timezones.sort();
+  // -- as_of and the zones, as run.mongosh.js (common.mongosh.js) ----------------------------
+  const when = asOf(tag);
+  if (when === null) { print('no polls in store_status: nothing to report'); return; }
 
   // -- the pipeline -------------------------------------------------------------------------
-  let dir = get('pipelineDir', null);
-  if (dir === null) dir = typeof __dirname !== 'undefined' ? __dirname : 'pipelines';
-  const load = (f) => EJSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'), { relaxed: false });
-  let stages = load('period_uptime.v1.json');
+  let stages = pipeline('period_uptime.v1.json');
   let coll = 'status_runs';
   const letVars = {
-    as_of: when, timezones: timezones, store_from: get('storeFrom', null), store_to: get('storeTo', null),
+    as_of: when, timezones: timezones(tag), store_from: get('storeFrom', null), store_to: get('storeTo', null),
     local_start: localStart, local_end: localEnd, from: lo, to: hi,
   };
   const src = get('source', 'timeline');
   if (src === 'polls') {
     // the runs of status_runs.v1.json (full mode, without its $merge), then the three reads
     // of the period file as one $match on them (as uptime.report.period.on_the_fly_pipeline)
-    const runs = load('status_runs.v1.json').filter((st) => !('$merge' in st));
+    const runs = pipeline('status_runs.v1.json').filter((st) => !('$merge' in st));
     const r1 = stages[0].$match.$expr;
     const r2 = stages[1].$unionWith.pipeline[0].$match.$expr;
     const r3 = stages[2].$unionWith.pipeline[0].$match.$expr;
@@ -122,12 +87,7 @@
     throw new Error(`source must be "timeline" or "polls", got ${src}`);
   }
   const target = get('out', null);
-  const cursor = db.getCollection(coll).aggregate(target ? stages.concat([{ $out: target }]) : stages,
-    { let: letVars, comment: src === 'polls' ? `${tag}:on_the_fly` : tag, allowDiskUse: true });
-  if (target) {
-    cursor.toArray();
-    print(`wrote ${db.getCollection(target).countDocuments()} rows to ${target} (${tag}, as_of ${when.toISOString()})`);
-    return;
-  }
-  while (cursor.hasNext()) print(EJSON.stringify(cursor.next(), { relaxed: true }));
+  write(db.getCollection(coll).aggregate(target ? stages.concat([{ $out: target }]) : stages,
+    { let: letVars, comment: src === 'polls' ? `${tag}:on_the_fly` : tag, allowDiskUse: true }),
+  target, tag, when);
 })();

@@ -10,23 +10,15 @@
 //     pipelines/runs.mongosh.js
 //
 //   pipelineDir  folder holding the pipeline files; default: the folder of this script
+// The settings and instants are read as common.mongosh.js (beside this file) does.
 // Prints one line: what was done, runs in the collection, stale runs removed, seconds.
-/* global db, EJSON, ObjectId, __dirname, storeFrom, storeTo, stores, changedFrom, changedTo, pipelineDir */
+/* global db, ObjectId, uptimeRunner, __dirname */
 
 (function () {
-  const fs = require('fs');
-  const path = require('path');
-  const get = (name, dflt) => {
-    let v;
-    try { v = eval(name); } catch (e) { v = undefined; } // eslint-disable-line no-eval
-    if (typeof v === 'function') v = undefined; // a mongosh built-in of that name
-    return v === undefined ? dflt : v;
-  };
-  let dir = get('pipelineDir', null);
-  if (dir === null) dir = typeof __dirname !== 'undefined' ? __dirname : 'pipelines';
-  const load = (f) => EJSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'), { relaxed: false });
-  const main = load('status_runs.v1.json');
-  const windowsPipeline = load('status_runs_windows.v1.json');
+  load(require('path').join(typeof __dirname !== 'undefined' ? __dirname : 'pipelines', 'common.mongosh.js'));
+  const { setting: get, instant, pipeline } = uptimeRunner;
+  const main = pipeline('status_runs.v1.json');
+  const windowsPipeline = pipeline('status_runs_windows.v1.json');
   const tag = 'status_runs@v1';
   const batch = new ObjectId();
   const notBatch = { $or: [{ batch: { $lt: batch } }, { batch: { $not: { $type: 'objectId' } } }] };
@@ -49,14 +41,8 @@
     deleted = db.status_runs.deleteMany(filter).deletedCount;
     what = from === null && to === null ? 'rebuilt status_runs' : `rebuilt stores [${from}, ${to})`;
   } else {
-    const instant = (name) => {
-      const s = String(get(name, ''));
-      const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
-      if (isNaN(d.getTime())) throw new Error(`${name} is not an ISO-8601 instant: ${s}`);
-      return d;
-    };
-    const a = instant('changedFrom');
-    const b = instant('changedTo');
+    const a = instant('changedFrom', get('changedFrom', ''));
+    const b = instant('changedTo', get('changedTo', ''));
     if (a > b) throw new Error('changedFrom is after changedTo');
     const changes = storeList.map((s) => ({ s: String(s), a: a, b: b }));
     const windows = db.status_runs.aggregate(windowsPipeline,

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from uptime.platform.db import make_client
 from uptime.platform.embedded import EmbeddedMongo
@@ -190,6 +190,18 @@ def cli_env(mongo_uri: str, db_name: str, monkeypatch: pytest.MonkeyPatch, fresh
     monkeypatch.setenv("MONGODB_DATABASE", db_name)
     monkeypatch.setenv("UPTIME_AUTO_MIGRATE", "true")
     return db_name
+
+
+@pytest.fixture
+def cli_db(mongo_uri: str, cli_env: str) -> Iterator:
+    """A sync (PyMongo) handle on ``cli_env``'s database, for a CLI test to seed and check what
+    the command did; the database is dropped after the test."""
+    client = MongoClient(mongo_uri)
+    try:
+        yield client[cli_env]
+    finally:
+        client.drop_database(cli_env)
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from uptime.cli import app
@@ -28,17 +26,6 @@ EXCEL_VALID = {
     "7234497837508091",
     "5970103147320386",
 }
-
-
-@pytest.fixture
-def cli_db(mongo_uri: str, cli_env: str) -> Iterator:
-    """Environment pointing the CLI at a fresh database (``cli_env``); yields a sync handle on it."""
-    client = MongoClient(mongo_uri)
-    try:
-        yield client[cli_env]
-    finally:
-        client.drop_database(cli_env)
-        client.close()
 
 
 def test_excel_mangled_file_rejects_with_line_numbers_exit_1(

@@ -3,24 +3,11 @@ allows, once, now; the status timeline keeps the history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from pymongo import MongoClient
 from typer.testing import CliRunner
 
 from uptime.cli import app
-
-
-@pytest.fixture
-def cli_db(mongo_uri: str, cli_env: str) -> Iterator:
-    client = MongoClient(mongo_uri)
-    try:
-        yield client[cli_env]
-    finally:
-        client.drop_database(cli_env)
-        client.close()
 
 
 def test_compact_removes_old_polls_and_keeps_runs(cli_db, monkeypatch) -> None:

@@ -5,18 +5,16 @@ set) and a real local webhook receiver (pytest-httpserver)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook
-from werkzeug import Request, Response
 
 from support.app import running_app
 from support.pipeline import hours, poll, zone
+from support.receiver import Receiver, serve
 from uptime.incidents.detector import INCIDENTS, Detector, event_key
 from uptime.incidents.query import find_incidents, iso_ms
 from uptime.ingest.schedules import rebuild_schedules
@@ -26,24 +24,6 @@ from uptime.notify.maintenance import add_once
 from uptime.platform.migrations import migrate_up
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-class Receiver:
-    """Records every webhook request: ``(headers, body, monotonic time received)``."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict, bytes, float]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, request: Request) -> Response:
-        with self.lock:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self.requests.append((headers, request.get_data(), time.monotonic()))
-        return Response("ok", status=200)
-
-    def events(self) -> list[dict]:
-        with self.lock:
-            return [json.loads(body) for _h, body, _t in self.requests]
 
 
 async def wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
@@ -98,7 +78,7 @@ async def test_done_when_scenario(db, settings, httpserver: HTTPServer):
         await wait_for(lambda: receiver.requests)
         await asyncio.sleep(2.0)  # more ticks: no duplicate, nothing for "closed"
         assert len(receiver.requests) == 1
-        headers, raw, _ = receiver.requests[0]
+        _, _, headers, raw, _ = receiver.requests[0]
         event = Webhook(SECRET).verify(raw, headers)  # raises if unsigned or tampered
         assert event["type"] == "incident.opened" and event["store_id"] == "open24"
         assert headers["webhook-id"] == event["id"] == event_key(
@@ -114,7 +94,7 @@ async def test_done_when_scenario(db, settings, httpserver: HTTPServer):
         await asyncio.sleep(1.0)
         events = receiver.events()
         assert [e["type"] for e in events] == ["incident.opened", "incident.resolved"]
-        Webhook(SECRET).verify(receiver.requests[1][1], receiver.requests[1][0])
+        Webhook(SECRET).verify(receiver.requests[1].body, receiver.requests[1].headers)
         ended = now - timedelta(hours=1) + (back - (now - timedelta(hours=1))) / 2
         assert events[1]["incident"]["ended_at"] == iso_ms(ended)
         assert events[1]["id"] == events[0]["id"].replace(":opened", ":resolved")
@@ -130,8 +110,7 @@ async def test_time_driven_crossing_is_announced_within_5_s(db, settings, httpse
     must arrive within 5 s of the crossing and not before it."""
     await migrate_up(db)
     receiver = Receiver()
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
-    await ch.add_channel(db, "hook", httpserver.url_for("/hook"), SECRET, allow_private=True)
+    await ch.add_channel(db, "hook", serve(httpserver, receiver), SECRET, allow_private=True)
     now = datetime.now(UTC)
     crossing = time.monotonic() + 3.0
     await db["store_status"].insert_many([
@@ -139,7 +118,7 @@ async def test_time_driven_crossing_is_announced_within_5_s(db, settings, httpse
         poll("t", now - timedelta(seconds=4), "inactive")])
     async with running_app(fast(settings, incident_min_minutes=0.25)):
         await wait_for(lambda: receiver.requests, timeout=20)
-    received = receiver.requests[0][2]
+    received = receiver.requests[0].at
     assert received >= crossing - 0.5, "announced before the crossing"
     assert received - crossing <= 5.0, f"announced {received - crossing:.2f} s after crossing"
     assert receiver.events()[0]["type"] == "incident.opened"

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from typer.testing import CliRunner
 from werkzeug import Request, Response
 
+from support.receiver import Receiver, serve
 from uptime.notify import channels as ch
 from uptime.notify import outbox
 from uptime.platform import metrics
@@ -57,37 +58,11 @@ async def wait_for(predicate, timeout: float = 60.0, step: float = 0.05):
         await asyncio.sleep(step)
 
 
-class Receiver:
-    """A handler for pytest-httpserver: answers ``status`` (settable) and records every
-    request as ``(webhook-id, status answered, headers, body)``."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.requests: list[tuple[str, int, dict, bytes]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, request: Request) -> Response:
-        with self.lock:
-            status = self.status
-            self.requests.append((request.headers.get("webhook-id"), status,
-                                  dict(request.headers), request.get_data()))
-        return Response("ok", status=status)
-
-    def ids(self, status: int | None = None) -> list[str]:
-        with self.lock:
-            return [r[0] for r in self.requests if status is None or r[1] == status]
-
-
 @pytest.fixture
 async def mdb(db):
     """The test database with the shipped migrations applied (channel and outbox indexes)."""
     await migrate_up(db)
     return db
-
-
-def serve(httpserver: HTTPServer, receiver: Receiver, path: str = "/hook") -> str:
-    httpserver.expect_request(path, method="POST").respond_with_handler(receiver)
-    return httpserver.url_for(path)
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -103,12 +78,12 @@ async def test_signed_webhook_verifies_and_attempt_is_recorded(mdb, settings, ht
     assert await outbox.enqueue(mdb, event(1)) == ["inc-1:opened|hook"]
     assert await outbox.Deliverer(mdb, s).run_once() == 1
     assert receiver.ids() == ["inc-1:opened"]
-    _, _, headers, body = receiver.requests[0]
-    payload = Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    _, _, headers, body, _ = receiver.requests[0]
+    payload = Webhook(SECRET).verify(body, headers)
     assert payload["id"] == "inc-1:opened" and payload["type"] == "incident.opened"
     assert payload["incident"]["started_at"] == "2024-03-04T12:00:00.000Z"
     with pytest.raises(Exception):  # a wrong secret does not verify
-        Webhook("whsec_" + "A" * 32).verify(body, {k.lower(): v for k, v in headers.items()})
+        Webhook("whsec_" + "A" * 32).verify(body, headers)
     doc = await mdb[outbox.OUTBOX].find_one({"_id": "inc-1:opened|hook"})
     assert doc["status"] == "delivered" and doc["attempt_count"] == 1
     assert doc["attempts"][0]["status_code"] == 200 and doc["attempts"][0]["error"] is None

@@ -4,22 +4,20 @@ three-member set (tests/support/replset.py) and a real local receiver (pytest-ht
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo.errors import PyMongoError
-from werkzeug import Request, Response
 
 from support.pipeline import poll
+from support.receiver import Receiver, failover_settings, serve
 from uptime.incidents.detector import INCIDENTS, Detector, event_key
 from uptime.notify import channels as ch
 from uptime.notify import outbox
 from uptime.platform.db import make_client
 from uptime.platform.migrations import migrate_up
-from uptime.platform.settings import Settings
 
 pytestmark = pytest.mark.replset
 STORES = 300
@@ -35,24 +33,14 @@ async def test_step_down_while_detecting_loses_nothing_and_announces_once(
     name = f"df_{uuid.uuid4().hex[:10]}"
     client = make_client(rs.uri)
     db = client[name]
-    seen: list[str] = []
-    lock = threading.Lock()
-
-    def handler(request: Request) -> Response:
-        with lock:
-            seen.append(request.headers.get("webhook-id"))
-        return Response("ok", status=200)
-
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    settings = Settings(mongodb_uri=rs.uri, mongodb_database=name, data_dir=tmp_path / "d",
-                        notify_allow_private=True, notify_backoff_base_s=0.1,
-                        notify_backoff_cap_s=0.5, notify_poll_interval_s=0.1,
-                        notify_timeout_s=1, notify_lease_s=3)
+    receiver = Receiver()
+    url = serve(httpserver, receiver)
+    settings = failover_settings(rs.uri, name, tmp_path / "d")
     as_of = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
     ids = [f"f{i:04d}" for i in range(STORES)]
     try:
         await migrate_up(db)
-        await ch.add_channel(db, "hook", httpserver.url_for("/hook"), allow_private=True)
+        await ch.add_channel(db, "hook", url, allow_private=True)
         await db["store_status"].insert_many(
             [poll(s, as_of - timedelta(hours=3), "active") for s in ids]
             + [poll(s, as_of - timedelta(hours=1), "inactive") for s in ids])
@@ -88,6 +76,7 @@ async def test_step_down_while_detecting_loses_nothing_and_announces_once(
         docs = await db[INCIDENTS].find({}, {"_id": 1}).to_list(None)
         assert len(docs) == STORES
         expected = {event_key(d["_id"]) + ":opened" for d in docs}
+        seen = receiver.ids()
         assert set(seen) == expected and len(expected) == STORES
         print(f"step-down: {len(seen)} requests for {STORES} incidents")
     finally:

@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from werkzeug import Request, Response
 
+from support.receiver import Receiver, failover_settings, serve
 from uptime.notify import channels as ch
 from uptime.notify import outbox
 from uptime.platform.db import make_client
 from uptime.platform.migrations import migrate_up
-from uptime.platform.settings import Settings
 
 pytestmark = pytest.mark.replset
 
@@ -30,24 +28,14 @@ async def test_failover_while_delivering_loses_nothing(rs, tmp_path, httpserver,
     name = f"nf_{uuid.uuid4().hex[:10]}"
     client = make_client(rs.uri)
     db = client[name]
-    seen: list[str] = []
-    lock = threading.Lock()
-
-    def handler(request: Request) -> Response:
-        with lock:
-            seen.append(request.headers.get("webhook-id"))
-        time.sleep(0.05)  # a receiver that takes a moment: the failover lands mid-stream
-        return Response("ok", status=200)
-
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
-    settings = Settings(mongodb_uri=rs.uri, mongodb_database=name, data_dir=tmp_path / "d",
-                        notify_allow_private=True, notify_backoff_base_s=0.1,
-                        notify_backoff_cap_s=0.5, notify_poll_interval_s=0.1,
-                        notify_timeout_s=1, notify_lease_s=3)
+    # a receiver that takes a moment: the failover lands mid-stream
+    receiver = Receiver(delay=0.05)
+    url = serve(httpserver, receiver)
+    settings = failover_settings(rs.uri, name, tmp_path / "d")
     ids = [f"inc-{n}:opened" for n in range(30)]
     try:
         await migrate_up(db)
-        await ch.add_channel(db, "hook", httpserver.url_for("/hook"), allow_private=True)
+        await ch.add_channel(db, "hook", url, allow_private=True)
         for event_id in ids:
             await outbox.enqueue(db, {"id": event_id, "type": "incident.opened",
                                       "store_id": event_id, "incident": {},
@@ -55,7 +43,7 @@ async def test_failover_while_delivering_loses_nothing(rs, tmp_path, httpserver,
         deliverer = outbox.Deliverer(db, settings, concurrency=2)
         await deliverer.start()
         try:
-            while len(seen) < 5:
+            while len(receiver.ids()) < 5:
                 await asyncio.sleep(0.02)
             primary = rs.primary()
             if how == "step-down":
@@ -68,6 +56,7 @@ async def test_failover_while_delivering_loses_nothing(rs, tmp_path, httpserver,
                 await asyncio.sleep(0.2)
         finally:
             await deliverer.stop()
+        seen = receiver.ids()
         assert set(seen) == set(ids)
         assert all(s in ids for s in seen)
         print(f"{how}: {len(seen)} requests for {len(ids)} events "

@@ -13,10 +13,20 @@ from uptime.tools.bench import (
     ScaleResult,
     ensure_dataset,
     evaluate_targets,
+    floor_pipeline,
     plan_runs,
     run_bench,
 )
+from uptime.platform import pipelines
 from uptime.platform.settings import Settings
+
+
+def test_floor_reads_the_polls_report_v1_reads() -> None:
+    """Rule (issue 16: one home per rule): the floor (pipelines/bench_floor.v1.json) reads
+    exactly the polls of store_uptime v1's first $match, then one window and a $count."""
+    floor = floor_pipeline()
+    assert floor[0] == pipelines.load("store_uptime.v1")[0]
+    assert [next(iter(s)) for s in floor] == ["$match", "$setWindowFields", "$count"]
 
 
 async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(

@@ -213,10 +213,21 @@ def _open_source(kind: str, path: Path) -> _Source:
     )
 
 
+def row_problem(row: list[str], ncols: int, check_nul: bool) -> str | None:
+    """Why a non-empty CSV data row is rejected before its fields are read, or ``None``: a NUL
+    byte (only looked for when ``check_nul``: the file holds one somewhere), else a field
+    count other than the header's ``ncols``. The one rule for both readers of a file: ``_rows``
+    and the status import's inlined fast path (``uptime.ingest.importer``)."""
+    reason = find_nul(row) if check_nul else None
+    if reason is None and len(row) != ncols:
+        reason = f"{len(row)} fields, the header has {ncols}"
+    return reason
+
+
 def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]:
     """Yield ``(line, fields)`` of the data rows; blank lines skipped. A row with a CSV syntax
-    error, a field count other than the header's or a NUL byte is written to ``rejects`` and
-    yielded as ``(line, None)`` (the reader resumes on the next line)."""
+    error or a ``row_problem`` is written to ``rejects`` (which counts it) and not yielded
+    (the reader resumes on the next line)."""
     reader = source.reader
     ncols = len(source.header)
     check_nul = source.check_nul
@@ -227,17 +238,11 @@ def _rows(source: _Source, rejects: _Rejects) -> Iterable[tuple[int, list[str]]]
             return
         except csv.Error as exc:
             rejects.write(reader.line_num, f"CSV syntax error: {exc}", [])
-            yield reader.line_num, None  # type: ignore[misc]
             continue
         if not row:
             continue
-        reason = find_nul(row) if check_nul else None
-        if reason is None and len(row) != ncols:
-            reason = f"{len(row)} fields, the header has {ncols}"
+        reason = row_problem(row, ncols, check_nul)
         if reason is not None:
             rejects.write(reader.line_num, reason, row)
-            yield reader.line_num, None  # type: ignore[misc]
             continue
         yield reader.line_num, row
-
-

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +66,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from uptime.ingest.csvsource import _open_source, _rows, _Source
+from uptime.ingest.csvsource import _open_source, _rows, _Source, row_problem
 from uptime.ingest.rejects import ImportFileError, _Rejects, rejects_target  # noqa: F401 - ImportFileError re-exported
 from uptime.ingest.replace import replace_rows, staging_collection
 from uptime.ingest.schedules import refresh_schedules
@@ -73,7 +74,6 @@ from uptime.platform.retention import ingest_horizon
 from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
     PollValidator,
     RowError,
-    find_nul,
     hours_document,
     is_fixed_offset,
     parse_clock,
@@ -199,15 +199,16 @@ class ZoneChecker:
 
 
 async def _finish(
-    writer: _Writer, batch: list[dict], summary: ImportSummary, rejected: int
+    writer: _Writer, batch: list[dict], summary: ImportSummary, rej: _Rejects
 ) -> None:
-    """Insert the last partial ``batch``, wait for every insert, and fill in ``summary``."""
+    """Insert the last partial ``batch``, wait for every insert, and fill in ``summary``
+    (``rejected``: the rows written to the rejects file ``rej``)."""
     if batch:
         await writer.submit(batch)
     await writer.wait()
     summary.loaded = writer.loaded
     summary.already_present = writer.already_present
-    summary.rejected = rejected
+    summary.rejected = rej.count
 
 
 async def _has_rows(collection: Any) -> bool:
@@ -259,28 +260,24 @@ async def _import_status(
     # rejected with their reason (issue 18)
     make_poll = PollValidator(_VALID_ID_CACHE_MAX, horizon=await ingest_horizon(db))
     batch: list[dict] = []
-    rejected = 0
     reader = src.reader
-    # The hot loop of the import: the row checks of _rows are inlined here (no generator per
-    # row), to keep the per-row cost of a multi-million-row file down.
+    # The hot loop of the import: _rows is inlined here (no generator per row), to keep the
+    # per-row cost of a multi-million-row file down; its row rule (row_problem) is only
+    # called for the rare row that needs it (wrong field count, blank, or a file with NULs).
     while True:
         try:
             for row in reader:
                 if len(row) != ncols or check_nul:
                     if not row:
                         continue
-                    reason = find_nul(row) if check_nul else None
-                    if reason is None and len(row) != ncols:
-                        reason = f"{len(row)} fields, the header has {ncols}"
+                    reason = row_problem(row, ncols, check_nul)
                     if reason is not None:
                         rej.write(reader.line_num, reason, row)
-                        rejected += 1
                         continue
                 try:
                     batch.append(make_poll(row[i_sid], row[i_st], row[i_ts]))
                 except RowError as exc:
                     rej.write(reader.line_num, str(exc), row)
-                    rejected += 1
                     continue
                 if len(batch) >= BATCH_SIZE:
                     await writer.submit(batch)
@@ -289,8 +286,28 @@ async def _import_status(
             break
         except csv.Error as exc:
             rej.write(reader.line_num, f"CSV syntax error: {exc}", [])
-            rejected += 1
-    await _finish(writer, batch, summary, rejected)
+    await _finish(writer, batch, summary, rej)
+
+
+async def _replace_from(
+    db: Any, kind: Kind, docs: AsyncIterator[dict], src: _Source, rej: _Rejects,
+    summary: ImportSummary, prog: _Progress,
+) -> None:
+    """Write ``docs`` (the file's accepted rows) to a staging collection in batches, then
+    replace the rows of the stores they mention with them (``replace_rows``: one transaction
+    per store group) — the hours and timezones imports, which replace rather than add."""
+    collection = db[COLLECTIONS[kind]]
+    staging = staging_collection(db, collection.name)  # replaced atomically at the end
+    writer = _Writer(staging, False)
+    batch: list[dict] = []
+    async for doc in docs:
+        batch.append(doc)
+        if len(batch) >= BATCH_SIZE:
+            await writer.submit(batch)
+            batch = []
+            prog.update(src.raw.tell())
+    await _finish(writer, batch, summary, rej)
+    await replace_rows(db, collection, staging, summary)
 
 
 async def _import_hours(
@@ -299,30 +316,19 @@ async def _import_hours(
     c = src.columns
     i_sid, i_day = c["store_id"], c["dayofweek"]
     i_start, i_end = c["start_time_local"], c["end_time_local"]
-    collection = db[COLLECTIONS["hours"]]
-    staging = staging_collection(db, collection.name)  # replaced atomically at the end
-    writer = _Writer(staging, False)
     stores: set[str] = set()
-    batch: list[dict] = []
-    rejected = 0
-    for line, row in _rows(src, rej):
-        if row is None:  # already written to the rejects file by _rows
-            rejected += 1
-            continue
-        try:
-            doc = hours_document(row[i_sid], row[i_day], row[i_start], row[i_end])
-        except RowError as exc:
-            rej.write(line, str(exc), row)
-            rejected += 1
-            continue
-        stores.add(doc["store_id"])
-        batch.append(doc)
-        if len(batch) >= BATCH_SIZE:
-            await writer.submit(batch)
-            batch = []
-            prog.update(src.raw.tell())
-    await _finish(writer, batch, summary, rejected)
-    await replace_rows(db, collection, staging, summary)  # one transaction per store group
+
+    async def docs() -> AsyncIterator[dict]:
+        for line, row in _rows(src, rej):
+            try:
+                doc = hours_document(row[i_sid], row[i_day], row[i_start], row[i_end])
+            except RowError as exc:
+                rej.write(line, str(exc), row)
+                continue
+            stores.add(doc["store_id"])
+            yield doc
+
+    await _replace_from(db, "hours", docs(), src, rej, summary, prog)
     summary.stores = stores
 
 
@@ -331,42 +337,30 @@ async def _import_timezones(
 ) -> None:
     c = src.columns
     i_sid, i_tz = c["store_id"], c["timezone_str"]
-    collection = db[COLLECTIONS["timezones"]]
-    staging = staging_collection(db, collection.name)  # replaced atomically at the end
-    writer = _Writer(staging, False)
     zones = ZoneChecker(db)
     seen: dict[str, tuple[str, int]] = {}  # store -> (zone, line)
-    batch: list[dict] = []
-    rejected = 0
-    for line, row in _rows(src, rej):
-        if row is None:  # already written to the rejects file by _rows
-            rejected += 1
-            continue
-        try:
-            sid = parse_store_id(row[i_sid])
-            zone = row[i_tz].strip()
-            reason = await zones.check(zone)
-            if reason is not None:
-                raise RowError(reason)
-            previous = seen.get(sid)
-            if previous is not None and previous[0] != zone:
-                raise RowError(
-                    f"store {sid} already has timezone_str {previous[0]!r} on line {previous[1]}"
-                )
-        except RowError as exc:
-            rej.write(line, str(exc), row)
-            rejected += 1
-            continue
-        if previous is None:
-            seen[sid] = (zone, line)
-            summary.fixed_offset_zones += is_fixed_offset(zone)
-        batch.append({"_id": f"{sid}|{zone}", "store_id": sid, "timezone_str": zone})
-        if len(batch) >= BATCH_SIZE:
-            await writer.submit(batch)
-            batch = []
-            prog.update(src.raw.tell())
-    await _finish(writer, batch, summary, rejected)
-    await replace_rows(db, collection, staging, summary)  # one transaction per store group
+
+    async def docs() -> AsyncIterator[dict]:
+        for line, row in _rows(src, rej):
+            try:
+                sid = parse_store_id(row[i_sid])
+                zone = row[i_tz].strip()
+                reason = await zones.check(zone)
+                if reason is not None:
+                    raise RowError(reason)
+                previous = seen.get(sid)
+                if previous is not None and previous[0] != zone:
+                    raise RowError(f"store {sid} already has timezone_str {previous[0]!r} "
+                                   f"on line {previous[1]}")
+            except RowError as exc:
+                rej.write(line, str(exc), row)
+                continue
+            if previous is None:
+                seen[sid] = (zone, line)
+                summary.fixed_offset_zones += is_fixed_offset(zone)
+            yield {"_id": f"{sid}|{zone}", "store_id": sid, "timezone_str": zone}
+
+    await _replace_from(db, "timezones", docs(), src, rej, summary, prog)
     summary.stores = set(seen)
 
 

@@ -20,7 +20,10 @@ class ImportFileError(Exception):
 
 
 class _Rejects:
-    """Writes rejected rows lazily (the file only exists when a row was rejected)."""
+    """Writes rejected rows lazily (the file only exists when a row was rejected).
+
+    ``count``: rows written so far — the import's ``rejected`` (every rejected row is written
+    here, so this is the one count of them)."""
 
     def __init__(self, target: Path, explicit: bool, header: list[str], input_path: Path) -> None:
         self.target = target
@@ -31,6 +34,7 @@ class _Rejects:
         self.notes: list[str] = []
         self._file: io.TextIOWrapper | None = None
         self._writer: Any = None
+        self.count = 0
 
     def _open(self) -> None:
         try:
@@ -69,6 +73,7 @@ class _Rejects:
         if self._writer is None:
             self._open()
         self._writer.writerow([line, reason, *row])
+        self.count += 1
 
     def close(self) -> None:
         if self._file is not None:

@@ -46,6 +46,7 @@ from uptime.report import pipeline
 from uptime.report.service import ReportService
 from uptime.report.queue import QueueFullError
 from uptime.web.errors import (
+    MAX_ECHO,
     BodyLimitMiddleware,
     install_openapi,
     queue_full,
@@ -70,19 +71,16 @@ log = logging.getLogger(__name__)
 
 
 # -- error handlers ------------------------------------------------------------------------
-_MAX_ECHO = 200  # characters of a rejected input repeated back in a 422
-
-
 async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, with each rejected input cut to ``_MAX_ECHO`` characters (a 2 MB bad
+    """FastAPI's 422, with each rejected input cut to ``MAX_ECHO`` characters (a 2 MB bad
     value must not come back as a 2 MB answer)."""
     errors = []
     for error in exc.errors():  # type: ignore[attr-defined]
         error = dict(error)
         error.pop("ctx", None)
         text = repr(error.get("input"))
-        if len(text) > _MAX_ECHO:
-            error["input"] = text[:_MAX_ECHO] + "…"
+        if len(text) > MAX_ECHO:
+            error["input"] = text[:MAX_ECHO] + "…"
         errors.append(error)
     return JSONResponse(
         status_code=422,

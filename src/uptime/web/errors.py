@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,7 +34,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from uptime.platform import asof
 from uptime.report.queue import QueueFullError
+
+#: Characters of a rejected input repeated back in a 422 (the one home of this limit).
+MAX_ECHO = 200
 
 
 class ErrorMessage(BaseModel):
@@ -72,6 +77,25 @@ def invalid_input(loc: Iterable[str | int], message: str, value: Any) -> Request
     return RequestValidationError(
         [{"loc": tuple(loc), "msg": message, "type": "value_error", "input": value}]
     )
+
+
+def query_instant(name: str, text: str | None) -> datetime | None:
+    """The instant query parameter ``name`` (``as_of``, ``from``, ``to``...) as an aware UTC
+    ``datetime``; ``None`` when it is absent.
+
+    ISO 8601 only (``uptime.platform.asof.parse_as_of``; no offset = UTC), with a ``+`` that a
+    query string decoded to a space repaired (``repair_plus``).
+
+    Raises:
+        fastapi.exceptions.RequestValidationError: (a 422 in the list shape) located at
+            ``("query", name)``, naming the expected form, echoing at most 200 characters.
+    """
+    if text is None:
+        return None
+    try:
+        return asof.parse_as_of(text, repair_plus=True)
+    except asof.AsOfError as exc:
+        raise invalid_input(("query", name), str(exc), text[:MAX_ECHO]) from None
 
 
 async def queue_full(_request: Request, exc: Exception) -> JSONResponse:

@@ -4,11 +4,8 @@ parameter and what is wrong (never a 500)."""
 
 from __future__ import annotations
 
-from uptime.platform import asof
 from uptime.report import period as period_report
-from uptime.web.errors import invalid_input
-
-_ECHO = 200  # characters of a rejected value repeated back
+from uptime.web.errors import MAX_ECHO, invalid_input, query_instant
 
 
 def period_of_query(
@@ -23,25 +20,20 @@ def period_of_query(
     """
     if period is not None and (start is not None or end is not None):
         raise invalid_input(("query", "period"),
-                            "give either period or from/to, not both", period[:_ECHO])
+                            "give either period or from/to, not both", period[:MAX_ECHO])
     if period is not None:
         try:
             return period_report.parse_period(period)
         except period_report.PeriodError as exc:
-            raise invalid_input(("query", "period"), str(exc), period[:_ECHO]) from None
+            raise invalid_input(("query", "period"), str(exc), period[:MAX_ECHO]) from None
     if start is None and end is None:
         return None
     if start is None or end is None:
         missing = "from" if start is None else "to"
         raise invalid_input(("query", missing), "from and to go together", None)
-    bounds = []
-    for name, value in (("from", start), ("to", end)):
-        try:
-            bounds.append(asof.parse_as_of(value, repair_plus=True))
-        except asof.AsOfError as exc:
-            raise invalid_input(("query", name), str(exc), value[:_ECHO]) from None
     try:
-        return period_report.period_from_range(*bounds)
+        return period_report.period_from_range(query_instant("from", start),
+                                               query_instant("to", end))
     except period_report.PeriodError as exc:
-        raise invalid_input(("query", "from"), str(exc), start[:_ECHO]) from None
+        raise invalid_input(("query", "from"), str(exc), start[:MAX_ECHO]) from None
 

@@ -26,7 +26,7 @@ As of T (the report's view): only polls at or before T count, and the last run h
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from uptime.platform import pipelines
@@ -38,6 +38,21 @@ from uptime.report.pipeline import VALID_STATUSES, to_utc
 #: One store's runs from its polls at or before ``$$as_of`` (``let``: ``store_id``, ``as_of``):
 #: ``pipelines/store_runs.v1.json``.
 RUNS_PIPELINE_NAME = "store_runs.v1"
+#: One store's distinct valid poll instants in ``[$$from, $$until]`` -> ``[{last, polls}]``
+#: (``let``: ``store_id``, ``from``, ``until``): ``pipelines/store_instants.v1.json``.
+INSTANTS_PIPELINE_NAME = "store_instants.v1"
+_MS = timedelta(milliseconds=1)  # BSON Dates are whole ms: t < b  <=>  t <= b - 1 ms
+
+
+async def _instants(db: Any, store_id: str, start: datetime, until: datetime, comment: str
+                    ) -> list[dict[str, Any]]:
+    """``[{last, polls}]``: the latest and the number of the store's distinct valid poll
+    instants in ``[start, until]`` (UTC, both inclusive); ``[]`` when there is none."""
+    cursor = await db[STATUS_COLLECTION].aggregate(
+        pipelines.load(INSTANTS_PIPELINE_NAME), comment=comment, **limits.agg_time(),
+        let={"store_id": store_id, "from": start, "until": until})
+    async with cursor:
+        return await cursor.to_list()
 
 
 def _as_of_cut(runs: list[dict[str, Any]], as_of: datetime) -> list[dict[str, Any]]:
@@ -80,15 +95,7 @@ async def _stored_runs(db: Any, store_id: str, as_of: datetime,
     if last["last_poll"] > as_of:
         # the run goes on after as_of: its last poll and distinct instants up to as_of only
         # (polls after as_of are ignored, as in the report)
-        cursor = await db[STATUS_COLLECTION].aggregate([
-            {"$match": {"store_id": store_id,
-                        "timestamp_utc": {"$gte": last["first_poll"], "$lte": as_of},
-                        "status": {"$in": list(VALID_STATUSES)}}},
-            {"$group": {"_id": "$timestamp_utc"}},
-            {"$group": {"_id": None, "last": {"$max": "$_id"}, "polls": {"$sum": 1}}},
-        ], comment="store_runs@cut", **limits.agg_time())
-        async with cursor:
-            cut = await cursor.to_list()
+        cut = await _instants(db, store_id, last["first_poll"], as_of, "store_runs@cut")
         if cut:
             runs[-1] = {**last, "last_poll": cut[0]["last"], "polls": cut[0]["polls"]}
     return _as_of_cut(runs, as_of)
@@ -165,16 +172,11 @@ async def _whole_first_run(db: Any, valid: dict[str, Any], run: dict[str, Any],
     first = (await coll.find_one(after, {"_id": 0, "timestamp_utc": 1},
                                  sort=[("timestamp_utc", 1)], **limits.find_time())
              )["timestamp_utc"]
-    counted = await coll.aggregate([
-        {"$match": {**valid, "timestamp_utc": {"$gte": first, "$lt": lower}}},
-        {"$group": {"_id": "$timestamp_utc"}}, {"$count": "n"},
-    ], comment="store_runs@live", **limits.agg_time())
-    async with counted:
-        extra = await counted.to_list()
+    extra = await _instants(db, run["store_id"], first, lower - _MS, "store_runs@live")
     ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731 - whole ms (BSON Dates)
     return {**run, "_id": f"{run['store_id']}|{first.strftime('%Y-%m-%dT%H:%M:%S.')}"
                           f"{first.microsecond // 1000:03d}Z",
-            "first_poll": first, "polls": run["polls"] + (extra[0]["n"] if extra else 0),
+            "first_poll": first, "polls": run["polls"] + (extra[0]["polls"] if extra else 0),
             "start2": None if change is None else ms(change) + ms(first)}
 
 

@@ -14,8 +14,9 @@ benchmark, on one server (``MONGODB_URI``, else the embedded mongod) and in a fr
      pipeline → CSV into GridFS → Complete), in a fresh child Python process whose own
      peak RSS (``ru_maxrss``) is the "peak RSS of the process generating the report";
    - **T_floor**: one ``$setWindowFields`` (partitionBy store_id, sortBy timestamp_utc, one
-     ``$shift``) over the same polls (``timestamp_utc <= as_of``, valid status), then
-     ``$count`` — what any ordered per-store read costs;
+     ``$shift``) over the same polls (report v1's ``$match``: every valid poll; the bench's
+     ``as_of`` is the latest one), then ``$count`` — what any ordered per-store read costs
+     (``pipelines/bench_floor.v1.json``);
    - **T_alt**: ``uptime.tools.alt_report`` in a fresh child process — fetch polls, hours and
      timezones with PyMongo and compute the same report with polars;
 

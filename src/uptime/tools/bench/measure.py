@@ -17,11 +17,15 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from uptime.platform import pipelines
 from uptime.platform.constants import STATUS_COLLECTION
 from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
 from uptime.report import storage
 from uptime.report.service import ReportService
+
+#: The floor's pipeline file (``pipelines/bench_floor.v1.json``).
+FLOOR_PIPELINE = "bench_floor.v1"
 
 
 # --------------------------------------------------------------------------- RSS sampling
@@ -168,37 +172,18 @@ async def _run_child(phase: str, uri: str, database: str, as_of: datetime, out: 
 
 
 # --------------------------------------------------------------------------- floor
-def floor_pipeline(as_of: datetime) -> list[dict[str, Any]]:
-    """The floor: the report's polls, one ``$setWindowFields`` with one ``$shift``, ``$count``.
-
-    The ``store_id`` predicate makes the store/time index eligible, so the floor is the
-    fastest ordered per-store read (a covered index scan with the migrations' indexes)
-    rather than a collection scan plus a blocking sort, which is 2-3x slower.
-    """
-    return [
-        {
-            "$match": {
-                "store_id": {"$type": "string"},
-                "timestamp_utc": {"$type": "date", "$lte": as_of},
-                "status": {"$in": ["active", "inactive"]},
-            }
-        },
-        {
-            "$setWindowFields": {
-                "partitionBy": "$store_id",
-                "sortBy": {"timestamp_utc": 1},
-                "output": {"prev": {"$shift": {"output": "$timestamp_utc", "by": -1}}},
-            }
-        },
-        {"$count": "polls"},
-    ]
+def floor_pipeline() -> list[dict[str, Any]]:
+    """The floor: the polls report v1 reads (its first ``$match``), one ``$setWindowFields``
+    with one ``$shift``, ``$count`` — ``pipelines/bench_floor.v1.json`` (sidecar ``.md``: why
+    it has no ``as_of`` bound, and the covered index scan it is)."""
+    return pipelines.load(FLOOR_PIPELINE)
 
 
-async def run_floor(db: Any, as_of: datetime) -> tuple[float, int]:
+async def run_floor(db: Any) -> tuple[float, int]:
     """Run the floor pipeline; return (seconds, polls counted)."""
     started = time.perf_counter()
     cursor = await db[STATUS_COLLECTION].aggregate(
-        floor_pipeline(as_of), allowDiskUse=True, comment="bench:floor"
+        floor_pipeline(), allowDiskUse=True, comment="bench:floor"
     )
     docs = await cursor.to_list()
     return time.perf_counter() - started, (docs[0]["polls"] if docs else 0)

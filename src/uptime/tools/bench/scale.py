@@ -163,7 +163,7 @@ async def bench_scale(
             out.unlink()
 
             mongod.start()
-            floor_s, polls = await run_floor(db, as_of)
+            floor_s, polls = await run_floor(db)
             result.mongod_rss_floor_bytes.append(mongod.stop())
             result.floor_s.append(floor_s)
             result.floor_polls = polls

@@ -39,13 +39,12 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from uptime.ingest.validate import MAX_STORE_ID_LENGTH, too_long_reason
 
-from uptime.platform import asof
 from uptime.platform import limits
 from uptime.platform.constants import STATUS_COLLECTION, TIMEZONES_COLLECTION
 from uptime.report import interval, pipeline, storage
 from uptime.report import rows as stored_rows
 from uptime.web import runs as store_runs
-from uptime.web.errors import error_responses, invalid_input
+from uptime.web.errors import error_responses, invalid_input, query_instant
 
 #: Polls returned by the time line by default / at most (the earliest ones of the interval).
 DEFAULT_POLL_LIMIT = 2_000
@@ -189,16 +188,6 @@ _STORE_ERRORS = error_responses(404, 503)
 _REPORT_ERRORS = error_responses(404, 409, 410, 503)
 
 
-def _instant(name: str, text: str | None) -> datetime | None:
-    """``from``/``to`` as aware UTC; a 422 in the list shape naming the expected form."""
-    if text is None:
-        return None
-    try:
-        return asof.parse_as_of(text, repair_plus=True)
-    except asof.AsOfError as exc:
-        raise invalid_input(("query", name), str(exc), text[:200]) from None
-
-
 async def _latest_poll(db: Any, store_id: str) -> datetime:
     """The store's latest valid poll (one backwards step on the store/time index); 404 if none."""
     bounded = {"$type": "date", "$gte": pipeline.EARLIEST_POLL,  # never decode year 10000
@@ -215,7 +204,7 @@ async def _latest_poll(db: Any, store_id: str) -> datetime:
 
 async def _interval(db: Any, store_id: str, start_text: str | None, end_text: str | None
                     ) -> tuple[datetime, datetime]:
-    start, end = _instant("from", start_text), _instant("to", end_text)
+    start, end = query_instant("from", start_text), query_instant("to", end_text)
     try:
         end = end or await _latest_poll(db, store_id)
         start = start or end - timedelta(days=7)

@@ -30,9 +30,8 @@ from pymongo.errors import PyMongoError
 
 from uptime.incidents.detector import start_detector
 from uptime.incidents.query import Order, choose_source, find_incident_page
-from uptime.platform import asof
 from uptime.report.pipeline import resolve_as_of
-from uptime.web.errors import error_responses, invalid_input
+from uptime.web.errors import error_responses, invalid_input, query_instant
 
 #: time limit of the request's database work (s): the from-polls path reads every poll
 #: (~15-25 s at scale 1 on a loaded 2-core machine), the timeline path well under a second
@@ -98,15 +97,6 @@ class IncidentPage(BaseModel):
     incidents: list[Incident]
 
 
-def _instant(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return asof.parse_as_of(text, repair_plus=True)
-    except asof.AsOfError as exc:
-        raise invalid_input(("query", name), str(exc), text[:200]) from None
-
-
 Instant = dict(json_schema_extra={"format": "date-time"})
 
 
@@ -135,8 +125,8 @@ async def incidents(
     """The incidents as of ``as_of`` (issue 17): maximal inactive stretches of each store
     whose overlap with its business hours is at least ``min_minutes``, sorted by ``order``,
     one page, with the counts of the whole result."""
-    when = _instant("as_of", as_of)
-    lo, hi = _instant("from", start), _instant("to", end)
+    when = query_instant("as_of", as_of)
+    lo, hi = query_instant("from", start), query_instant("to", end)
     if lo is not None and hi is not None and lo >= hi:
         raise invalid_input(("query", "from"), f"from ({lo.isoformat()}) must be before to "
                             f"({hi.isoformat()})", start)

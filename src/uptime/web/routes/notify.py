@@ -20,8 +20,8 @@ database (``app.state.db``), so ``serve`` delivers the outbox while it runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -105,21 +105,26 @@ class Delivery(BaseModel):
     last_attempt: dict[str, Any] | None = None
 
 
-def _http_error(exc: ch.ChannelError) -> HTTPException:
-    if exc.status == 422:
-        return HTTPException(422, detail=[{"type": "value_error", "loc": ["body", exc.field],
-                                           "msg": str(exc)}])
-    return HTTPException(exc.status, detail=str(exc))
-
-
-def _timeout(request: Request) -> Any:
-    return pymongo.timeout(request.app.state.settings.db_timeout_s)
+@contextmanager
+def _db_call(request: Request) -> Iterator[None]:
+    """The database work of one route: under ``pymongo.timeout(UPTIME_DB_TIMEOUT_S)``, with a
+    refused input (``ChannelError``, ``WindowError``: ``field``, ``status``) turned into its
+    answer — 422 in FastAPI's list shape located at ``("body", field)``, else ``status``
+    (404 unknown, 409 name in use) with the reason as ``detail``."""
+    try:
+        with pymongo.timeout(request.app.state.settings.db_timeout_s):
+            yield
+    except (ch.ChannelError, mw.WindowError) as exc:
+        if exc.status == 422:
+            raise HTTPException(422, detail=[{"type": "value_error", "loc": ["body", exc.field],
+                                              "msg": str(exc)}]) from None
+        raise HTTPException(exc.status, detail=str(exc)) from None
 
 
 @router.get("/channels", response_model=list[ChannelOut], summary="Notification channels")
 async def get_channels(request: Request) -> list[dict[str, Any]]:
     """Every channel, by name; URLs redacted, secrets never shown."""
-    with _timeout(request):
+    with _db_call(request):
         return await ch.list_channels(request.app.state.db)
 
 
@@ -129,23 +134,17 @@ async def get_channels(request: Request) -> list[dict[str, Any]]:
 async def post_channel(request: Request, body: ChannelIn) -> dict[str, Any]:
     """Add a channel; hostile URLs are refused with 422 (README, "Notifications")."""
     settings = request.app.state.settings
-    try:
-        with _timeout(request):
-            return await ch.add_channel(request.app.state.db, body.name, body.url,
-                                        body.secret,
-                                        allow_private=settings.notify_allow_private)
-    except ch.ChannelError as exc:
-        raise _http_error(exc) from None
+    with _db_call(request):
+        return await ch.add_channel(request.app.state.db, body.name, body.url,
+                                    body.secret,
+                                    allow_private=settings.notify_allow_private)
 
 
 @router.get("/channels/{name}", response_model=ChannelOut, summary="One channel",
             responses={404: {"description": "unknown channel"}})
 async def get_channel(request: Request, name: ChannelName) -> dict[str, Any]:
-    try:
-        with _timeout(request):
-            return ch.public_view(await ch.get_channel(request.app.state.db, name))
-    except ch.ChannelError as exc:
-        raise _http_error(exc) from None
+    with _db_call(request):
+        return ch.public_view(await ch.get_channel(request.app.state.db, name))
 
 
 @router.patch("/channels/{name}", response_model=ChannelOut, summary="Mute or unmute",
@@ -153,21 +152,15 @@ async def get_channel(request: Request, name: ChannelName) -> dict[str, Any]:
 async def patch_channel(request: Request, name: ChannelName, body: ChannelPatch
                         ) -> dict[str, Any]:
     """``{"muted": true}`` mutes the channel (its notifications are recorded as skipped)."""
-    try:
-        with _timeout(request):
-            return await ch.set_muted(request.app.state.db, name, body.muted)
-    except ch.ChannelError as exc:
-        raise _http_error(exc) from None
+    with _db_call(request):
+        return await ch.set_muted(request.app.state.db, name, body.muted)
 
 
 @router.delete("/channels/{name}", status_code=204, summary="Remove a channel",
                responses={404: {"description": "unknown channel"}})
 async def delete_channel(request: Request, name: ChannelName) -> Response:
-    try:
-        with _timeout(request):
-            await ch.remove_channel(request.app.state.db, name)
-    except ch.ChannelError as exc:
-        raise _http_error(exc) from None
+    with _db_call(request):
+        await ch.remove_channel(request.app.state.db, name)
     return Response(status_code=204)
 
 
@@ -175,11 +168,8 @@ async def delete_channel(request: Request, name: ChannelName) -> Response:
              summary="Send a test event now", responses={404: {"description": "unknown"}})
 async def test_channel_route(request: Request, name: ChannelName) -> dict[str, Any]:
     """Send a ``test`` event to the channel now (not through the outbox; also when muted)."""
-    try:
-        with _timeout(request):
-            channel = await ch.get_channel(request.app.state.db, name)
-    except ch.ChannelError as exc:
-        raise _http_error(exc) from None
+    with _db_call(request):
+        channel = await ch.get_channel(request.app.state.db, name)
     attempt = await delivery.send_test_to(channel, request.app.state.settings)
     return {"delivered": attempt["outcome"] == "delivered", **attempt}
 
@@ -195,7 +185,7 @@ async def get_notifications(
 ) -> list[dict[str, Any]]:
     """Recent notifications, newest first, each with its last attempt (a failed one shows
     why: ``reason`` permanent|expired and the HTTP status or error)."""
-    with _timeout(request):
+    with _db_call(request):
         return await outbox.list_deliveries(request.app.state.db, channel=channel,
                                             status=status, event_id=event_id, limit=limit)
 
@@ -230,17 +220,10 @@ class WindowOut(BaseModel):
     created_at: datetime | None = None
 
 
-def _window_error(exc: Any) -> HTTPException:
-    if exc.status == 422:
-        return HTTPException(422, detail=[{"type": "value_error", "loc": ["body", exc.field],
-                                           "msg": str(exc)}])
-    return HTTPException(exc.status, detail=str(exc))
-
-
 @router.get("/maintenance", response_model=list[WindowOut], summary="Maintenance windows")
 async def get_windows(request: Request) -> list[dict[str, Any]]:
 
-    with _timeout(request):
+    with _db_call(request):
         return await mw.list_windows(request.app.state.db)
 
 
@@ -250,36 +233,30 @@ async def post_window(request: Request, body: WindowIn) -> dict[str, Any]:
     """Incidents inside a window are recorded and flagged but not announced."""
 
     db = request.app.state.db
-    try:
-        with _timeout(request):
-            if body.kind == "once":
-                moments = []
-                for field in ("start", "end"):
-                    value = getattr(body, field)
-                    if value is None:
-                        raise mw.WindowError(field, f"{field} is required for a one-off window")
-                    try:
-                        moments.append(parse_as_of(value))
-                    except ValueError as exc:
-                        raise mw.WindowError(field, f"{field}: {exc}") from None
-                return await mw.add_once(db, body.name, moments[0], moments[1],
-                                         stores=body.stores, note=body.note)
-            for field in ("days", "start_local", "end_local"):
-                if getattr(body, field) is None:
-                    raise mw.WindowError(field, f"{field} is required for a weekly window")
-            return await mw.add_weekly(db, body.name, body.days, body.start_local,
-                                       body.end_local, stores=body.stores, note=body.note)
-    except mw.WindowError as exc:
-        raise _window_error(exc) from None
+    with _db_call(request):
+        if body.kind == "once":
+            moments = []
+            for field in ("start", "end"):
+                value = getattr(body, field)
+                if value is None:
+                    raise mw.WindowError(field, f"{field} is required for a one-off window")
+                try:
+                    moments.append(parse_as_of(value))
+                except ValueError as exc:
+                    raise mw.WindowError(field, f"{field}: {exc}") from None
+            return await mw.add_once(db, body.name, moments[0], moments[1],
+                                     stores=body.stores, note=body.note)
+        for field in ("days", "start_local", "end_local"):
+            if getattr(body, field) is None:
+                raise mw.WindowError(field, f"{field} is required for a weekly window")
+        return await mw.add_weekly(db, body.name, body.days, body.start_local,
+                                   body.end_local, stores=body.stores, note=body.note)
 
 
 @router.delete("/maintenance/{name}", status_code=204, summary="Remove a maintenance window",
                responses={404: {"description": "unknown window"}})
 async def delete_window(request: Request, name: ChannelName) -> Response:
 
-    try:
-        with _timeout(request):
-            await mw.remove_window(request.app.state.db, name)
-    except mw.WindowError as exc:
-        raise _window_error(exc) from None
+    with _db_call(request):
+        await mw.remove_window(request.app.state.db, name)
     return Response(status_code=204)

@@ -20,6 +20,7 @@ from uptime.report.quality import IgnoredCount
 from uptime.web.errors import (
     error_responses,
     invalid_input,
+    query_instant,
 )
 from uptime.report.pipeline import check_version
 from uptime.web.period_params import period_of_query
@@ -192,10 +193,7 @@ async def trigger_report(
     pipeline is still Running, return that report's id. With ``period`` or ``from``/``to``
     it is a period report (``uptime.report.period``; 422 for a bad period)."""
     chosen_period = period_of_query(period, period_from, period_to)
-    try:
-        query_as_of = asof.parse_as_of(as_of, repair_plus=True) if as_of is not None else None
-    except asof.AsOfError as exc:
-        raise invalid_input(("query", "as_of"), str(exc), as_of[:200]) from None
+    query_as_of = query_instant("as_of", as_of)
     body_as_of = body.as_of if body is not None else None
     if query_as_of is not None and body_as_of is not None and query_as_of != body_as_of:
         raise invalid_input(
