@@ -348,3 +348,87 @@ async def test_mongosh_runner_gives_the_same_rows(db, mongo_uri, mongosh, source
             assert utc(g["period_start"]["$date"] if isinstance(g["period_start"], dict) else g["period_start"]) == w["period_start"]
             assert (float(g["uptime_hours"]), float(g["downtime_hours"])) == (w["uptime_hours"], w["downtime_hours"])
             assert (None if g["uptime_percent"] is None else float(g["uptime_percent"])) == w["uptime_percent"]
+
+
+# ------------------------------ long periods on disjoint schedules (item 3, the fast path) --
+
+def _disjoint_hours(rng: random.Random, sid: str) -> list[dict]:
+    """Hours rows that never overlap (v1-shaped, as ``uptime generate`` writes them): day
+    hours, lunch/dinner splits, overnight rows split at midnight or left whole when the next
+    day opens later, 24 h (``00:00:00``-``23:59:59``), closed days, and a lone ``end == start``
+    24-hour row followed by a closed day."""
+    kind = rng.choice(["day", "split", "overnight", "whole", "full", "lone24"])
+    rows = []
+    for d in range(7):
+        if kind != "full" and rng.random() < 0.15:
+            continue  # closed that day
+        if kind == "day":
+            rows.append(hrow(sid, d, f"{rng.randrange(6, 11):02d}:00:00", f"{rng.randrange(17, 23):02d}:30:00"))
+        elif kind == "split":
+            rows += [hrow(sid, d, "11:00:00", "14:00:00"), hrow(sid, d, "17:00:00", "22:15:00")]
+        elif kind == "overnight":
+            rows += [hrow(sid, d, "18:00:00", "23:59:59"), hrow(sid, d, "00:00:00", "02:00:00")]
+        elif kind == "whole":
+            rows.append(hrow(sid, d, "16:00:00", "03:00:00"))  # next day opens at 16:00
+        elif kind == "full":
+            rows.append(hrow(sid, d, "00:00:00", "23:59:59"))
+        elif d % 2 == 0 and d < 6:
+            rows.append(hrow(sid, d, "10:00:00", "10:00:00"))  # 24 h, the next day closed
+    return rows
+
+
+def _long_dataset(seed: int, first: datetime, as_of: datetime, stores: int):
+    """Stores polled every 2-4 h from before ``first`` to ``as_of`` whose status holds for
+    stretches of hours to weeks (long outages cross many days and DST changes)."""
+    rng = random.Random(seed)
+    status, hours, zones = [], [], []
+    for i in range(stores):
+        sid = f"L{i:02d}"
+        t = first - timedelta(days=rng.choice([3, -20, -50]))  # some start mid-period
+        inactive = rng.random() < 0.3
+        left = timedelta(hours=rng.expovariate(1 / 150))
+        while t <= as_of:
+            status.append(poll(sid, t, "inactive" if inactive else "active"))
+            step = timedelta(minutes=rng.randrange(120, 240))
+            t += step
+            left -= step
+            if left <= timedelta(0):
+                inactive = not inactive
+                left = timedelta(hours=rng.expovariate(1 / (300 if inactive else 150)))
+        hours += _disjoint_hours(rng, sid)
+        zones.append(zone(sid, ZONES[i % len(ZONES)]))
+    return status, hours, zones
+
+
+@pytest.mark.parametrize("label, as_of_text", [("2024-Q1", "2024-04-03T00:00:00Z"),
+                                               ("2024-Q4", "2024-12-20T00:00:00Z")])
+async def test_quarter_on_disjoint_schedules_matches_reference(db, label, as_of_text):
+    """Item 3's fast path (per down stretch only the business intervals of the days it covers):
+    a quarter in each store's local time with schedules whose rows never overlap, long outages
+    across DST changes (New York, Sydney, Beirut's midnight jump), stores polled from mid-period
+    on, a quarter still in progress: raw sums (ms) equal the reference exactly, on the timeline
+    and on the fly. Every store with hours takes the fast path (checked on the pipeline's
+    ``fast`` flag), so the test covers it."""
+    as_of = utc(as_of_text)
+    period = P.parse_period(label)
+    first = datetime.combine(period.first_day, time(0), as_of.tzinfo)
+    status, hours, zones = _long_dataset(sum(map(ord, label)), first, as_of, stores=14)
+    await load(db, status, hours, zones)
+    await prepare_v2(db)
+    accepted = set(await known_timezones(db))
+    expected = _reference_month(status, hours, zones, period.first_day, period.end_day, as_of,
+                                accepted)
+    assert len(expected) == 14 and sum(1 for b, d, *_ in expected.values() if 0 < d < b) >= 5
+    stages = P.load_period_pipeline()
+    cut = next(i for i, s in enumerate(stages) if "fast" in s.get("$set", {})) + 1
+    let = P.period_let(period, as_of, sorted(accepted))
+    cursor = await db["status_runs"].aggregate(
+        stages[:cut] + [{"$unwind": "$stores"}, {"$project": {"fast": 1, "n": {"$size": "$hours"}}}], let=let)
+    flags = [(d["fast"], d["n"]) async for d in cursor]
+    assert flags and all(fast for fast, n in flags if n), flags
+    for mode in (P.TIMELINE, P.ON_THE_FLY):
+        raw = await _raw(db, period, as_of, mode)
+        assert sorted(raw) == sorted(expected), mode
+        for sid, (business, down, p0, p1) in expected.items():
+            assert Fraction(raw[sid]["business_ms"]) == business, (mode, sid, "business")
+            assert Fraction(raw[sid]["downtime_ms"]) == down, (mode, sid, "downtime")

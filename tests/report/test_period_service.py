@@ -219,4 +219,6 @@ async def test_bench_period_phase_small(client, tmp_path):
     assert result["ratio"] == min(result["period_s"]) / min(result["floor_s"]) > 0
     target = bench_period.target(result)
     assert target["pass"] == (result["ratio"] <= 3.0)
+    assert "month 2023-01" in target["target"]
+    assert bench_period.targets({"month": result, "year": None}) == [target]
     assert set(await client.list_database_names()) == before

@@ -44,6 +44,7 @@ async def run_bench(
     v2_scale: float | None = None,
     history_stores: int = 0,
     period_stores: int = 0,
+    period_year_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
 
@@ -75,9 +76,10 @@ async def run_bench(
                 history = await bench_v2.bench_history(client, uri, cache_dir, work, seed=seed,
                                                        stores=history_stores, say=say)
             period_result = None
-            if period_stores:  # issue 18 item 3: a calendar-month period report vs its floor
-                period_result = await bench_period.bench_period(
-                    client, cache_dir, work, seed=seed, stores=period_stores, say=say)
+            if period_stores or period_year_stores:  # issue 18 item 3: month and year vs floor
+                period_result = await bench_period.bench_periods(
+                    client, cache_dir, work, seed=seed, month_stores=period_stores,
+                    year_stores=period_year_stores, say=say)
         finally:
             await client.close()
     targets = evaluate_targets(results)
@@ -92,8 +94,8 @@ async def run_bench(
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
         targets += bench_report.targets((v2_doc["report"] or {}).get("api"))  # issue 19
-    if period_stores and period_result:
-        targets.append(bench_period.target(period_result))
+    if period_result:
+        targets += bench_period.targets(period_result)
     render(console, results, targets, rss_source)
     import polars  # optional (extra "bench"): the polars alternative
 
@@ -113,7 +115,7 @@ async def run_bench(
         "targets": targets,
         "ingest": ingest_result if ingest else None,
         "v2": v2_doc,
-        "period": period_result if period_stores else None,
+        "period": period_result,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
