@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from support.app import running_app
+from support.app import LIFESPAN_TIMEOUT_S, running_app
 from uptime.notify import maintenance as mw
 from uptime.platform.migrations import migrate_up
 
@@ -165,7 +165,8 @@ async def test_api_and_cli(mdb, settings, monkeypatch):
     from uptime.web import app as api
 
     app = api.create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=LIFESPAN_TIMEOUT_S,
+                                shutdown_timeout=LIFESPAN_TIMEOUT_S) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             once = await http.post("/maintenance", json={

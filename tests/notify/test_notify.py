@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from typer.testing import CliRunner
 from werkzeug import Request, Response
 
+from support.app import LIFESPAN_TIMEOUT_S
 from support.receiver import Receiver, serve
 from uptime.notify import channels as ch
 from uptime.notify import outbox
@@ -434,7 +435,8 @@ async def test_secrets_never_in_list_api_or_cli(mdb, settings, monkeypatch):
     from uptime.web import app as api
 
     app = api.create_app(settings.model_copy(update={"api_token": "tkn"}))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=LIFESPAN_TIMEOUT_S,
+                                shutdown_timeout=LIFESPAN_TIMEOUT_S) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t",
                                      headers={"Authorization": "Bearer tkn"}) as http:
@@ -474,7 +476,8 @@ async def test_api_crud_test_and_errors(mdb, settings, httpserver):
     from uptime.web import app as api
 
     app = api.create_app(fast(settings))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=LIFESPAN_TIMEOUT_S,
+                                shutdown_timeout=LIFESPAN_TIMEOUT_S) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             add = await http.post("/channels", json={"name": "rx", "url": url, "secret": SECRET})

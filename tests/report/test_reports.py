@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from asgi_lifespan import LifespanManager
 
+from support.app import LIFESPAN_TIMEOUT_S
 from support.reports import T0, expected_csv, insert_stores
 from uptime.report import generation, storage
 from uptime.report import service as report_service
@@ -247,7 +248,8 @@ async def test_large_download_is_streamed_chunk_by_chunk(db, settings):
     })
     app = api.create_app(settings)
     messages: list[dict] = []
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=LIFESPAN_TIMEOUT_S,
+                                shutdown_timeout=LIFESPAN_TIMEOUT_S) as manager:
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": "GET", "scheme": "http", "path": "/get_report", "raw_path": b"/get_report",

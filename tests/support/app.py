@@ -14,6 +14,10 @@ from uptime.platform.settings import Settings
 from uptime.web import app as api
 
 
+#: Seconds the app's lifespan may take to start or to stop.
+LIFESPAN_TIMEOUT_S = 30.0
+
+
 @asynccontextmanager
 async def running_app(settings: Settings, *, timeout: float = 5.0,
                       **overrides) -> AsyncIterator[httpx.AsyncClient]:
@@ -22,7 +26,10 @@ async def running_app(settings: Settings, *, timeout: float = 5.0,
     ``timeout``: the client's request timeout in seconds. The app itself (for a test that
     reaches its state or registers a health check) is ``http.app``."""
     app = api.create_app(settings.model_copy(update=overrides) if overrides else settings)
-    async with LifespanManager(app) as manager:
+    # asgi-lifespan's default 5 s for startup/shutdown is too short on a loaded 2-core machine
+    # (the lifespan opens the database, recovers reports and starts the follower)
+    async with LifespanManager(app, startup_timeout=LIFESPAN_TIMEOUT_S,
+                               shutdown_timeout=LIFESPAN_TIMEOUT_S) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                      timeout=timeout) as http:
