@@ -196,7 +196,7 @@ async def schedules_after_import(db: Any, changed: Iterable[str], mentioned: Ite
     held: set[str] = set()
     for start in range(0, len(mentioned), CHUNK):
         part = mentioned[start:start + CHUNK]
-        held.update(d["_id"] async for d in db[SCHEDULES].find({"_id": {"$in": part}}, {"_id": 1}))
+        held.update([d["_id"] async for d in db[SCHEDULES].find({"_id": {"$in": part}}, {"_id": 1})])
     missing = [s for s in mentioned if s not in held]
     if await operation_time(db) is not None:
         done = await schedules_current(db)
