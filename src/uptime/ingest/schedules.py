@@ -38,6 +38,8 @@ rows *now* or makes them match:
   ``dbHash`` command's per-collection md5 of every document: inserts, updates and deletes all
   change it) is compared with the one stored at the last rebuild; a difference rebuilds in
   full. Taken before the rebuild reads, so a write racing it only costs one more rebuild.
+  A replica set that refuses the change stream (rights, ``$changeStream`` disabled) is
+  checked the same way.
   ``dbHash`` holds a shared lock on each of the two collections while it hashes (writes to
   them wait; about 0.1-1.5 s at scale 1, 100k rows, depending on the machine's load).
 * both: an empty ``store_schedules`` while rows exist rebuilds (first use, or dropped by hand).
@@ -167,6 +169,11 @@ async def schedules_current(db: Any) -> SyncResult:
         return await _standalone(db, state)
     token = state.get("token")
     if token is None:
+        if state.get("fingerprint") is not None and not await _empty_with_rows(db):
+            # the server refused change streams at the last rebuild: fingerprint instead
+            if state["fingerprint"] == await _fingerprint(db):
+                return SyncResult("schedules current (no change stream: input fingerprint "
+                                  "unchanged)")
         return await _rebuild_replset(db, "no stored change-stream token")
     if await _empty_with_rows(db):
         return await _rebuild_replset(db, "store_schedules empty while rows exist")
@@ -304,11 +311,18 @@ async def _rebuild_replset(db: Any, why: str) -> SyncResult:
             await stream.try_next()  # an event would only be a write right now: no harm
             token = stream.resume_token
     except PyMongoError as exc:
-        log.info("store_schedules: no change-stream token (%s): the next check rebuilds", exc)
+        log.info("store_schedules: no change-stream token (%s): fingerprint instead", exc)
+    fingerprint = None
+    if token is None:
+        try:
+            fingerprint = await _fingerprint(db)
+        except PyMongoError as exc:
+            log.info("store_schedules: no fingerprint either (%s): the next check rebuilds", exc)
     written = await rebuild_schedules(db)
     await db[STATE].replace_one(
         {"_id": STATE_ID},
-        {"mode": "change_stream", "token": token, "built_at": datetime.now(UTC), "why": why},
+        {"mode": "change_stream" if token is not None else "fingerprint", "token": token,
+         "fingerprint": fingerprint, "built_at": datetime.now(UTC), "why": why},
         upsert=True)
     return SyncResult(f"schedules rebuilt ({why})", refreshed=written, rebuilt=True)
 
