@@ -37,7 +37,7 @@ async def test_direct_writes_reach_the_schedules_on_both_servers(any_db, server_
     done = await schedules_current(db)
     docs = await _docs(db)
     assert docs["c"]["hours"] == [MON_9_17] and docs["c"]["zones"] == ["Asia/Tokyo"]
-    assert docs["b"]["hours"] == []  # no rows left: 24x7 (an empty schedule or none)
+    assert docs.get("b", {"hours": []})["hours"] == []  # no rows: 24x7 (empty schedule or none)
     assert docs["a"]["zones"] == ["UTC"] and docs["a"]["hours"] == [MON_9_17]
     if server_kind == "replset":
         assert (done.rebuilt, done.refreshed) == (False, 3), done
@@ -60,11 +60,12 @@ async def test_an_event_that_names_no_store_rebuilds(db):
 
 
 async def test_a_lost_token_rebuilds(db):
-    """A stored token the server cannot resume from (e.g. fallen off the oplog) rebuilds."""
+    """A stored token the server cannot resume from (here a corrupt one; in life one fallen
+    off the oplog: the same OperationFailure) rebuilds."""
     await load(db, hours_rows=[hours("a", 0, "09:00:00", "17:00:00")])
     await ensure_schedules(db)
     await db.store_schedules_state.update_one(
-        {"_id": "sync"}, {"$set": {"token": {"_data": "8200000001000000012B0229296E04"}}})
+        {"_id": "sync"}, {"$set": {"token": {"_data": "00"}}})
     await db.store_hours.insert_one(hours("z", 0, "09:00:00", "17:00:00"))
     done = await schedules_current(db)
     assert done.rebuilt is True, done
