@@ -69,7 +69,7 @@ from rich.progress import (
 from uptime.ingest.csvsource import _open_source, _rows, _Source, row_problem
 from uptime.ingest.rejects import ImportFileError, _Rejects, rejects_target  # noqa: F401 - ImportFileError re-exported
 from uptime.ingest.replace import replace_rows, staging_collection
-from uptime.ingest.schedules import refresh_schedules
+from uptime.ingest.schedules import schedules_after_import
 from uptime.platform.retention import ingest_horizon
 from uptime.ingest.validate import (  # noqa: F401 - parse_* re-exported for callers and tests
     PollValidator,
@@ -121,8 +121,10 @@ class ImportSummary:
         delimiter: the field delimiter used (``,``, ``;`` or tab; issue 9, "delimiters").
         encoding: the file's encoding (``utf-8``, ``utf-16``...; issue 9 item 3).
         notes: remarks for the user (ignored columns, rejects file moved...).
-        stores: hours/timezones only: the stores the file mentions (their schedules in
-            ``store_schedules`` are recomputed after the import; issue 8, item 4).
+        stores: hours/timezones only: the stores the file mentions (issue 8, item 4).
+        changed_stores: hours/timezones only: those of them whose rows the import inserted
+            or deleted; only their schedules (and those of mentioned stores without one) are
+            recomputed after the import (``uptime.ingest.schedules.schedules_after_import``).
     """
 
     kind: str
@@ -140,6 +142,7 @@ class ImportSummary:
     rejects_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     stores: set[str] = field(default_factory=set, repr=False)
+    changed_stores: set[str] = field(default_factory=set, repr=False)
 
     @property
     def rows(self) -> int:
@@ -408,8 +411,8 @@ async def import_file(
     prog = _Progress(progress, f"{kind} {path.name}", src.size)
     try:
         await _IMPORTERS[kind](db, src, rej, summary, prog)
-        if summary.stores:
-            await refresh_schedules(db, summary.stores)
+        if summary.stores:  # only the stores whose rows changed (+ those with no schedule)
+            await schedules_after_import(db, summary.changed_stores, summary.stores)
         prog.update(src.size)
     finally:
         prog.close()

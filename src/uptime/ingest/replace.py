@@ -24,7 +24,7 @@ the same collection once it is an hour old (its name carries an ObjectId, so its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,11 +44,14 @@ STORES_PER_TRANSACTION = 500
 @dataclass
 class ReplaceCounts:
     """``loaded``: staged rows inserted; ``already_present``: staged rows the target held
-    already; ``replaced``: target rows of the staged stores deleted (not in the file)."""
+    already; ``replaced``: target rows of the staged stores deleted (not in the file);
+    ``changed``: the store ids with a row inserted or deleted (their schedules need a
+    refresh; an unchanged re-import leaves it empty)."""
 
     loaded: int = 0
     already_present: int = 0
     replaced: int = 0
+    changed: set[str] = field(default_factory=set)
 
 
 def staging_collection(db: Any, target: str) -> Any:
@@ -78,6 +81,7 @@ async def replace_rows(db: Any, target: Any, staging: Any, summary: Any) -> None
     summary.loaded = counts.loaded
     summary.already_present += counts.already_present
     summary.replaced = counts.replaced
+    summary.changed_stores = counts.changed
 
 
 async def _supports_transactions(db: Any) -> bool:
@@ -115,13 +119,14 @@ async def replace_from_staging(
 
             async def apply(session: Any) -> ReplaceCounts:
                 held = {
-                    doc["_id"]
+                    doc["_id"]: doc.get("store_id")
                     async for doc in target.find(
-                        {"store_id": {"$in": group}}, {"_id": 1}, session=session
+                        {"store_id": {"$in": group}}, {"_id": 1, "store_id": 1}, session=session
                     )
                 }
                 new = [doc for doc in staged if doc["_id"] not in held]
                 stale = [i for i in held if i not in staged_ids]
+                changed = {doc["store_id"] for doc in new} | {held[i] for i in stale}
                 if new:
                     await target.insert_many(new, ordered=False, session=session)
                 removed = 0
@@ -129,7 +134,7 @@ async def replace_from_staging(
                     removed = (
                         await target.delete_many({"_id": {"$in": stale}}, session=session)
                     ).deleted_count
-                return ReplaceCounts(len(new), len(staged) - len(new), removed)
+                return ReplaceCounts(len(new), len(staged) - len(new), removed, changed)
 
             if with_txn:
                 async with db.client.start_session() as session:
@@ -139,6 +144,7 @@ async def replace_from_staging(
             counts.loaded += done.loaded
             counts.already_present += done.already_present
             counts.replaced += done.replaced
+            counts.changed |= done.changed
     finally:
         await staging.drop()
     return counts

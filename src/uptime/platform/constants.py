@@ -20,6 +20,8 @@ TIMEZONES_COLLECTION = "store_timezones"
 RUNS_COLLECTION = "status_runs"
 #: business-hour intervals per store (derived, ``uptime.ingest.schedules``)
 SCHEDULES_COLLECTION = "store_schedules"
+#: what ``store_schedules`` was last proven current against (``uptime.ingest.schedules``)
+SCHEDULES_STATE_COLLECTION = "store_schedules_state"
 
 #: a poll's status is one of these (rule 1); any other value is ignored and counted
 VALID_STATUSES = ("active", "inactive")

@@ -44,7 +44,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from uptime.ingest.schedules import ensure_schedules
+from pymongo.errors import PyMongoError
+
+from uptime.ingest.schedules import ensure_schedules, schedules_current
 from uptime.platform.constants import HEARTBEAT_STALE_S, RUNS_COLLECTION, STATUS_COLLECTION
 from uptime.platform.retention import REPORT_WINDOW, stored_horizon
 from uptime.timeline.control import running_follower, timeline_freshness, wait_current
@@ -91,8 +93,10 @@ async def choose_version(
     (frozen runs), as of the timeline's last applied write after it — and the reason says so.
 
     ``requested`` ``"v1"`` -> v1. ``None`` (the default) or ``"v2"`` -> v2 when the status
-    timeline is current within :func:`wait_budget_s` (then the schedules are made ready:
-    ``ensure_schedules``), else v1 with the timeline's state as the reason. Never raises for a
+    timeline is current within :func:`wait_budget_s` and the schedules are proven to match
+    the hours/timezone rows (``uptime.ingest.schedules.schedules_current``: refreshed from the
+    change stream or rebuilt; a database error there -> v1 with the reason), else v1 with the
+    timeline's state as the reason. Never raises for a
     stale, stopped, rebuilding or standalone timeline.
 
     Raises:
@@ -114,8 +118,12 @@ async def choose_version(
         log.info("report: pipeline v1 (exact, on the polls): the status timeline is not "
                  "current: %s", why)
         return "v1", why
-    await ensure_schedules(db)
-    return "v2", why
+    try:  # rows written straight into store_hours/store_timezones: refresh their schedules
+        synced = await schedules_current(db)
+    except PyMongoError as exc:
+        log.warning("report: pipeline v1: store_schedules could not be proven current: %s", exc)
+        return "v1", f"{why}; but store_schedules could not be proven current ({exc})"
+    return "v2", why if not (synced.refreshed or synced.rebuilt) else f"{why}; {synced.how}"
 
 
 async def timeline_ready(db: Any) -> tuple[bool, str]:

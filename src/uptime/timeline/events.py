@@ -10,25 +10,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from bson import Timestamp
 
 from uptime.platform.pollkey import instant_of
+from uptime.platform.probes import token_time  # noqa: F401 - re-exported (one home: platform)
 
 _POLL_ID = re.compile(
     r"^(?P<store>.+)\|(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(?:Z|\+00:00)?\|[ai]$"
 )
-
-
-def token_time(token: dict[str, Any] | None) -> Timestamp | None:
-    """The cluster time encoded in a change-stream resume token (``_data`` hex: ``82`` then
-    4 bytes seconds, 4 bytes increment, big-endian), or None if it is not of that form."""
-    data = (token or {}).get("_data")
-    if not isinstance(data, str) or len(data) < 18 or not data.startswith("82"):
-        return None
-    try:
-        return Timestamp(int(data[2:10], 16), int(data[10:18], 16))
-    except ValueError:
-        return None
 
 
 def poll_from_id(_id: Any) -> tuple[str, datetime] | None:

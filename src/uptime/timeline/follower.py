@@ -62,7 +62,7 @@ from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
 from uptime.platform.constants import STATUS_COLLECTION
-from uptime.platform.probes import is_replica_set
+from uptime.platform.probes import is_replica_set, operation_time  # noqa: F401 - re-exported
 from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's event folding
     EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
 )
@@ -90,13 +90,6 @@ _EVENT_FIELDS = {
     **{f"{doc}.{field}": 1 for doc in ("fullDocument", "fullDocumentBeforeChange")
        for field in ("store_id", "timestamp_utc", "status")},
 }
-
-
-async def operation_time(db: Any) -> Timestamp | None:
-    """The server's latest cluster time (``operationTime`` of a ``ping``); None on a
-    standalone server (no cluster time)."""
-    res = await db.command("ping")
-    return res.get("operationTime")
 
 
 class RunsFollower:
