@@ -1,5 +1,8 @@
 """Run the versioned uptime report pipeline (``pipelines/store_uptime.vN.json``) from Python.
 
+Just over 400 lines: the report's entry points (version, as_of, stores, zones, the choice,
+the run) stay in one module until the report package is split (issue 16, reports.py first).
+
 The computation lives entirely in the pipeline file (rules: issue 3, "The uptime report
 pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module only:
 
@@ -309,13 +312,11 @@ def report_let(
 async def choose_version(
     db: AsyncDb, requested: str | None = None, as_of: datetime | None = None
 ) -> tuple[str, str]:
-    """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
-    (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1; v2
-    whenever the week before ``as_of`` reaches before the retention horizon). Then, for a
-    default (or "v3") request that would run v2 with ``as_of`` given: v3 when the business
-    hours of ``as_of``'s day are cached (``windows.usable_build``), else v2 and the cache is
-    built in the background for the next report (``windows.start_build``; never waited for).
-    An explicit "v2" runs v2."""
+    """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version`` (v2
+    only on a current timeline, else v1 at once; "v1" -> v1; v2 when the week reaches before
+    the retention horizon). A default (or "v3") request that would run v2, ``as_of`` given:
+    v3 when ``as_of``'s day is cached (``windows.usable_build``), else v2 and the cache is
+    built in the background (``windows.start_build``, never waited for). "v2" runs v2."""
     version, reason = await choose(db, "v2" if requested == "v3" else requested, as_of)
     if version != "v2" or requested == "v2" or as_of is None:
         return version, reason
@@ -376,7 +377,9 @@ async def iter_report_rows(
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
     caller already ran ``known_timezones``.
-    ``version`` ``None`` = ``default_version()``. With ``prepare`` (the default) a v2 (or
+    ``version`` ``None`` = ``default_version()``; "v3" runs v2 when the day's cached business
+    hours no longer fit (``windows.usable_build``: schedules or zones changed since the
+    choice). With ``prepare`` (the default) a v2 (or
     default) request runs v2 only when its inputs are current now, else v1 at once
     (``choose_version``: same rows, never a failure or a wait on the timeline, issue 14);
     ``prepare=False`` runs exactly ``version``: the caller has made v2's inputs current.
