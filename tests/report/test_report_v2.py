@@ -228,12 +228,15 @@ async def test_v2_reads_only_the_weeks_runs_through_the_index(db):
 
 
 def test_unknown_version_is_a_clear_error():
-    """Selection (item 4): v1 and v2 are installed; anything else is a ValueError naming the
-    known versions; report documents name their version, older ones count as v1."""
+    """Selection (item 4): v1, v2 and v3 (issue 19) are installed; anything else is a
+    ValueError naming the known versions; report documents name their version, older ones
+    count as v1."""
     assert P.check_version("v1") == "v1" and P.check_version("v2") == "v2"
-    with pytest.raises(ValueError, match="known: v1, v2"):
-        P.check_version("v3")
+    assert P.check_version("v3") == "v3"
+    with pytest.raises(ValueError, match="known: v1, v2, v3"):
+        P.check_version("v4")
     assert P.version_of_tag("store_uptime@v2") == "v2" and P.version_of_tag(None) == "v1"
+    assert P.version_of_tag("store_uptime@v3") == "v3"
 
 
 async def test_api_pipeline_parameter(db, settings):
