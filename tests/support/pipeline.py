@@ -1,10 +1,12 @@
 """Helpers for the pipeline tests: load given rows, run the report, read raw sums.
 
 ``VERSION`` is the report pipeline version the helpers run (set per test by the
-``pipeline_version`` fixture of the parametrized modules). For v2 the status timeline and the
-schedules are rebuilt from the stored rows right before each run (``prepare_v2``): the
+``pipeline_version`` fixture of the parametrized modules). For v2 and v3 the status timeline and
+the schedules are rebuilt from the stored rows right before each run (``prepare_v2``): the
 timeline by the contract's own Python model (tests/support/runs_model.py), so v2 is checked against
-runs built independently of the timeline helper's pipeline.
+runs built independently of the timeline helper's pipeline; for v3 the business hours of the
+report's day are cached too (``uptime.report.windows.build_windows``), and the helpers check
+that v3 ran on them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from uptime.report.pipeline import (
     load_pipeline,
     report_let,
 )
+from uptime.report import windows
 from uptime.ingest.schedules import rebuild_schedules
 
 VERSION = "v1"
@@ -35,6 +38,15 @@ async def prepare_v2(db, builder: str = "model") -> None:
 
         await rebuild_runs(db)
     await rebuild_schedules(db)
+
+
+async def prepare_v3(db, as_of: datetime) -> str:
+    """Cache the business hours of ``as_of``'s UTC day for v3 and return the build id; fails
+    the test if v3 would not use it (so a v3 run never silently runs v2)."""
+    build = await windows.build_windows(db, as_of, known_timezones)
+    usable = await windows.usable_build(db, as_of, await known_timezones(db))
+    assert usable is not None and usable["_id"] == build, "v3 would not use its cache"
+    return build
 
 
 def utc(text: str) -> datetime:
@@ -77,8 +89,10 @@ async def report(db, as_of: str | datetime, **kwargs) -> dict[str, dict]:
 async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
     when = utc(as_of) if isinstance(as_of, str) else as_of
     version = kwargs.pop("version", VERSION)
-    if version == "v2" and not kwargs.pop("prepared", False):
+    if version in ("v2", "v3") and not kwargs.pop("prepared", False):
         await prepare_v2(db)
+    if version == "v3":
+        await prepare_v3(db, when)
     rows = iter_report_rows(db, as_of=when, version=version, prepare=False, **kwargs)
     return [r async for r in rows]
 
@@ -86,9 +100,11 @@ async def report_list(db, as_of: str | datetime, **kwargs) -> list[dict]:
 async def raw_sums(db, as_of: datetime, version: str | None = None) -> dict[str, dict]:
     """Run the pipeline without its rounding stage: store_id -> raw ms sums document."""
     version = version or VERSION
-    if version == "v2":
+    if version in ("v2", "v3"):
         await prepare_v2(db)
     stages = [s for s in load_pipeline(version) if "uptime_last_hour" not in s.get("$project", {})]
     let = report_let(as_of, await known_timezones(db))
+    if version == "v3":
+        let["build"] = await prepare_v3(db, as_of)
     cursor = await db[SOURCES[version]].aggregate(stages, let=let, allowDiskUse=True)
     return {d["store_id"]: d async for d in cursor}

@@ -27,7 +27,7 @@ async def test_bench_api_times_reports_with_phases_and_duckdb(db, mongo_uri: str
         say=said.append)
     assert len(api["api_s"]) == 2 and len(api["duckdb_s"]) == 2
     assert all(t > 0 for t in api["api_s"]) and api["cold_s"] > 0
-    assert api["pipeline"] == "store_uptime@v2"
+    assert api["pipeline"] == "store_uptime@v3"  # the day's business hours cached (issue 19)
     assert api["csv_duckdb_equals_api"] is True
     assert {"pipeline", "quality", "total"} <= set(api["phases"]) <= set(PHASES)
     assert api["phases"] in api["phases_runs"]

@@ -34,7 +34,7 @@ async def test_trigger_then_csv_equals_pipeline_rows(db, settings):
     doc = await db.reports.find_one({"_id": report_id})
     assert doc["status"] == "Complete" and doc["rows"] == 40 and doc["progress"] == 1.0
     assert doc["as_of"] == T0 and doc["pipeline_requested"] == "default"
-    assert doc["pipeline"] in ("store_uptime@v1", "store_uptime@v2") and doc["pipeline_reason"]
+    assert doc["pipeline"] in ("store_uptime@v1", "store_uptime@v2", "store_uptime@v3") and doc["pipeline_reason"]
     assert doc["timezone_fallbacks"] == 0
 
 
@@ -110,7 +110,7 @@ async def test_reports_list(db, settings):
     assert {r["report_id"] for r in listed} <= set(ids)
     assert all(r["status"] == "Complete" and r["rows"] == 3 for r in listed)
     # the default choice (issue 14): v2 on a current timeline, else v1; each says why
-    assert all(r["pipeline"] in ("store_uptime@v1", "store_uptime@v2") and r["pipeline_reason"]
+    assert all(r["pipeline"] in ("store_uptime@v1", "store_uptime@v2", "store_uptime@v3") and r["pipeline_reason"]
                for r in listed)
     created = [datetime.fromisoformat(r["created_at"]) for r in listed]
     assert created[0] >= created[1]

@@ -47,7 +47,7 @@ async def test_metrics_count_a_report_and_ingest(db, settings):
     after = samples(resp.text)
     assert resp.headers["content-type"].startswith("text/plain")
     tag = (await db.reports.find_one({"_id": report_id}))["pipeline"]
-    assert tag in ("store_uptime@v1", "store_uptime@v2")
+    assert tag in ("store_uptime@v1", "store_uptime@v2", "store_uptime@v3")
 
     def delta(name: str, **labels: str) -> float:
         key = (name, tuple(sorted(labels.items())))

@@ -72,6 +72,10 @@ def bench_command(
         int, typer.Option(min=0, help="Stores in the period-report year dataset: the 2022 "
                           "report on 368 days of polls vs its floor (issue 18; 0 = skip).")
     ] = 1000,
+    report_scale: Annotated[
+        str, typer.Option(help="Comma-separated scales at which the report through the API "
+                          "is also timed (issue 19: e.g. 10 = 140,920 stores; '' = none).")
+    ] = "",
     storage: Annotated[bool, typer.Option("--storage/--no-storage", help="Also measure bytes "
                        "on disk per poll and per run (issue 18: uptime.tools.bench.storage).")] = True,
 ) -> None:
@@ -92,7 +96,8 @@ def bench_command(
                   with_alt=alt, ingest=ingest,
                   v2_scale=scale if v2 else None,
                   history_stores=history_stores if v2 else 0,
-                  period_stores=period_stores, period_year_stores=period_year_stores)
+                  period_stores=period_stores, period_year_stores=period_year_stores,
+                  report_scales=tuple(_parse_scales(report_scale)) if report_scale.strip() else ())
     )
     if storage:  # issue 18 item 5: 1,000 stores x 30 days, extrapolated to a year of 14k
         bench_storage.run(get_settings(), results=results_dir / "storage.json")

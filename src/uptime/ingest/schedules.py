@@ -71,7 +71,9 @@ from uptime.platform.constants import (
     HOURS_COLLECTION,
     SCHEDULES_COLLECTION,
     SCHEDULES_STATE_COLLECTION,
+    SCHEDULES_VERSION_ID,
     TIMEZONES_COLLECTION,
+    WINDOW_BUILDS_COLLECTION,
 )
 from uptime.platform.probes import operation_time, token_time
 
@@ -125,6 +127,22 @@ async def _run(db: Any, stores: list[str] | None) -> None:
     a per-store ``$lookup`` costs ~1 ms a store, 15 s for 14k)."""
     cursor = await db.aggregate(load_schedules_pipeline(), let={"stores": stores}, comment=TAG)
     await cursor.to_list()
+    await bump_version(db)
+
+
+async def bump_version(db: Any) -> int:
+    """Count one more change of ``store_schedules`` (after it was written): the business
+    hours cached per day (``uptime.report.windows``) built on an older count are no longer
+    used. Returns the new count."""
+    doc = await db[WINDOW_BUILDS_COLLECTION].find_one_and_update(
+        {"_id": SCHEDULES_VERSION_ID}, {"$inc": {"n": 1}}, upsert=True, return_document=True)
+    return int(doc["n"])
+
+
+async def schedules_version(db: Any) -> int:
+    """How many times ``store_schedules`` was written (:func:`bump_version`; 0 = never)."""
+    doc = await db[WINDOW_BUILDS_COLLECTION].find_one({"_id": SCHEDULES_VERSION_ID})
+    return int(doc["n"]) if doc else 0
 
 
 async def rebuild_schedules(db: Any) -> int:
@@ -138,6 +156,8 @@ async def rebuild_schedules(db: Any) -> int:
     stale = [d["_id"] async for d in db[SCHEDULES].find({}, {"_id": 1}) if d["_id"] not in ids]
     for start in range(0, len(stale), CHUNK):
         await db[SCHEDULES].delete_many({"_id": {"$in": stale[start : start + CHUNK]}})
+    if stale:
+        await bump_version(db)
     return written
 
 

@@ -22,6 +22,13 @@ RUNS_COLLECTION = "status_runs"
 SCHEDULES_COLLECTION = "store_schedules"
 #: what ``store_schedules`` was last proven current against (``uptime.ingest.schedules``)
 SCHEDULES_STATE_COLLECTION = "store_schedules_state"
+#: business-hour intervals per store for one UTC day's report windows (derived, a cache:
+#: ``uptime.report.windows``); its builds and the schedules' version in ``WINDOW_BUILDS``
+WINDOWS_COLLECTION = "schedule_windows"
+WINDOW_BUILDS_COLLECTION = "schedule_window_builds"
+#: ``_id`` of the document in ``WINDOW_BUILDS_COLLECTION`` counting changes of
+#: ``store_schedules`` (``n``, bumped by ``uptime.ingest.schedules`` after every write)
+SCHEDULES_VERSION_ID = "@schedules"
 
 #: a poll's status is one of these (rule 1); any other value is ignored and counted
 VALID_STATUSES = ("active", "inactive")

@@ -1,5 +1,8 @@
 """Run the versioned uptime report pipeline (``pipelines/store_uptime.vN.json``) from Python.
 
+Just over 400 lines: the report's entry points (version, as_of, stores, zones, the choice,
+the run) stay in one module until the report package is split (issue 16, reports.py first).
+
 The computation lives entirely in the pipeline file (rules: issue 3, "The uptime report
 pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module only:
 
@@ -13,7 +16,10 @@ pipeline"; stage-by-stage notes: ``pipelines/store_uptime.v1.md``). This module 
   ``comment="store_uptime@<version>"`` and ``allowDiskUse=True``, and yields the rows.
   v1 aggregates on ``store_status`` (the polls); v2 (the default, issue 8 item 4) on
   ``status_runs`` (the status timeline) with ``store_schedules``, only when those are current
-  (``uptime.report.inputs_v2.choose_version``; else v1, at once). Both give byte-identical CSVs.
+  (``uptime.report.inputs_v2.choose_version``; else v1, at once). v3 (issue 19) is v2 with
+  the business hours read from a per-day cache (``uptime.report.windows``) instead of expanded
+  per report: a default report runs it when that cache is ready for its day, else v2 (and the
+  cache is built in the background). All give byte-identical CSVs.
 
 Units of a report row: ``*_last_hour`` in minutes, ``*_last_day`` and ``*_last_week`` in
 hours, all rounded to 2 decimals; windows are ``[as_of - 1 h, as_of)``,
@@ -47,9 +53,10 @@ from uptime.platform.resources import pipelines_dir
 from uptime import timeline
 from uptime.report.inputs_v2 import choose_version as choose
 from uptime.report.inputs_v2 import prepare_inputs
+from uptime.report import windows
 
 #: Installed versions -> the collection each one aggregates on.
-SOURCES: dict[str, str] = {"v1": STATUS_COLLECTION, "v2": RUNS_COLLECTION}
+SOURCES: dict[str, str] = {"v1": STATUS_COLLECTION, "v2": RUNS_COLLECTION, "v3": RUNS_COLLECTION}
 REPORT_COLUMNS: tuple[str, ...] = (
     "store_id",
     "uptime_last_hour",
@@ -305,11 +312,18 @@ def report_let(
 async def choose_version(
     db: AsyncDb, requested: str | None = None, as_of: datetime | None = None
 ) -> tuple[str, str]:
-    """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version``
-    (v2 only on a current status timeline, else v1 at once; ``requested`` "v1" -> v1; v2
-    whenever the week before ``as_of`` reaches before the retention horizon)."""
-
-    return await choose(db, requested, as_of)
+    """The pipeline a report runs now and why: ``uptime.report.inputs_v2.choose_version`` (v2
+    only on a current timeline, else v1 at once; "v1" -> v1; v2 when the week reaches before
+    the retention horizon). A default (or "v3") request that would run v2, ``as_of`` given:
+    v3 when ``as_of``'s day is cached (``windows.usable_build``), else v2 and the cache is
+    built in the background (``windows.start_build``, never waited for). "v2" runs v2."""
+    version, reason = await choose(db, "v2" if requested == "v3" else requested, as_of)
+    if version != "v2" or requested == "v2" or as_of is None:
+        return version, reason
+    if await windows.usable_build(db, as_of) is not None:
+        return "v3", f"{reason}; business hours cached for the day"
+    windows.start_build(db, as_of, known_timezones)
+    return "v2", f"{reason}; business hours of the day not cached yet (building)"
 
 
 class BeforeHorizonError(ValueError):
@@ -363,7 +377,9 @@ async def iter_report_rows(
     them, so America/Chicago was used). ``store_range`` limits the stores to
     ``store_from <= store_id < store_to``. ``timezones`` skips the screening when the
     caller already ran ``known_timezones``.
-    ``version`` ``None`` = ``default_version()``. With ``prepare`` (the default) a v2 (or
+    ``version`` ``None`` = ``default_version()``; "v3" runs v2 when the day's cached business
+    hours no longer fit (``windows.usable_build``: schedules or zones changed since the
+    choice). With ``prepare`` (the default) a v2 (or
     default) request runs v2 only when its inputs are current now, else v1 at once
     (``choose_version``: same rows, never a failure or a wait on the timeline, issue 14);
     ``prepare=False`` runs exactly ``version``: the caller has made v2's inputs current.
@@ -378,13 +394,20 @@ async def iter_report_rows(
     version = check_version(version)
     if version == "v1":
         await check_v1_horizon(db, as_of)  # issue 18: its polls may be compacted
-    stages = load_pipeline(version)
-    source = SOURCES[version]
     if timezones is None:
         timezones = await known_timezones(db)
+    let = report_let(as_of, timezones, store_range)
+    if version == "v3":
+        build = await windows.usable_build(db, as_of, timezones, retired_ok=True)
+        if build is None:  # schedules or zones changed since the choice: v2 is exact
+            version = "v2"
+        else:
+            let["build"] = build["_id"]
+    stages = load_pipeline(version)
+    source = SOURCES[version]
     cursor = await db[source].aggregate(
         stages,
-        let=report_let(as_of, timezones, store_range),
+        let=let,
         comment=pipeline_tag(version),
         **limits.agg_time(),  # issue 15: within the report attempt's limit on the server too
         allowDiskUse=True,

@@ -6,15 +6,20 @@ uptime.tools.bench.report``), with its status timeline built (``bench_v2.build_i
 * **T_api**: ``POST /trigger_report`` (``as_of`` given) → ``GET /get_report`` answers the CSV
   and its last byte is read, through the service's ASGI app in this process (lifespan running:
   report service and runs follower; the client polls every :data:`POLL_S`). Untimed reports
-  first until one runs v2 (at most :data:`WARM_UP`; the first also fills the data-quality
-  cache; ``cold_s`` is the last), then ``runs`` timed ones;
+  first until one runs v3 (at most :data:`WARM_UP`; the first also fills the data-quality
+  cache and starts the build of the day's business hours, which v3 reads — the bench waits
+  for that build, at most :data:`BUILD_WAIT_S`, and records its time as ``windows_build_s``;
+  ``cold_s`` is the last untimed report), then ``runs`` timed ones;
 * the **phases** each timed report recorded (``reports.phases``, ``uptime.report.phases``),
   printed beside the times (the run with the minimum T_api);
 * **T_duckdb**: ``uptime.tools.alt_duckdb`` from the same CSV files in a child process, same
   run (``bench_v2.duckdb_child``); its CSV must equal the API's byte for byte.
 
 Targets (issue 19, item 3): T_api <= :data:`TARGET_API_S` and T_api <= :data:`TARGET_DUCKDB_RATIO`
-× T_duckdb (minimums). Times are wall-clock seconds. Nothing here asserts a speed.
+× T_duckdb (minimums); at a larger scale s (``uptime-monitor bench --report-scale 10``:
+:func:`bench_api_scale` generates, imports and builds that scale in a fresh database), T_api(s)
+<= s × T_api(reference scale) (:func:`scale_targets`). Times are wall-clock seconds. Nothing
+here asserts a speed.
 
 Standalone use (no generation or import; the data must already be there)::
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -36,18 +42,24 @@ from typing import Any
 
 import httpx
 
+from uptime.ingest.importer import import_files
 from uptime.platform.db import make_client
+from uptime.platform.migrations import ensure_current
 from uptime.platform.settings import Settings
+from uptime.report import windows
 from uptime.report.phases import format_phases
 from uptime.tools.bench import v2 as bench_v2
+from uptime.tools.bench.dataset import ensure_dataset
 from uptime.web.app import create_app
 
 TARGET_API_S = 0.5
 TARGET_DUCKDB_RATIO = 0.3
 #: how often the client asks /get_report whether the CSV is there (s)
 POLL_S = 0.005
-#: untimed reports at most before the timed ones (until one runs v2)
+#: untimed reports at most before the timed ones (until one runs v3)
 WARM_UP = 5
+#: longest wait for the day's business-hours cache after the first report (s)
+BUILD_WAIT_S = 600.0
 
 
 async def api_report(http: httpx.AsyncClient, as_of: datetime) -> tuple[float, bytes, dict]:
@@ -88,15 +100,19 @@ async def bench_api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                      timeout=300) as http:
-            # untimed reports until v2 runs (the follower of the app has caught up), at most
-            # WARM_UP; the first also fills the data-quality cache
+            # untimed reports until v3 runs (the follower of the app has caught up and the
+            # day's business hours are cached), at most WARM_UP; the first also fills the
+            # data-quality cache and starts the business-hours build
             for _ in range(WARM_UP):
                 out["cold_s"], csv, cold = await api_report(http, as_of)
                 pipeline_ran = cold.pop("_pipeline")
                 say(f"report via API (untimed, {pipeline_ran}): {out['cold_s']:.3f} s — "
                     f"{format_phases(cold)}")
-                if pipeline_ran.endswith("@v2"):
+                if pipeline_ran.endswith("@v3"):
                     break
+                if pipeline_ran.endswith("@v2"):
+                    out["windows_build_s"] = await _wait_for_windows(db, as_of)
+                    say(f"business hours of the day cached after {out['windows_build_s']:.3f} s")
             for run in range(runs):
                 seconds, body, phases = await api_report(http, as_of)
                 out.setdefault("pipelines", []).append(phases.pop("_pipeline"))
@@ -120,6 +136,17 @@ async def bench_api(
     return out
 
 
+async def _wait_for_windows(db: Any, as_of: datetime) -> float:
+    """Seconds until the business hours of ``as_of``'s day are cached (the build the report
+    started), at most :data:`BUILD_WAIT_S`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < BUILD_WAIT_S:
+        if await windows.usable_build(db, as_of) is not None:
+            break
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - started
+
+
 def targets(api: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Pass/fail of issue 19's targets on the minimums, as ``uptime-monitor bench`` shows them
     (``{target, value, shown, limit, pass}``); empty without figures."""
@@ -141,6 +168,56 @@ def targets(api: dict[str, Any] | None) -> list[dict[str, Any]]:
         same = bool(api["csv_duckdb_equals_api"])
         found.append({"target": "CSV DuckDB == API", "value": same,
                       "shown": "yes" if same else "NO", "limit": True, "pass": same})
+    return found
+
+
+async def bench_api_scale(
+    client: Any, uri: str, scale: float, *, seed: int, cache_dir: Path, work_dir: Path,
+    runs: int, say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The API figures at ``scale`` in a fresh database (dropped afterwards): generate (cached),
+    import, migrate, build the timeline and schedules, then :func:`bench_api` (with DuckDB).
+    Returns its figures plus ``scale``, ``stores``, ``polls``, ``import_s``, ``build``."""
+    dataset, _ = ensure_dataset(cache_dir, scale, seed)
+    name = f"uptime_bench_api_{secrets.token_hex(6)}"
+    db = client[name]
+    say(f"report via API at scale {scale:g}: {dataset['stores']:,} stores, "
+        f"{dataset['status_rows']:,} polls")
+    try:
+        started = time.perf_counter()
+        await import_files(db, status=Path(dataset["status"]), hours=Path(dataset["hours"]),
+                           timezones=Path(dataset["timezones"]), rejects=work_dir)
+        import_s = time.perf_counter() - started
+        await ensure_current(db, apply=True)
+        build = await bench_v2.build_inputs(db)
+        say(f"  imported in {import_s:.1f} s; {build['runs']:,} runs built in "
+            f"{build['runs_rebuild_s']:.1f} s")
+        as_of = datetime.fromisoformat(dataset["as_of"])
+        api = await bench_api(db, uri, dataset, as_of, work_dir, runs=runs, say=say, build=False)
+        return {**api, "scale": scale, "stores": dataset["stores"],
+                "polls": dataset["status_rows"], "import_s": import_s, "build": build}
+    finally:
+        await client.drop_database(name)
+
+
+def scale_targets(reference: dict[str, Any] | None, others: list[dict[str, Any]],
+                  reference_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Issue 19 item 3: T_api at scale s <= (s / reference scale) × T_api at the reference
+    (minimums, each measured in this run), as ``targets`` rows."""
+    if not reference or not reference.get("api_s"):
+        return []
+    base = min(reference["api_s"])
+    found = []
+    for other in others:
+        if not other.get("api_s"):
+            continue
+        growth = other["scale"] / reference_scale
+        t = min(other["api_s"])
+        found.append({"target": f"T_api scale {other['scale']:g} <= {growth:g} x scale "
+                                f"{reference_scale:g}",
+                      "value": t / base,
+                      "shown": f"{t:.3f} s vs {base:.3f} s ({t / base:.2f} x)",
+                      "limit": growth, "pass": t <= growth * base})
     return found
 
 

@@ -45,8 +45,11 @@ async def run_bench(
     history_stores: int = 0,
     period_stores: int = 0,
     period_year_stores: int = 0,
+    report_scales: tuple[float, ...] = (),
 ) -> tuple[dict[str, Any], Path]:
-    """Run the benchmark; return (the JSON document written, its path)."""
+    """Run the benchmark; return (the JSON document written, its path). ``report_scales``:
+    scales at which the report through the API is also timed (issue 19's scale-10 figure;
+    ``uptime.tools.bench.report.bench_api_scale``)."""
 
     console = console or Console(stderr=True)
     say = console.print
@@ -67,6 +70,13 @@ async def run_bench(
                                       cache_dir=cache_dir, work_dir=work, mongod=mongod,
                                       with_alt=with_alt, say=say, v2=scale == v2_scale)
                 )
+            api_scales = []
+            for extra in report_scales:  # issue 19 item 3: the API figures at scale 10
+                api_scales.append(await bench_report.bench_api_scale(
+                    client, uri, extra, seed=seed, cache_dir=cache_dir, work_dir=work,
+                    runs=max(1, min(2, plan[0][1])), say=say))
+                for line in bench_report.summary_lines(api_scales[-1]):
+                    say(f"  scale {extra:g}: {line}")
             if ingest:  # POST /polls throughput (issue 8 item 6), uptime-monitor serve as a child
 
                 ingest_result = await run_ingest_bench(uri, say=say)
@@ -94,6 +104,8 @@ async def run_bench(
         polars_s = next((r.alt_s for r in results if r.v2), [])
         targets += bench_v2.targets(v2_doc, polars_s)
         targets += bench_report.targets((v2_doc["report"] or {}).get("api"))  # issue 19
+        targets += bench_report.scale_targets((v2_doc["report"] or {}).get("api"), api_scales,
+                                              v2_scale or 1.0)
     if period_result:
         targets += bench_period.targets(period_result)
     render(console, results, targets, rss_source)
@@ -115,6 +127,7 @@ async def run_bench(
         "targets": targets,
         "ingest": ingest_result if ingest else None,
         "v2": v2_doc,
+        "report_scales": api_scales,
         "period": period_result,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
