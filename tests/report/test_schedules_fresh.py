@@ -12,13 +12,14 @@ from support.pipeline import hours, load
 from support.reports import T0, insert_stores
 from uptime.ingest.schedules import rebuild_schedules
 from uptime.platform.settings import Settings
-from uptime.report import reports
+from uptime.report import storage
+from uptime.report.service import ReportService
 from uptime.timeline import RunsFollower, wait_current
 
 
 async def _csvs(db) -> dict[str, tuple[str, bytes]]:
     """The default report and ``v1`` at T0, through the report service: {name: (pipeline, CSV)}."""
-    service = reports.ReportService(db, Settings(lease_seconds=30), owner="t")
+    service = ReportService(db, Settings(lease_seconds=30), owner="t")
     await service.start(background=False, recover=False)
     out = {}
     try:
@@ -26,7 +27,7 @@ async def _csvs(db) -> dict[str, tuple[str, bytes]]:
             doc = await service.wait(await service.trigger(T0, version))
             assert doc["status"] == "Complete", doc
             buf = io.BytesIO()
-            await reports.write_csv(db, doc["file_id"], buf)
+            await storage.write_csv(db, doc["file_id"], buf)
             out[name] = (doc["pipeline"], buf.getvalue())
     finally:
         await service.stop()
