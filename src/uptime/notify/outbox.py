@@ -117,24 +117,40 @@ async def enqueue(db: Any, event: dict[str, Any], *, session: Any = None,
     Raises:
         ValueError: a malformed event (id, type, occurred_at).
     """
-    _check_event(event)
+    return await enqueue_many(db, [event], session=session, channels=channels)
+
+
+async def enqueue_many(db: Any, events: list[dict[str, Any]], *, session: Any = None,
+                       channels: list[str] | None = None) -> list[str]:
+    """:func:`enqueue` for several events at once: one read of the channels and one ordered
+    ``bulk_write`` of upserts (the detector enqueues a chunk's events in one transaction).
+    Same documents, same idempotence; returns every ``_id`` (event order, then channel).
+
+    Raises:
+        ValueError: a malformed event (nothing is written then).
+    """
+    for event in events:
+        _check_event(event)
+    if not events:
+        return []
     query: dict[str, Any] = {} if channels is None else {"name": {"$in": list(channels)}}
     chans = await db[CHANNELS].find(query, session=session).to_list(None)
     now = _utcnow()
     ops = []
     ids = []
-    for chan in chans:
-        _id = f"{event['id']}|{chan['name']}"
-        ids.append(_id)
-        muted = bool(chan.get("muted"))
-        doc = {
-            "_id": _id, "event_id": event["id"], "event": event, "channel": chan["name"],
-            "kind": kind_of(chan["url"]), "status": SKIPPED if muted else PENDING,
-            "reason": "muted" if muted else None, "due_at": None if muted else now,
-            "created_at": now, "attempt_count": 0, "claims": 0, "attempts": [],
-            "owner": None, "delivered_at": None,
-        }
-        ops.append(UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True))
+    for event in events:
+        for chan in chans:
+            _id = f"{event['id']}|{chan['name']}"
+            ids.append(_id)
+            muted = bool(chan.get("muted"))
+            doc = {
+                "_id": _id, "event_id": event["id"], "event": event, "channel": chan["name"],
+                "kind": kind_of(chan["url"]), "status": SKIPPED if muted else PENDING,
+                "reason": "muted" if muted else None, "due_at": None if muted else now,
+                "created_at": now, "attempt_count": 0, "claims": 0, "attempts": [],
+                "owner": None, "delivered_at": None,
+            }
+            ops.append(UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True))
     if ops:
         await db[OUTBOX].bulk_write(ops, ordered=True, session=session)
     return ids
@@ -304,11 +320,12 @@ class Deliverer:
     started in this process.
     """
 
-    def __init__(self, db: Any, settings: Settings, *, concurrency: int = 8) -> None:
+    def __init__(self, db: Any, settings: Settings, *, concurrency: int | None = None) -> None:
         self.db = db
         self.settings = settings
         self.owner = f"deliverer-{secrets.token_hex(6)}"
-        self.concurrency = concurrency
+        # deliveries in flight (a bounded pool; UPTIME_NOTIFY_CONCURRENCY by default)
+        self.concurrency = settings.notify_concurrency if concurrency is None else concurrency
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
