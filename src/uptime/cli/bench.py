@@ -68,6 +68,11 @@ def bench_command(
         int, typer.Option(min=0, help="Stores in the period-report dataset: a month report "
                           "on 33 days of polls vs its floor (issue 18; 0 = skip).")
     ] = 14092,
+    alerts_stores: Annotated[
+        int, typer.Option(min=0, help="Stores in the alert-latency phase: the service in "
+                          "process, one poll per store (5 % going down, then back up) to a "
+                          "local webhook receiver (issue 17 item 6; 0 = skip).")
+    ] = 14092,
     storage: Annotated[bool, typer.Option("--storage/--no-storage", help="Also measure bytes "
                        "on disk per poll and per run (issue 18: uptime.tools.bench.storage).")] = True,
 ) -> None:
@@ -88,7 +93,7 @@ def bench_command(
                   with_alt=alt, ingest=ingest,
                   v2_scale=scale if v2 else None,
                   history_stores=history_stores if v2 else 0,
-                  period_stores=period_stores)
+                  period_stores=period_stores, alerts_stores=alerts_stores)
     )
     if storage:  # issue 18 item 5: 1,000 stores x 30 days, extrapolated to a year of 14k
         bench_storage.run(get_settings(), results=results_dir / "storage.json")

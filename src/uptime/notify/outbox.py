@@ -362,11 +362,13 @@ class Deliverer:
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
+            # cleared before the pass: a wake() during it (a commit it may have missed)
+            # starts the next pass at once instead of waiting for the poll interval
+            self._wake.clear()
             try:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - a database outage: try again later
                 log.warning("notification deliverer: %s", one_line(exc))
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.notify_poll_interval_s)
             except TimeoutError:
@@ -394,18 +396,23 @@ class Deliverer:
                 what it had claimed is claimed again after its lease).
         """
         handled = 0
+        first = await self.claim()  # nothing due (the usual pass): one query, no workers
+        if first is None:
+            return 0
 
-        async def worker() -> None:
+        async def worker(doc: dict[str, Any] | None) -> None:
             nonlocal handled
-            while not self._stop.is_set():
-                doc = await self.claim()
+            while doc is not None or not self._stop.is_set():  # a claimed one is delivered
+                doc = doc or await self.claim()
                 if doc is None:
                     return
                 await self.deliver(doc)
                 handled += 1
+                doc = None
 
-        results = await asyncio.gather(*(worker() for _ in range(self.concurrency)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(worker(first if i == 0 else None) for i in range(self.concurrency)),
+            return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]

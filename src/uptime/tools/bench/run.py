@@ -15,6 +15,7 @@ import pymongo
 from rich.console import Console
 
 from uptime.platform.db import make_client, server_uri
+from uptime.tools.bench import alerts as bench_alerts
 from uptime.tools.bench import period as bench_period
 from uptime.tools.bench import report as bench_report
 from uptime.tools.bench import v2 as bench_v2
@@ -44,6 +45,7 @@ async def run_bench(
     v2_scale: float | None = None,
     history_stores: int = 0,
     period_stores: int = 0,
+    alerts_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path)."""
 
@@ -78,9 +80,16 @@ async def run_bench(
             if period_stores:  # issue 18 item 3: a calendar-month period report vs its floor
                 period_result = await bench_period.bench_period(
                     client, cache_dir, work, seed=seed, stores=period_stores, say=say)
+            alerts_result = None
+            if alerts_stores:  # issue 17 item 6: POST /polls -> webhook, the service in process
+                say(f"alert latency: {alerts_stores:,} stores, 5 % going down, then back up")
+                alerts_result = await bench_alerts.bench_alerts(
+                    alerts_stores, 0.05, uri=uri, say=lambda line: say(f"  {line}"))
         finally:
             await client.close()
     targets = evaluate_targets(results)
+    if alerts_result:
+        targets += bench_alerts.targets(alerts_result)
     if ingest:
         targets.append(ingest_target(ingest_result))
         if ingest_result.get("report"):
@@ -114,6 +123,7 @@ async def run_bench(
         "ingest": ingest_result if ingest else None,
         "v2": v2_doc,
         "period": period_result if period_stores else None,
+        "alerts": alerts_result,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
