@@ -20,7 +20,8 @@ is one background task with its own time limits; a failed tick is logged and ret
 next one.
 
 **Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
-it at once): the stores with new polls since the last tick (except an active poll of a store
+it at once, and such a wake-up between full ticks evaluates only the stores with new polls):
+the stores with new polls since the last tick (evaluated first) (except an active poll of a store
 that is not watched: nothing to open or end) — from a change stream on ``store_status``
 filtered to inactive polls (replica set; the embedded server is one) and from :func:`poke` (called
 by ``POST /polls`` of this process after the write is acknowledged: the only source on a
@@ -46,7 +47,10 @@ update guarded by the state it changes (``announced.opened: null`` → set, ``op
 false, ``announced.reminders: n`` → n + 1; a new incident is an upsert on the stable
 ``_id``), and its outbox entries (``enqueue``: event ids ``<event_key>:opened`` /
 ``:resolved`` / ``:reminder-<n>``, deterministic) are written **in the same transaction** on
-a replica set. On a standalone server (no transactions) the idempotent ``enqueue`` is
+a replica set — one transaction per evaluated chunk of stores (:meth:`Detector._commit_batch`:
+all its creates, guarded updates and outbox entries; aborted as a whole and replayed one
+incident per transaction when a create meets a duplicate key or a guard no longer holds).
+On a standalone server (no transactions) the idempotent ``enqueue`` is
 written first, then the guarded update: a crash between the two re-enqueues the same event
 id next time, which adds nothing. So a restart, a failover or a second detector never
 announces an incident twice under a new id. ``event_key`` = ``inc_`` + the first 32 hex
