@@ -51,6 +51,7 @@ Metrics (``uptime.platform.metrics``): ``uptime_notifications_sent_total``, ``_f
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import random
@@ -374,48 +375,59 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    async def claim(self) -> dict[str, Any] | None:
+    async def claim(self, _id: str | None = None) -> dict[str, Any] | None:
         """Atomically take one due document (pending and due, or sending with an expired
-        lease) for ``lease_s`` seconds; ``None`` if nothing is due."""
+        lease) for ``lease_s`` seconds — the earliest due, or the one with ``_id`` if it is
+        still due; ``None`` if nothing (that one) is due."""
         now = _utcnow()
+        query: dict[str, Any] = {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
+        if _id is not None:
+            query["_id"] = _id
         return await self.db[OUTBOX].find_one_and_update(
-            {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}},
+            query,
             {"$set": {"status": SENDING, "owner": self.owner,
                       "due_at": now + timedelta(seconds=self.lease_s)},
              "$inc": {"claims": 1}},
-            sort=[("due_at", 1)],
+            sort=None if _id is not None else [("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
 
     async def run_once(self) -> int:
-        """Claim and deliver every document due now with ``concurrency`` workers (each:
-        claim one, deliver it, repeat until nothing is due); return the number handled.
+        """Claim and deliver every document due now with ``concurrency`` workers; return the
+        number handled. Each round reads the ids of up to ``4 × concurrency`` due documents
+        (earliest due first) and the workers claim them **by id** — each claim still atomic
+        and guarded by "still due", so a document another deliverer took meanwhile is
+        skipped — instead of all workers racing for the same earliest document (which makes
+        concurrent claims conflict in MongoDB); rounds repeat until nothing is due.
 
         Raises:
             pymongo.errors.PyMongoError: the database failed (the first error of a worker;
                 what it had claimed is claimed again after its lease).
         """
         handled = 0
-        first = await self.claim()  # nothing due (the usual pass): one query, no workers
-        if first is None:
-            return 0
+        while not self._stop.is_set():
+            due = [d["_id"] async for d in self.db[OUTBOX].find(
+                {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": _utcnow()}},
+                {"_id": 1}).sort("due_at", 1).limit(self.concurrency * 4)]
+            if not due:
+                return handled
+            queue = collections.deque(due)
 
-        async def worker(doc: dict[str, Any] | None) -> None:
-            nonlocal handled
-            while doc is not None or not self._stop.is_set():  # a claimed one is delivered
-                doc = doc or await self.claim()
-                if doc is None:
-                    return
-                await self.deliver(doc)
-                handled += 1
-                doc = None
+            async def worker() -> None:
+                nonlocal handled
+                while queue and not self._stop.is_set():
+                    doc = await self.claim(queue.popleft())
+                    if doc is None:  # another deliverer took it, or it is no longer due
+                        continue
+                    await self.deliver(doc)
+                    handled += 1
 
-        results = await asyncio.gather(
-            *(worker(first if i == 0 else None) for i in range(self.concurrency)),
-            return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+            results = await asyncio.gather(
+                *(worker() for _ in range(min(self.concurrency, len(due)))),
+                return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise errors[0]
         return handled
 
     async def deliver(self, doc: dict[str, Any]) -> str:
