@@ -338,7 +338,12 @@ class Deliverer:
 
     async def start(self) -> None:
         self._stop.clear()
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        # keep one connection per worker alive (httpx keeps 20 by default: more workers
+        # would open and close connections to a busy receiver all the time)
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max(100, self.concurrency),
+                                max_keepalive_connections=self.concurrency))
         self._task = spawn(self._loop(), "notify-deliverer")
         _RUNNING.add(self)
 
