@@ -203,3 +203,62 @@ async def test_source_stores_is_the_polls_source_restricted(db):
     assert [(r["store_id"], r["business_downtime_minutes"]) for r in listed] == [
         ("a", 60.0), ("b", 60.0)]
     assert listed == [r for r in every if r["store_id"] in ("a", "b")]
+
+
+async def test_chunk_transaction_falls_back_when_another_detector_created_one(db, settings):
+    """Issue 17 item 6: a chunk's transitions commit in one transaction; when it cannot (here:
+    another detector already created and announced ``b``'s incident, so the chunk's insert
+    meets a duplicate key) the whole transaction is aborted and each incident is applied on
+    its own: ``a`` and ``c`` are created and announced, ``b`` is left as the other detector
+    stored it — three incidents, exactly one ``incident.opened`` entry each."""
+    await migrate_up(db)
+    await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    for s in ("a", "b", "c"):
+        await db["store_status"].insert_many([
+            poll(s, now - timedelta(hours=3), "active"),
+            poll(s, now - timedelta(hours=1), "inactive")])
+    cfg = fast(settings)
+    other, det = Detector(db, cfg), Detector(db, cfg)
+    for one in (other, det):
+        one.started, one._replset, one._seeded = now, True, True
+    other.note(["b"])
+    await other.tick(now)
+    first_b = await db[INCIDENTS].find_one({"store_id": "b"})
+    assert first_b is not None and await db[INCIDENTS].count_documents({}) == 1
+    det.note(["a", "b", "c"])
+    assert await det.tick(now + timedelta(seconds=1)) == 3
+    docs = {d["store_id"]: d async for d in db[INCIDENTS].find({})}
+    assert sorted(docs) == ["a", "b", "c"]
+    assert docs["b"]["announced"] == first_b["announced"]
+    entries = [d["event_id"] async for d in db[outbox.OUTBOX].find({})]
+    assert sorted(entries) == sorted(f"{docs[s]['event_key']}:opened" for s in "abc")
+
+
+async def test_a_chunk_announces_all_its_incidents_in_one_tick(db, settings):
+    """Issue 17 item 6: 250 stores going down (two chunks of the detector): one tick opens
+    and announces every incident once (one ``incident.opened`` outbox entry per incident,
+    ids from each incident's stable id); their recovery then resolves all of them in one
+    tick, again once each."""
+    await migrate_up(db)
+    await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    ids = [f"z{i:03d}" for i in range(250)]
+    await db["store_status"].insert_many(
+        [poll(s, now - timedelta(hours=3), "active") for s in ids]
+        + [poll(s, now - timedelta(hours=1), "inactive") for s in ids])
+    det = Detector(db, fast(settings))
+    det.started, det._replset, det._seeded = now, True, True
+    det.note(ids)
+    assert await det.tick(now) == 250
+    docs = [d async for d in db[INCIDENTS].find({})]
+    assert len(docs) == 250 and all(d["open"] and d["announced"]["opened"] for d in docs)
+    opened = sorted([d["event_id"] async for d in db[outbox.OUTBOX].find({})])
+    assert opened == sorted(f"{event_key(d['_id'])}:opened" for d in docs)
+    await db["store_status"].insert_many([poll(s, now + timedelta(minutes=1), "active")
+                                          for s in ids])
+    det.note([(s, "active") for s in ids])
+    await det.tick(now + timedelta(minutes=2))
+    assert await db[INCIDENTS].count_documents({"open": False}) == 250
+    kinds = [d["event"]["type"] async for d in db[outbox.OUTBOX].find({})]
+    assert kinds.count("incident.resolved") == 250 and kinds.count("incident.opened") == 250

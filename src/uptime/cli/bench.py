@@ -76,6 +76,11 @@ def bench_command(
         str, typer.Option(help="Comma-separated scales at which the report through the API "
                           "is also timed (issue 19: e.g. 10 = 140,920 stores; '' = none).")
     ] = "",
+    alerts_stores: Annotated[
+        int, typer.Option(min=0, help="Stores in the alert-latency phase: the service in "
+                          "process, one poll per store (5 % going down, then back up) to a "
+                          "local webhook receiver (issue 17 item 6; 0 = skip).")
+    ] = 14092,
     storage: Annotated[bool, typer.Option("--storage/--no-storage", help="Also measure bytes "
                        "on disk per poll and per run (issue 18: uptime.tools.bench.storage).")] = True,
 ) -> None:
@@ -97,7 +102,8 @@ def bench_command(
                   v2_scale=scale if v2 else None,
                   history_stores=history_stores if v2 else 0,
                   period_stores=period_stores, period_year_stores=period_year_stores,
-                  report_scales=tuple(_parse_scales(report_scale)) if report_scale.strip() else ())
+                  report_scales=tuple(_parse_scales(report_scale)) if report_scale.strip() else (),
+                  alerts_stores=alerts_stores)
     )
     if storage:  # issue 18 item 5: 1,000 stores x 30 days, extrapolated to a year of 14k
         bench_storage.run(get_settings(), results=results_dir / "storage.json")

@@ -43,6 +43,7 @@ Metrics (``uptime.platform.metrics``): ``uptime_notifications_sent_total``, ``_f
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import secrets
@@ -102,24 +103,40 @@ async def enqueue(db: Any, event: dict[str, Any], *, session: Any = None,
     Raises:
         ValueError: a malformed event (id, type, occurred_at).
     """
-    _check_event(event)
+    return await enqueue_many(db, [event], session=session, channels=channels)
+
+
+async def enqueue_many(db: Any, events: list[dict[str, Any]], *, session: Any = None,
+                       channels: list[str] | None = None) -> list[str]:
+    """:func:`enqueue` for several events at once: one read of the channels and one ordered
+    ``bulk_write`` of upserts (the detector enqueues a chunk's events in one transaction).
+    Same documents, same idempotence; returns every ``_id`` (event order, then channel).
+
+    Raises:
+        ValueError: a malformed event (nothing is written then).
+    """
+    for event in events:
+        _check_event(event)
+    if not events:
+        return []
     query: dict[str, Any] = {} if channels is None else {"name": {"$in": list(channels)}}
     chans = await db[CHANNELS].find(query, session=session).to_list(None)
     now = _utcnow()
     ops = []
     ids = []
-    for chan in chans:
-        _id = f"{event['id']}|{chan['name']}"
-        ids.append(_id)
-        muted = bool(chan.get("muted"))
-        doc = {
-            "_id": _id, "event_id": event["id"], "event": event, "channel": chan["name"],
-            "kind": kind_of(chan["url"]), "status": SKIPPED if muted else PENDING,
-            "reason": "muted" if muted else None, "due_at": None if muted else now,
-            "created_at": now, "attempt_count": 0, "claims": 0, "attempts": [],
-            "owner": None, "delivered_at": None,
-        }
-        ops.append(UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True))
+    for event in events:
+        for chan in chans:
+            _id = f"{event['id']}|{chan['name']}"
+            ids.append(_id)
+            muted = bool(chan.get("muted"))
+            doc = {
+                "_id": _id, "event_id": event["id"], "event": event, "channel": chan["name"],
+                "kind": kind_of(chan["url"]), "status": SKIPPED if muted else PENDING,
+                "reason": "muted" if muted else None, "due_at": None if muted else now,
+                "created_at": now, "attempt_count": 0, "claims": 0, "attempts": [],
+                "owner": None, "delivered_at": None,
+            }
+            ops.append(UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True))
     if ops:
         await db[OUTBOX].bulk_write(ops, ordered=True, session=session)
     return ids
@@ -155,11 +172,12 @@ class Deliverer:
     started in this process.
     """
 
-    def __init__(self, db: Any, settings: Settings, *, concurrency: int = 8) -> None:
+    def __init__(self, db: Any, settings: Settings, *, concurrency: int | None = None) -> None:
         self.db = db
         self.settings = settings
         self.owner = f"deliverer-{secrets.token_hex(6)}"
-        self.concurrency = concurrency
+        # deliveries in flight (a bounded pool; UPTIME_NOTIFY_CONCURRENCY by default)
+        self.concurrency = settings.notify_concurrency if concurrency is None else concurrency
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -171,7 +189,12 @@ class Deliverer:
 
     async def start(self) -> None:
         self._stop.clear()
-        self._client = httpx.AsyncClient(follow_redirects=False)
+        # keep one connection per worker alive (httpx keeps 20 by default: more workers
+        # would open and close connections to a busy receiver all the time)
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max(100, self.concurrency),
+                                max_keepalive_connections=self.concurrency))
         self._task = spawn(self._loop(), "notify-deliverer")
         _RUNNING.add(self)
 
@@ -196,53 +219,71 @@ class Deliverer:
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
+            # cleared before the pass: a wake() during it (a commit it may have missed)
+            # starts the next pass at once instead of waiting for the poll interval
+            self._wake.clear()
             try:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - a database outage: try again later
                 log.warning("notification deliverer: %s", one_line(exc))
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.notify_poll_interval_s)
             except TimeoutError:
                 pass
 
-    async def claim(self) -> dict[str, Any] | None:
+    async def claim(self, _id: str | None = None) -> dict[str, Any] | None:
         """Atomically take one due document (pending and due, or sending with an expired
-        lease) for ``lease_s`` seconds; ``None`` if nothing is due."""
+        lease) for ``lease_s`` seconds — the earliest due, or the one with ``_id`` if it is
+        still due; ``None`` if nothing (that one) is due."""
         now = _utcnow()
+        query: dict[str, Any] = {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
+        if _id is not None:
+            query["_id"] = _id
         return await self.db[OUTBOX].find_one_and_update(
-            {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}},
+            query,
             {"$set": {"status": SENDING, "owner": self.owner,
                       "due_at": now + timedelta(seconds=self.lease_s)},
              "$inc": {"claims": 1}},
-            sort=[("due_at", 1)],
+            sort=None if _id is not None else [("due_at", 1)],
             return_document=ReturnDocument.AFTER,
         )
 
     async def run_once(self) -> int:
-        """Claim and deliver every document due now with ``concurrency`` workers (each:
-        claim one, deliver it, repeat until nothing is due); return the number handled.
+        """Claim and deliver every document due now with ``concurrency`` workers; return the
+        number handled. Each round reads the ids of up to ``4 × concurrency`` due documents
+        (earliest due first) and the workers claim them **by id** — each claim still atomic
+        and guarded by "still due", so a document another deliverer took meanwhile is
+        skipped — instead of all workers racing for the same earliest document (which makes
+        concurrent claims conflict in MongoDB); rounds repeat until nothing is due.
 
         Raises:
             pymongo.errors.PyMongoError: the database failed (the first error of a worker;
                 what it had claimed is claimed again after its lease).
         """
         handled = 0
+        while not self._stop.is_set():
+            due = [d["_id"] async for d in self.db[OUTBOX].find(
+                {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": _utcnow()}},
+                {"_id": 1}).sort("due_at", 1).limit(self.concurrency * 4)]
+            if not due:
+                return handled
+            queue = collections.deque(due)
 
-        async def worker() -> None:
-            nonlocal handled
-            while not self._stop.is_set():
-                doc = await self.claim()
-                if doc is None:
-                    return
-                await self.deliver(doc)
-                handled += 1
+            async def worker() -> None:
+                nonlocal handled
+                while queue and not self._stop.is_set():
+                    doc = await self.claim(queue.popleft())
+                    if doc is None:  # another deliverer took it, or it is no longer due
+                        continue
+                    await self.deliver(doc)
+                    handled += 1
 
-        results = await asyncio.gather(*(worker() for _ in range(self.concurrency)),
-                                       return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+            results = await asyncio.gather(
+                *(worker() for _ in range(min(self.concurrency, len(due)))),
+                return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise errors[0]
         return handled
 
     async def deliver(self, doc: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import pymongo
 from rich.console import Console
 
 from uptime.platform.db import make_client, server_uri
+from uptime.tools.bench import alerts as bench_alerts
 from uptime.tools.bench import period as bench_period
 from uptime.tools.bench import report as bench_report
 from uptime.tools.bench import v2 as bench_v2
@@ -46,6 +47,7 @@ async def run_bench(
     period_stores: int = 0,
     period_year_stores: int = 0,
     report_scales: tuple[float, ...] = (),
+    alerts_stores: int = 0,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path). ``report_scales``:
     scales at which the report through the API is also timed (issue 19's scale-10 figure;
@@ -90,9 +92,16 @@ async def run_bench(
                 period_result = await bench_period.bench_periods(
                     client, cache_dir, work, seed=seed, month_stores=period_stores,
                     year_stores=period_year_stores, say=say)
+            alerts_result = None
+            if alerts_stores:  # issue 17 item 6: POST /polls -> webhook, the service in process
+                say(f"alert latency: {alerts_stores:,} stores, 5 % going down, then back up")
+                alerts_result = await bench_alerts.bench_alerts(
+                    alerts_stores, 0.05, uri=uri, say=lambda line: say(f"  {line}"))
         finally:
             await client.close()
     targets = evaluate_targets(results)
+    if alerts_result:
+        targets += bench_alerts.targets(alerts_result)
     if ingest:
         targets.append(ingest_target(ingest_result))
         if ingest_result.get("report"):
@@ -129,6 +138,7 @@ async def run_bench(
         "v2": v2_doc,
         "report_scales": api_scales,
         "period": period_result,
+        "alerts": alerts_result,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
