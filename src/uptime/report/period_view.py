@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from gridfs.errors import NoFile
 
 from uptime.platform import limits
+from uptime.platform.constants import RUNS_COLLECTION, STATUS_COLLECTION, VALID_STATUSES
 from uptime.platform.retention import stored_horizon
 from uptime.report import csvout, storage
 from uptime.report import period as period_report
@@ -205,6 +206,28 @@ def month_candidates(as_of: datetime, months: int) -> list[period_report.Period]
     return out[::-1]
 
 
+async def has_history(db: AsyncDb, store_id: str, as_of: datetime, *,
+                      max_time_ms: int | None = None) -> bool:
+    """Whether ``store_id`` has a valid poll at or before ``as_of`` (UTC), or a run of the
+    timeline whose first poll is at or before it (polls before the retention horizon are gone;
+    their runs are the record). Two index-bounded lookups (``store_id_1_timestamp_utc_1_status_1``,
+    ``store_id_1_first_poll_1``), so a store with no history is answered without preparing
+    the period pipeline's inputs.
+
+    Raises:
+        pymongo.errors.PyMongoError: a lookup failed or ran out of time.
+    """
+    opts = {} if max_time_ms is None else {"max_time_ms": max_time_ms}
+    poll = await db[STATUS_COLLECTION].find_one(
+        {"store_id": store_id, "timestamp_utc": {"$lte": as_of},
+         "status": {"$in": list(VALID_STATUSES)}}, {"_id": 1}, **opts)
+    if poll is not None:
+        return True
+    run = await db[RUNS_COLLECTION].find_one(
+        {"store_id": store_id, "first_poll": {"$lte": as_of}}, {"_id": 1}, **opts)
+    return run is not None
+
+
 async def store_monthly(db: AsyncDb, store_id: str, as_of: datetime, months: int,
                         *, max_time_ms: int | None = None) -> tuple[list[dict], str]:
     """One store's uptime by local month: ``([{month, period_start, period_end (aware UTC),
@@ -221,6 +244,8 @@ async def store_monthly(db: AsyncDb, store_id: str, as_of: datetime, months: int
         pymongo.errors.PyMongoError: an aggregation failed or ran out of time.
     """
     as_of = to_utc(as_of)
+    if not await has_history(db, store_id, as_of, max_time_ms=max_time_ms):
+        return [], period_report.TIMELINE  # answered before any preparation (cheap 404)
     mode, _why = await period_report.prepare(db)
     zones = await known_timezones(db)
     store_range = (store_id, next_store_id(store_id))
