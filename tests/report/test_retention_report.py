@@ -16,6 +16,7 @@ import pytest
 from uptime.incidents.query import find_incidents
 from uptime.platform.migrations import ensure_current
 from uptime.report import csvout, pipeline
+from uptime.report import period as PR
 from uptime.timeline import rebuild_runs
 from uptime.timeline.retention import compact_polls
 from uptime.ingest.schedules import rebuild_schedules
@@ -137,3 +138,32 @@ async def test_mongosh_runner_v1_refuses_a_week_before_the_horizon(db, mongo_uri
     ok = run("2024-03-24T00:00:00Z")
     assert ok.returncode == 0, ok.stderr
     assert '"store_id":"a"' in ok.stdout.replace(" ", "")
+
+
+async def test_period_report_before_the_horizon_reads_the_timeline(rdb) -> None:
+    """Rule (item 4): a period report for a range starting before the retention horizon gives
+    the same rows after the compaction as before, although no follower keeps the timeline
+    current here (its default source is then the polls, and the polls before the horizon are
+    gone): ``period.prepare`` reads the timeline for such a period and says why; a period
+    wholly after the horizon still takes the polls."""
+    latest = await load_history(rdb)
+    await rebuild_runs(rdb)
+    await rebuild_schedules(rdb)
+    early = PR.period_from_range(START, HORIZON - timedelta(days=1))
+    late = PR.period_from_range(HORIZON + timedelta(days=1), latest)
+    mode, _ = await PR.prepare(rdb, early)
+    assert mode == PR.ON_THE_FLY  # no follower, no horizon yet: the polls, exact
+    before = {p.label: [r async for r in PR.iter_period_rows(rdb, p, as_of=latest, mode=mode)]
+              for p in (early, late)}
+    assert any(r["downtime_hours"] for r in before[early.label])  # something to lose
+
+    assert (await compact_polls(rdb, 14, now=NOW))["removed"] > 1000
+
+    mode, why = await PR.prepare(rdb, early)
+    assert mode == PR.TIMELINE and "retention horizon" in why
+    assert [r async for r in PR.iter_period_rows(rdb, early, as_of=latest, mode=mode)] == \
+        before[early.label]
+    mode, _ = await PR.prepare(rdb, late)
+    assert mode == PR.ON_THE_FLY
+    assert [r async for r in PR.iter_period_rows(rdb, late, as_of=latest, mode=mode)] == \
+        before[late.label]

@@ -154,7 +154,7 @@ class Generation:
                 )
             with clock.phase("choose"):
                 if self.period is not None:  # never waits for the timeline (issue 18 item 3)
-                    self.mode, why = await period_report.prepare(self.db)
+                    self.mode, why = await period_report.prepare(self.db, self.period)
                     source = ("runs read from status_runs" if self.mode == period_report.TIMELINE
                               else "runs derived from the polls")
                     tag, reason = period_report.PIPELINE_TAG, f"{source} ({why})"

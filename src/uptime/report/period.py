@@ -41,6 +41,7 @@ from bson import ObjectId
 
 from uptime.ingest.schedules import ensure_schedules
 from uptime.platform import pipelines
+from uptime.platform.retention import stored_horizon
 from uptime.report import csvout
 from uptime.report.inputs_v2 import count_report_stores_v2, timeline_ready
 from uptime.report.pipeline import EARLIEST_POLL, count_report_stores, known_timezones, to_utc
@@ -273,11 +274,25 @@ async def timeline_mode(db: AsyncDb) -> tuple[str, str]:
     return (TIMELINE if current else ON_THE_FLY), reason
 
 
-async def prepare(db: AsyncDb) -> tuple[str, str]:
+async def prepare(db: AsyncDb, period: Period | None = None) -> tuple[str, str]:
     """Make the schedules ready (``ensure_schedules``) and choose the runs source; return
-    ``(mode, reason)`` (mode ``TIMELINE`` / ``ON_THE_FLY``)."""
+    ``(mode, reason)`` (mode ``TIMELINE`` / ``ON_THE_FLY``).
+
+    Retention (issue 18 item 4): when ``period``'s read bounds start before the stored
+    retention horizon, runs derived from the polls cannot answer (the polls before it are
+    gone; the compaction rebuilt the timeline first, so its runs are the record there): the
+    timeline is read even when it is not current — exact before the horizon, as of its last
+    applied write after it — and the reason says so, as ``pipeline.choose_version`` does for
+    the normal report."""
     await ensure_schedules(db)
-    return await timeline_mode(db)
+    mode, why = await timeline_mode(db)
+    if mode == ON_THE_FLY and period is not None:
+        horizon = await stored_horizon(db)
+        if horizon is not None and period.read_bounds()[0] < horizon:
+            return TIMELINE, (f"the period starts before the retention horizon "
+                              f"{horizon.isoformat()}: its polls are gone, the timeline's runs "
+                              f"are the record there; timeline not current: {why}")
+    return mode, why
 
 
 async def count_stores(db: AsyncDb, as_of: datetime, mode: str) -> int:
