@@ -304,6 +304,17 @@ def test_cli_refuses_digits_as_as_of(monkeypatch, fresh_settings):
     assert "ISO 8601" in result.output and "Traceback" not in result.output
 
 
+def test_cli_refuses_an_as_of_whose_week_starts_before_year_1(monkeypatch, fresh_settings):
+    """`uptime-monitor report --as-of 0001-01-02` is a usage error (exit 2): the report's week
+    [as_of - 7 d, as_of) would start before year 1 (it used to fail the report with an
+    OverflowError); 0001-01-08 is the earliest as_of."""
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200")
+    result = CliRunner().invoke(cli_app, ["report", "--as-of", "0001-01-02"])
+    assert result.exit_code == 2, result.output
+    assert "too early" in result.output and "0001-01-08" in result.output
+    assert "Traceback" not in result.output
+
+
 async def test_unencoded_plus_is_repaired_in_the_query(db, settings):
     """Item 4: ?as_of=2024-03-12T20:30:00+05:30 sent unencoded arrives as
     "2024-03-12T20:30:00 05:30"; the one unambiguous repair reads it as +05:30 (15:00Z). In a

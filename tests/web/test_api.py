@@ -210,3 +210,8 @@ async def test_bad_input_gets_a_short_422(settings):
         assert text.status_code == 422 and "as_of" in text.text
         far = await http.post("/trigger_report", params={"as_of": "0001-01-01T00:00:00+05:00"})
         assert far.status_code == 422 and "out of range" in far.text
+        # a week reaching before year 1 (as_of before 0001-01-08): a 422, not a failed report
+        for where in ("params", "json"):
+            early = await http.post("/trigger_report", **{where: {"as_of": "0001-01-07T23:59:59Z"}})
+            assert early.status_code == 422 and "too early" in early.text, early.text
+            assert early.json()["detail"][0]["loc"][0] == ("query" if where == "params" else "body")

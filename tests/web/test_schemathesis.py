@@ -51,13 +51,14 @@ def api_schema(mongo_uri, tmp_path_factory):
 
 #: Refusals of schema-valid input that are decided, not defects (OpenAPI cannot state them):
 #: an RFC 3339 date-time outside the years 1..9999 once its offset is applied
-#: (0001-01-01T00:00:00+05:00); as_of given in the query and the body with different values;
+#: (0001-01-01T00:00:00+05:00); a report as_of before 0001-01-08 (its week would start before
+#: year 1); as_of given in the query and the body with different values;
 #: a dashboard interval whose from is not before to, or longer than 92 days, or holding more
 #: polls than UPTIME_INTERVAL_MAX_POLLS (issue 15); a notification channel's URL or secret
 #: that is not acceptable (hostile scheme, internal address, not an Apprise service, bad
 #: whsec_ secret: uptime.notify.channels); a maintenance window whose times do not parse or
 #: end before they start (uptime.notify.maintenance).
-_DECIDED_422 = ("out of range", "given twice", "must be before", "is longer than",
+_DECIDED_422 = ("out of range", "is too early", "given twice", "must be before", "is longer than",
                 "(UPTIME_INTERVAL_MAX_POLLS)",
                 "channel url refused", "channel secret refused", "maintenance window refused",
                 # period reports (issue 18): combinations OpenAPI cannot state (period with

@@ -188,6 +188,9 @@ def report_command(
         raise typer.BadParameter("--pipeline chooses the hour/day/week report's pipeline; a "
                                  "period report always runs period_uptime@v1",
                                  param_hint="--pipeline")
+    too_early = None if chosen is not None else asof.report_as_of_problem(parsed)
+    if too_early is not None:
+        raise typer.BadParameter(too_early, param_hint="--as-of")
     _check_output(output)
     doc = _run_db(_run_report(parsed, output, version, chosen))
     what = f" for {doc['period']['label']}" if doc.get("period") else ""

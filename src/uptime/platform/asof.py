@@ -81,6 +81,21 @@ def parse_as_of(text: str, *, repair_plus: bool = False) -> datetime:
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
+#: The earliest ``as_of`` of the hour/day/week report: its week ``[as_of − 7 d, as_of)`` must
+#: lie in year 1 or later (the report's rules 3–6 read the whole week).
+EARLIEST_REPORT_AS_OF = datetime(1, 1, 8, tzinfo=UTC)
+
+
+def report_as_of_problem(as_of: datetime | None) -> str | None:
+    """Why ``as_of`` (aware UTC, or ``None`` = the latest poll) cannot be the hour/day/week
+    report's ``as_of``, or ``None`` when it can. Period reports have no such bound."""
+    if as_of is not None and as_of < EARLIEST_REPORT_AS_OF:
+        return (f"as_of {as_of.isoformat()} is too early: the report's week [as_of - 7 days, "
+                f"as_of) must start in year 1 or later, so as_of must be at or after "
+                f"{EARLIEST_REPORT_AS_OF.isoformat()}")
+    return None
+
+
 def _cut(text: str, limit: int = 60) -> str:
     """``repr`` of a rejected input, cut so a huge value is not echoed in full."""
     shown = repr(text)

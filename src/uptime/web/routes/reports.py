@@ -201,6 +201,10 @@ async def trigger_report(
             body_as_of.isoformat(),
         )
     chosen = storage.as_utc(query_as_of or body_as_of)
+    too_early = None if chosen_period is not None else asof.report_as_of_problem(chosen)
+    if too_early is not None:
+        where = ("query", "as_of") if query_as_of is not None else ("body", "as_of")
+        raise invalid_input(where, too_early, chosen.isoformat() if chosen else None)
     version = pipeline_version(pipeline, body.pipeline if body is not None else None)
     if chosen_period is not None and version is not None:
         raise invalid_input(
