@@ -35,6 +35,8 @@ turns it into a 422 (409 for a duplicate name, 404 for an unknown one).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ipaddress
 import logging
 import re
@@ -43,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 # Apprise logs the URLs it is given (e.g. "Unparseable URL <url>"), credentials included: its
@@ -132,6 +135,8 @@ async def check_host(host: str | None, port: int | None, *, allow_private: bool,
 
 
 def _apprise_instance(url: str) -> Any:
+    # deferred: importing apprise (its 100+ service plugins) takes ~0.25 s, which every CLI
+    # command would pay at start; only a channel check or delivery needs it
     import apprise
 
     return apprise.Apprise.instantiate(url, suppress_exceptions=True)
@@ -188,9 +193,6 @@ def check_secret(secret: str | None, kind: str) -> None:
         raise ChannelError("secret", "a secret is only used by http(s) webhook channels")
     if not secret.startswith("whsec_"):
         raise ChannelError("secret", "secret must be a Standard Webhooks secret: whsec_<base64>")
-    import base64
-    import binascii
-
     try:
         key = base64.b64decode(secret[len("whsec_"):], validate=True)
     except (binascii.Error, ValueError):
@@ -318,8 +320,6 @@ async def set_muted(db: Any, name: str, muted: bool) -> dict[str, Any]:
     """Mute or unmute a channel; return its :func:`public_view`. A muted channel's
     notifications are recorded as ``skipped`` (reason ``muted``), not sent.
     Raises ChannelError (404) for an unknown name."""
-    from pymongo import ReturnDocument
-
     doc = await db[CHANNELS].find_one_and_update(
         {"name": name}, {"$set": {"muted": muted}}, return_document=ReturnDocument.AFTER
     )

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line
@@ -126,8 +127,6 @@ async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings
         "webhook-timestamp": str(int(now.timestamp())),
     }
     if channel.get("secret"):
-        from standardwebhooks.webhooks import Webhook
-
         headers["webhook-signature"] = Webhook(channel["secret"]).sign(event["id"], now, body)
     own = client is None
     client = client or httpx.AsyncClient(follow_redirects=False)
@@ -143,6 +142,8 @@ async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings
 
 
 def _apprise_notify(url: str, event: dict[str, Any]) -> tuple[bool, str | None]:
+    # deferred: importing apprise (its 100+ service plugins) takes ~0.25 s, which every CLI
+    # command would pay at start; only a delivery to an Apprise channel needs it
     import apprise
 
     title, body = _apprise_text(event)
