@@ -82,7 +82,8 @@ log = logging.getLogger(__name__)
 SCHEDULES = SCHEDULES_COLLECTION
 PIPELINE_FILE = "store_schedules.v1.json"
 TAG = "store_schedules@v1"
-#: store ids per pipeline run ($documents of the ids; keeps the command far below 16 MB).
+#: store ids per `$in` list (the lookups and deletes of many schedule documents; keeps each
+#: command far below 16 MB).
 CHUNK = 20_000
 #: Above this many stores a refresh rebuilds every schedule instead: the pipeline's ``$merge``
 #: copies the ``let`` variables into each write, so a list of n ids costs O(n²) on the server
@@ -115,9 +116,8 @@ async def refresh_schedules(db: Any, stores: Iterable[str]) -> int:
     ids = sorted({s for s in stores if isinstance(s, str)})
     if len(ids) > REFRESH_LIST_MAX:  # a full rebuild is cheaper than a long let list
         await rebuild_schedules(db)
-        return len(ids)
-    for start in range(0, len(ids), CHUNK):
-        await _run(db, ids[start : start + CHUNK])
+    elif ids:  # at most REFRESH_LIST_MAX ids: one run, far below the command's 16 MB
+        await _run(db, ids)
     return len(ids)
 
 
