@@ -25,12 +25,13 @@ mongosh: $(MONGOSH)
 demo: install
 	$(PY) -m uptime.tools.demo
 
-# Four workers (pytest-xdist), each with its own mongod; the replica-set tests stay together on
-# one worker (xdist_group). Four on this 2-core machine: the tests spend much of their time
-# waiting (on mongod, elections, subprocesses), and a subset measured 187 s with 2 workers and
-# 87 s with 4. The 15 slowest tests are listed at the end.
+# Two workers (pytest-xdist), each with its own mongod; the replica-set tests stay together on
+# one worker (xdist_group). Four workers measured faster (a subset: 187 s with two, 87 s with
+# four; the whole suite ~8.5 min) but the live failover test failed in 2 of 6 four-worker runs
+# (its follower starved of CPU or a liveness bug, not yet known), so two until that is settled.
+# The 15 slowest tests are listed at the end.
 test: install mongosh
-	$(PY) -m pytest -n 4 --dist loadgroup --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 bench: install
 	$(VENV)/bin/uptime-monitor bench
