@@ -254,6 +254,28 @@ async def test_wait_current_without_a_running_follower_is_false_at_once(fdb, mon
         await follower.stop()
 
 
+async def test_a_stopped_follower_is_known_stopped_at_once(fdb, mongo_uri) -> None:
+    """Rule: a follower that stops removes its heartbeat (and records stopped_at), so another
+    process asking wait_current right after learns at once that nobody follows instead of
+    waiting out a heartbeat that still looks fresh (HEARTBEAT_STALE_S = 10 s)."""
+    import time
+
+    follower = await started(fdb)
+    assert await wait_current(fdb, 10.0) is True
+    assert (await state(fdb)).get("heartbeat") is not None
+    await follower.stop()
+    after = await state(fdb)
+    assert "heartbeat" not in after and after["stopped_at"] is not None
+    await fdb["store_status"].insert_one(poll("A", 0, "active"))
+    other = make_client(mongo_uri)
+    try:
+        started_at = time.monotonic()
+        assert await wait_current(other[fdb.name], 30.0) is False
+        assert time.monotonic() - started_at < 5
+    finally:
+        await other.close()
+
+
 async def test_a_backlog_of_full_batches_becomes_one_rebuild(fdb) -> None:
     """A full batch far behind the server (a bulk load written while the follower was
     stopped) is not applied event by event: the follower opens a new stream and rebuilds

@@ -58,6 +58,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -76,6 +77,8 @@ log = logging.getLogger(__name__)
 STANDALONE_BEAT_S = 1.0
 
 STATE_COLLECTION = "runs_follower"
+#: time limit of the stop record (:meth:`RunsFollower._say_stopped`), seconds
+STOP_WRITE_S = 1.0
 STATE_ID = STATUS_COLLECTION  # one state document, named after the followed collection
 #: ChangeStreamHistoryLost, InvalidResumeToken, ChangeStreamFatalError, BSONObjectTooLarge of
 #: a token, "resume point may no longer be in the oplog" (older servers)
@@ -166,8 +169,23 @@ class RunsFollower:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - logged in _main
                 pass
             self._task = None
+            await self._say_stopped()
         if _ACTIVE.get(self._key) is self:
             del _ACTIVE[self._key]
+
+    async def _say_stopped(self) -> None:
+        """Remove the heartbeat this follower wrote (if the state document is still its own),
+        so a reader asking whether the timeline is current (``wait_current``, a report's
+        choice) learns at once that nobody follows, instead of waiting out a heartbeat that
+        looks fresh for up to ``HEARTBEAT_STALE_S``. Best effort, at most 1 s: an unreachable
+        server leaves the heartbeat to go stale as before."""
+        try:
+            with pymongo.timeout(STOP_WRITE_S):
+                await self.db[STATE_COLLECTION].update_one(
+                    {"_id": STATE_ID, "owner": self._owner},
+                    {"$unset": {"heartbeat": ""}, "$set": {"stopped_at": datetime.now(UTC)}})
+        except PyMongoError as exc:
+            log.info("runs follower: could not record its stop (%s)", exc)
 
     async def run_forever(self) -> None:
         """Follow until cancelled (``uptime-monitor runs follow``)."""

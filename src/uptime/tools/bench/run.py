@@ -48,6 +48,7 @@ async def run_bench(
     period_year_stores: int = 0,
     report_scales: tuple[float, ...] = (),
     alerts_stores: int = 0,
+    history_order: tuple[str, ...] = bench_v2.HISTORY_ORDER,
 ) -> tuple[dict[str, Any], Path]:
     """Run the benchmark; return (the JSON document written, its path). ``report_scales``:
     scales at which the report through the API is also timed (issue 19's scale-10 figure;
@@ -86,7 +87,8 @@ async def run_bench(
 
                 say(f"history growth: {history_stores:,} stores, 1 week vs 6 weeks of polls")
                 history = await bench_v2.bench_history(client, uri, cache_dir, work, seed=seed,
-                                                       stores=history_stores, say=say)
+                                                       stores=history_stores, say=say,
+                                                       order=history_order)
             period_result = None
             if period_stores or period_year_stores:  # issue 18 item 3: month and year vs floor
                 period_result = await bench_period.bench_periods(
