@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 
 import pytest
@@ -118,16 +119,21 @@ async def test_reports_list(db, settings):
 
 async def test_database_down_is_503(settings):
     """When MongoDB stops answering, /healthz and the report endpoints answer 503 JSON with a
-    clear message, not a stack trace."""
+    clear message, not a stack trace — within UPTIME_DB_TIMEOUT_S, not the request's 10 s
+    limit (/get_report sets its own limits and must follow the same outage rule)."""
     from pymongo import AsyncMongoClient
 
     dead = AsyncMongoClient("mongodb://127.0.0.1:9", serverSelectionTimeoutMS=300)
-    async with running_app(settings) as http:
+    # each request waits UPTIME_DB_TIMEOUT_S for a server (default 3 s): 0.5 s keeps it short
+    async with running_app(settings.model_copy(update={"db_timeout_s": 0.5})) as http:
         http.app.state.db = dead["x"]  # as if the server went away
         health = await http.get("/healthz")
         listed = await http.get("/reports")
+        started = time.monotonic()
         got = await http.get("/get_report", params={"report_id": "A" * 32})
+        get_report_s = time.monotonic() - started
     await dead.close()
+    assert get_report_s < 5, get_report_s  # UPTIME_DB_TIMEOUT_S 0.5 s; the request limit is 10 s
     for resp in (health, listed, got):
         assert resp.status_code == 503, resp.text
         assert resp.json()["detail"] == "the database is unavailable; try again shortly"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection
+from typing import Any
 
 import pymongo
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +38,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: ``uptime-monitor serve``: seconds a SIGTERM waits for requests in flight before cancelling them
 #: (uvicorn's ``timeout_graceful_shutdown``; their database work stops with them).
 SHUTDOWN_GRACE_S = 3.0
+
+
+def limit_s(db: Any, timeout_s: float, outage_timeout_s: float | None) -> float:
+    """A request's database time limit in seconds: ``timeout_s`` (``UPTIME_REQUEST_TIMEOUT_S``),
+    or ``outage_timeout_s`` (``UPTIME_DB_TIMEOUT_S``) when ``db``'s client knows no writable
+    server now. Under a ``pymongo.timeout`` block PyMongo waits the whole remaining limit for a
+    server (not ``serverSelectionTimeoutMS``), so without this an outage would answer 503 only
+    after ``UPTIME_REQUEST_TIMEOUT_S``. Used by the middleware and by the paths that set their
+    own limits (``/get_report``)."""
+    if outage_timeout_s is not None and db is not None:
+        if not db.client.topology_description.has_writable_server():
+            return min(timeout_s, outage_timeout_s)
+    return timeout_s
 
 
 class RequestBoundsMiddleware:
@@ -52,16 +66,9 @@ class RequestBoundsMiddleware:
         self.outage_timeout_s = outage_timeout_s
 
     def _limit_s(self, scope: Scope) -> float:
-        """The request's limit: ``timeout_s``, or ``outage_timeout_s`` (``UPTIME_DB_TIMEOUT_S``)
-        when the client knows no writable server now. Under a ``pymongo.timeout`` block PyMongo
-        waits the whole remaining limit for a server (not ``serverSelectionTimeoutMS``), so
-        without this an outage would answer 503 only after ``UPTIME_REQUEST_TIMEOUT_S``."""
+        """The request's limit (:func:`limit_s` on the app's database)."""
         state = getattr(scope.get("app"), "state", None)
-        db = getattr(state, "db", None)
-        if self.outage_timeout_s is not None and db is not None:
-            if not db.client.topology_description.has_writable_server():
-                return min(self.timeout_s, self.outage_timeout_s)
-        return self.timeout_s
+        return limit_s(getattr(state, "db", None), self.timeout_s, self.outage_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

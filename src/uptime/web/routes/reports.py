@@ -25,6 +25,7 @@ from uptime.web.errors import (
 from uptime.report.pipeline import check_version
 from uptime.web.period_params import period_of_query
 from uptime.web.deps import DbDep, ServiceDep, SettingsDep, require_token
+from uptime.web.bounds import limit_s
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +235,9 @@ async def trigger_report(
 async def get_report(db: DbDep, settings: SettingsDep, report_id: ReportId) -> Any:
     """Running → JSON with progress; Failed → JSON with the error; Complete → the CSV."""
     # Its own limits (uptime.web.bounds): the reads below, then each CSV chunk, get
-    # UPTIME_REQUEST_TIMEOUT_S; the download as a whole may take as long as the client reads.
-    with pymongo.timeout(settings.request_timeout_s):
+    # UPTIME_REQUEST_TIMEOUT_S (UPTIME_DB_TIMEOUT_S while no server is known: bounds.limit_s);
+    # the download as a whole may take as long as the client reads.
+    with pymongo.timeout(limit_s(db, settings.request_timeout_s, settings.db_timeout_s)):
         doc = await storage.get_report(db, report_id)
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND,
