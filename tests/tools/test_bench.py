@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from uptime.tools.bench import (
@@ -29,25 +30,35 @@ def test_floor_reads_the_polls_report_v1_reads() -> None:
     assert [next(iter(s)) for s in floor] == ["$match", "$setWindowFields", "$count"]
 
 
+@pytest.fixture(scope="module")
+async def bench_run(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny bench run shared by the two tests below (the suite's budget: both used to run
+    the same scale-0.01 phases each): scale 0.01, 1 run, with the v2 phases at that scale and
+    the history growth on 20 stores (v2 and v1 once each — the bench's default runs v2 3
+    times, v1 twice). Returns its console text, the JSON path and document."""
+    tmp = tmp_path_factory.mktemp("bench")
+    settings = Settings(mongodb_uri=mongo_uri, mongodb_database="unused", data_dir=tmp / "d")
+    buf = io.StringIO()
+    _, path = await run_bench(
+        settings, [(0.01, 1)], seed=5, cache_dir=tmp / "cache", results_dir=tmp / "results",
+        console=Console(file=buf, width=200), v2_scale=0.01, history_stores=20,
+        history_order=("v2", "v1"),
+    )
+    return {"out": buf.getvalue(), "path": path, "results_dir": tmp / "results",
+            "saved": json.loads(path.read_text())}
+
+
 async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(
-    mongo_uri: str, tmp_path: Path
+    bench_run: dict, mongo_uri: str
 ) -> None:
     """Rule: one bench run (scale 0.01, 1 run) imports, times T_report/T_floor/T_alt,
     prints the table and targets, writes JSON under the results dir, finds the polars
     alternative's CSV byte-identical to the stored report's, and drops its database."""
-    settings = Settings(mongodb_uri=mongo_uri, mongodb_database="unused", data_dir=tmp_path / "d")
-    buf = io.StringIO()
-    console = Console(file=buf, width=200)
-    _, path = await run_bench(
-        settings, [(0.01, 1)], seed=5, cache_dir=tmp_path / "cache",
-        results_dir=tmp_path / "results", console=console,
-    )
-    out = buf.getvalue()
+    out, path, saved = bench_run["out"], bench_run["path"], bench_run["saved"]
     for figure in ("T_report s", "T_floor s", "T_alt s", "import status rows/s",
                    "peak RSS report process MB", "CSV alt == report", "targets"):
         assert figure in out, figure
-    assert path.parent == tmp_path / "results" and path.suffix == ".json"
-    saved = json.loads(path.read_text())
+    assert path.parent == bench_run["results_dir"] and path.suffix == ".json"
     (result,) = saved["results"]
     assert result["csv_equal"] is True
     assert result["report_rows"] == result["dataset"]["stores"] == 141
@@ -61,6 +72,30 @@ async def test_smoke_run_prints_figures_writes_json_and_csvs_agree(
     assert result["database"].startswith("uptime_bench_")
     with MongoClient(mongo_uri) as client:
         assert result["database"] not in client.list_database_names()
+
+
+async def test_v2_phases_time_v1_v2_duckdb_and_history(bench_run: dict, mongo_uri: str) -> None:
+    """Rule (issue 8, item 6): with v2 on, the same bench run also builds the runs and
+    schedules, times `uptime-monitor report --pipeline v1|v2` and the DuckDB alternative (from
+    the CSV files), finds the three CSVs byte-identical, times the 1-week / 6-week history (20 stores; v2 and v1 once
+    each, the suite's budget — the bench's default runs v2 3 times, v1 twice), reports the v2
+    targets in the JSON, and drops every database it made."""
+    saved = bench_run["saved"]
+    rep = saved["v2"]["report"]
+    assert rep["csv_v2_equals_v1"] is True and rep["csv_duckdb_equals_v2"] is True
+    assert rep["rows"] == 141 and rep["build"]["runs"] >= 141
+    assert len(rep["v1_s"]) == len(rep["v2_s"]) == len(rep["duckdb_s"]) == 1
+    hist = saved["v2"]["history"]
+    assert len(hist["6w"]["v2_s"]) == len(hist["6w"]["v1_s"]) == 1
+    assert hist["stores"] == 20 and hist["6w"]["polls"] > 4 * hist["1w"]["polls"] > 0
+    assert hist["6w"]["csv_equal"] and hist["1w"]["csv_equal"]
+    names = {t["target"].split(" (")[0] for t in saved["targets"]}
+    assert {"T_v2 <= 0.25 x T_v1", "T_v2 < fastest alternative", "CSV v2 == v1", "CSV DuckDB == v2",
+            "T_v2(6 w) / T_v2(1 w) <= 1.2"} <= names
+    from pymongo import MongoClient
+
+    with MongoClient(mongo_uri) as client:
+        assert not [n for n in client.list_database_names() if n.startswith("uptime_bench_")]
 
 
 def _result(scale: float, report: list[float], floor: list[float], alt: list[float],
