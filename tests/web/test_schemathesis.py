@@ -88,6 +88,9 @@ def _accepts_positive_data(ctx, response, case):
     raise AssertionError(f"schema-valid request refused: {status} {response.text[:300]}")
 
 
+# both modes on one xdist worker: they share the module's app, seeded database and lifespan
+# (set up and torn down once instead of once per worker)
+@pytest.mark.xdist_group("schemathesis")
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_conforms_to_its_openapi_document(api_schema, mode):
     """Rule: every response of every operation conforms to the document (all of
