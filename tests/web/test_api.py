@@ -41,15 +41,23 @@ async def test_trigger_then_csv_equals_pipeline_rows(db, settings):
 
 async def test_as_of_in_query_or_body(db, settings):
     """as_of may come as a query parameter or in a JSON body; the report records it (UTC);
-    a value that is not a date is a 422 JSON error."""
+    a value that is not a date, or a body that is not JSON, is a 422 JSON error."""
     await insert_stores(db, 5)
     earlier = "2024-03-12T13:30:00+01:00"  # = 12:30Z
     async with running_app(settings) as http:
         r1 = await http.post("/trigger_report", params={"as_of": earlier})
         r2 = await http.post("/trigger_report", json={"as_of": "2024-03-12T12:30:00Z"})
         bad = await http.post("/trigger_report", params={"as_of": "yesterday"})
+        broken = await http.post("/trigger_report", content=b'{"as_of": ',
+                                 headers={"content-type": "application/json"})
         assert (r1.status_code, r2.status_code, bad.status_code) == (202, 202, 422)
         assert bad.headers["content-type"] == "application/json"
+        # a body that is not JSON: a 422 saying so and where (character 10), not a bare
+        # "JSON decode error"
+        assert broken.status_code == 422
+        (error,) = broken.json()["detail"]
+        assert error["msg"] == ("the request body is not valid JSON: Expecting value at "
+                                "character 10"), error
         a = await poll_until_done(http, r1.json()["report_id"])
         b = await poll_until_done(http, r2.json()["report_id"])
     assert a.text == b.text

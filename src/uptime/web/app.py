@@ -77,7 +77,11 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     errors = []
     for error in exc.errors():  # type: ignore[attr-defined]
         error = dict(error)
-        error.pop("ctx", None)
+        ctx = error.pop("ctx", None) or {}
+        if error.get("type") == "json_invalid":  # say what and where, not "JSON decode error"
+            at = error.get("loc", ("body", None))[-1]
+            error["msg"] = (f"the request body is not valid JSON: {ctx.get('error', 'decode error')}"
+                            + (f" at character {at}" if isinstance(at, int) else ""))
         text = repr(error.get("input"))
         if len(text) > MAX_ECHO:
             error["input"] = text[:MAX_ECHO] + "…"
