@@ -279,9 +279,15 @@ async def find_incident_page(
 
 
 def _row(doc: dict[str, Any]) -> dict[str, Any]:
+    # The application's clients decode Dates as aware UTC with whole milliseconds already
+    # (``uptime.platform.db``): those are kept as they are (to_utc would rebuild the same value;
+    # 3 fields x 19,520 rows cost ~0.05 s of CPU at scale 1, half the floor's). Anything else
+    # (a naive client, another zone) goes through to_utc.
     for key in ("started_at", "ended_at", "stretch_start"):
-        if isinstance(doc.get(key), datetime):
-            doc[key] = to_utc(doc[key])
+        value = doc.get(key)
+        if isinstance(value, datetime) and (value.tzinfo is not timezone.utc
+                                            or value.microsecond % 1000):
+            doc[key] = to_utc(value)
     return doc
 
 
