@@ -5,7 +5,7 @@ lost token falls back to a full rebuild. Real mongod (a single-node replica set)
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -394,8 +394,6 @@ async def test_a_late_heartbeat_does_not_overwrite_the_saved_batch(fdb) -> None:
     """Rule: a busy heartbeat reaching the server after the batch's own save (whose
     heartbeat is newer) changes nothing, so a beat the follower stopped waiting for cannot
     put a finished batch back as ``pending``; a beat on an older state lands as before."""
-    from datetime import timedelta
-
     follower = RunsFollower(fdb, idle_persist_s=0.02)
     old = datetime.now(UTC) - timedelta(minutes=5)
     await fdb[STATE_COLLECTION].insert_one({"_id": STATE_ID, "heartbeat": old, "pending": 0})
