@@ -413,3 +413,22 @@ async def test_a_late_heartbeat_does_not_overwrite_the_saved_batch(fdb) -> None:
         await asyncio.gather(beating, return_exceptions=True)
     after = await state(fdb)
     assert after["pending"] == 0 and after["heartbeat"] == saved
+
+
+async def test_a_beat_outliving_its_batch_stops_at_its_next_round(fdb) -> None:
+    """Rule: once its batch is over (``_end_beat`` bumps the beat generation before it
+    cancels), a busy heartbeat ends at its next round by itself, so a beat whose cancellation
+    a driver call swallowed does not go on writing the old batch as ``pending`` for ever. Here
+    the beat is not cancelled at all and still ends."""
+    follower = RunsFollower(fdb, idle_persist_s=0.02)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    await fdb[STATE_COLLECTION].insert_one({"_id": STATE_ID, "heartbeat": old, "pending": 0})
+    beating = asyncio.create_task(follower._beat_while_busy(36_000))
+    for _ in range(500):
+        if (await state(fdb))["pending"] == 36_000:
+            break
+        await asyncio.sleep(0.02)
+    assert (await state(fdb))["pending"] == 36_000 and not beating.done()
+    follower._beat_gen += 1  # what _end_beat does first
+    await asyncio.wait_for(beating, 30)  # budget, not speed: one round is 0.02 s
+    assert beating.done() and not beating.cancelled()
