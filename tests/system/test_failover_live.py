@@ -16,6 +16,7 @@ from support.app import running_app
 from uptime.platform.pollkey import poll_key
 from uptime import timeline
 from uptime.platform.db import make_client
+from uptime.platform.probes import operation_time
 from uptime.platform.settings import Settings
 
 pytestmark = pytest.mark.replset
@@ -48,6 +49,36 @@ def poll_id(item: dict) -> bytes:
     """The stored ``_id`` of a pushed poll: the 16-byte poll key (issue 18)."""
     ts = datetime.fromisoformat(item["timestamp_utc"].replace("Z", "+00:00"))
     return poll_key(item["store_id"], ts, item["status"])
+
+
+def _awaiting(task: asyncio.Task | None) -> str:
+    """Where ``task`` waits: its chain of awaited coroutines (file:line function), following
+    awaited tasks."""
+    frames, coro, seen = [], task.get_coro() if task else None, 0
+    while coro is not None and seen < 40:
+        seen += 1
+        if isinstance(coro, asyncio.Task):
+            frames.append(f"task {coro.get_name()} ({'cancelling' if coro.cancelling() else 'pending'})")
+            coro = coro.get_coro()
+            continue
+        frame = getattr(coro, "cr_frame", None)
+        if frame is not None:
+            frames.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} "
+                          f"{frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None)
+    return " > ".join(frames) or "-"
+
+
+async def where_the_follower_is(served) -> str:
+    """For a failure message: the follower's progress against the server's cluster time now,
+    its state and where its task waits (round 5: it sat on a cancelled heartbeat)."""
+    follower = timeline.running_follower(served)
+    if follower is None:
+        return "no follower runs in this process"
+    target = await operation_time(served)
+    state = {k: follower.state.get(k) for k in ("mode", "reason", "pending", "events", "batches")}
+    return (f"applied_until {follower.applied_until} vs cluster time {target}; alive "
+            f"{follower.alive}; state {state}; awaiting {_awaiting(follower._task)}")
 
 
 async def test_primary_killed_during_poll_stream(rs, tmp_path):
@@ -93,6 +124,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
             t0 = time.monotonic()
             current = await timeline.wait_current(served, timeout_s=60)
             caught_up = time.monotonic() - t0
+            stuck = "" if current else await where_the_follower_is(served)
             found = {d["_id"] async for d in db.store_status.find({}, {"_id": 1})}
             incremental = await db.status_runs.find({}, RUN_FIELDS, sort=[("_id", 1)]).to_list()
             state1 = await db.runs_follower.find_one({})
@@ -114,7 +146,7 @@ async def test_primary_killed_during_poll_stream(rs, tmp_path):
           f"rebuilds {state0.get('rebuilds', 0)} -> {state1.get('rebuilds', 0)}; "
           f"healthz {health}, follower lag metric {lag:.2f} s")
     assert acked <= found and len(found) == len(acked)
-    assert current, "the follower did not apply every acknowledged poll"
+    assert current, f"the follower did not apply every acknowledged poll: {stuck}"
     assert polls_in_runs == len(instants)
     assert incremental == rebuilt
     assert state1.get("rebuilds", 0) == state0.get("rebuilds", 0), "fell back to a rebuild"

@@ -5,7 +5,7 @@ lost token falls back to a full rebuild. Real mongod (a single-node replica set)
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -374,3 +374,83 @@ async def test_standalone_follower_keeps_its_heartbeat_between_rebuilds(standalo
         await follower.stop()
         await client.drop_database(db_name)
         await client.close()
+
+
+async def test_a_heartbeat_that_outlives_its_cancellation_does_not_stall_the_follower(
+        fdb, monkeypatch) -> None:
+    """Rule (the kill -9 live test, round 5): the busy heartbeat is best effort, so the
+    follower never waits on it for long. A beat whose database call ignores its cancellation
+    (PyMongo's async ``update_one`` in flight across a kill -9 of the primary stayed
+    "cancelling" for minutes) does not keep the follower from storing each batch and applying
+    the next: every poll below is in the runs (wait_current True) while all the beats are
+    still stuck."""
+    release = asyncio.Event()
+    stuck: list[asyncio.Task] = []
+
+    async def stubborn_beat(self, pending: int) -> None:
+        stuck.append(asyncio.current_task())
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # swallowed, as the stuck driver call did
+
+    monkeypatch.setattr(RunsFollower, "_beat_while_busy", stubborn_beat)
+    follower = await started(fdb)
+    try:
+        for k in range(3):  # three batches, one at a time: three stuck beats
+            await fdb["store_status"].insert_one(poll("A", 100 * k, "active" if k else "inactive"))
+            assert await wait_current(fdb, 30.0) is True  # budget, not speed: ~1 s each
+        assert len(stuck) >= 3 and not any(t.done() for t in stuck)
+        assert follower.alive
+        assert [(r["status"], r["polls"]) for r in await runs_of(fdb, "A")] == [
+            ("inactive", 1), ("active", 2)]
+        assert await runs_of(fdb) == await expected(fdb)
+    finally:
+        release.set()
+        await follower.stop()
+        await asyncio.gather(*stuck, return_exceptions=True)
+
+
+async def test_a_late_heartbeat_does_not_overwrite_the_saved_batch(fdb) -> None:
+    """Rule: a busy heartbeat reaching the server after the batch's own save (whose
+    heartbeat is newer) changes nothing, so a beat the follower stopped waiting for cannot
+    put a finished batch back as ``pending``; a beat on an older state lands as before."""
+    follower = RunsFollower(fdb, idle_persist_s=0.02)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    await fdb[STATE_COLLECTION].insert_one({"_id": STATE_ID, "heartbeat": old, "pending": 0})
+    beating = asyncio.create_task(follower._beat_while_busy(36_000))
+    try:
+        for _ in range(500):  # the beat lands on the older state
+            if (await state(fdb))["pending"] == 36_000:
+                break
+            await asyncio.sleep(0.02)
+        assert (await state(fdb))["pending"] == 36_000
+        saved = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)  # a later save
+        await fdb[STATE_COLLECTION].replace_one(
+            {"_id": STATE_ID}, {"_id": STATE_ID, "heartbeat": saved, "pending": 0})
+        await asyncio.sleep(0.3)  # ~15 more beats
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+    after = await state(fdb)
+    assert after["pending"] == 0 and after["heartbeat"] == saved
+
+
+async def test_a_beat_outliving_its_batch_stops_at_its_next_round(fdb) -> None:
+    """Rule: once its batch is over (``_end_beat`` bumps the beat generation before it
+    cancels), a busy heartbeat ends at its next round by itself, so a beat whose cancellation
+    a driver call swallowed does not go on writing the old batch as ``pending`` for ever. Here
+    the beat is not cancelled at all and still ends."""
+    follower = RunsFollower(fdb, idle_persist_s=0.02)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    await fdb[STATE_COLLECTION].insert_one({"_id": STATE_ID, "heartbeat": old, "pending": 0})
+    beating = asyncio.create_task(follower._beat_while_busy(36_000))
+    for _ in range(500):
+        if (await state(fdb))["pending"] == 36_000:
+            break
+        await asyncio.sleep(0.02)
+    assert (await state(fdb))["pending"] == 36_000 and not beating.done()
+    follower._beat_gen += 1  # what _end_beat does first
+    await asyncio.wait_for(beating, 30)  # budget, not speed: one round is 0.02 s
+    assert beating.done() and not beating.cancelled()

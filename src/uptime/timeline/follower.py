@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 
 #: a standalone server's follower writes its heartbeat this often between full rebuilds (s)
 STANDALONE_BEAT_S = 1.0
+#: after a batch, the follower waits at most this long (s) for its cancelled busy heartbeat
+#: to end, then goes on without it (a write stuck across a failover must not stall it)
+BEAT_END_WAIT_S = 1.0
 
 STATE_COLLECTION = "runs_follower"
 #: time limit of the stop record (:meth:`RunsFollower._say_stopped`), seconds
@@ -144,6 +147,7 @@ class RunsFollower:
         self._progress = asyncio.Condition()
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._key = (id(db.client), db.name)
+        self._beat_gen = 0  # bumped when a batch's busy heartbeat must end
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -430,13 +434,41 @@ class RunsFollower:
 
     async def _beat_while_busy(self, pending: int) -> None:
         """Write the heartbeat (and the batch size as ``pending``) every ``idle_persist_s``
-        while a batch is applied; ends when cancelled."""
+        while a batch is applied; ends when cancelled.
+
+        A beat only lands on a state document whose heartbeat is older than the beat itself:
+        a beat the follower stopped waiting for (see :meth:`_end_beat`) that reaches the server
+        after the batch's own ``_save`` cannot put the old batch back as ``pending``; and the
+        loop also ends at its next round once :meth:`_end_beat` has been called, should a
+        driver call have swallowed the cancellation."""
+        beat = self._beat_gen
         while True:
             await asyncio.sleep(self.idle_persist_s)
+            if beat != self._beat_gen:
+                return  # its batch is over: ends even if a cancellation was swallowed
+            now = datetime.now(UTC)
             with contextlib.suppress(Exception):  # a missed beat is no failure of the batch
                 await self.db[STATE_COLLECTION].update_one(
-                    {"_id": STATE_ID},
-                    {"$set": {"heartbeat": datetime.now(UTC), "pending": pending}})
+                    {"_id": STATE_ID, "heartbeat": {"$lt": now}},
+                    {"$set": {"heartbeat": now, "pending": pending}})
+
+    async def _end_beat(self, beating: asyncio.Task) -> None:
+        """Stop the busy heartbeat of a batch: cancel it and wait at most
+        :data:`BEAT_END_WAIT_S` for it to end.
+
+        Never longer: the heartbeat is best effort, and an ``update_one`` in flight when the
+        primary is killed can outlive its cancellation (seen with PyMongo's async client in the
+        kill -9 live test: the task stayed "cancelling" for 80+ s while the set had a healthy
+        new primary, and the follower waiting on it applied nothing more). A beat still running
+        is left to end on its own (its error, if any, is retrieved and dropped); it cannot undo
+        the batch's saved state nor go on beating (see :meth:`_beat_while_busy`)."""
+        self._beat_gen += 1
+        beating.cancel()
+        done, _ = await asyncio.wait({beating}, timeout=BEAT_END_WAIT_S)
+        if not done:
+            log.warning("runs follower: the busy heartbeat did not end within %.1f s of its "
+                        "cancellation; going on without it", BEAT_END_WAIT_S)
+        beating.add_done_callback(_drop_result)
 
     async def _apply(self, events: EventBatch) -> None:
         started = time.perf_counter()
@@ -456,9 +488,7 @@ class RunsFollower:
             elif changes or appends:
                 applied = await apply_polls(self.db, appends, changes)
         finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await beating
+            await self._end_beat(beating)
         last = events.last or {}
         until = token_time(events.token) or last.get("clusterTime")
         seconds = time.perf_counter() - started
@@ -484,6 +514,11 @@ class RunsFollower:
         log.debug("runs follower: %d events, %d stores (%d appended, %d recomputed) in %.3f s",
                  events.events, len(set(appends) | set(changes)), applied.get("fast", 0),
                  applied.get("recomputed", 0), seconds)
+
+
+def _drop_result(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" at exit
 
 
 def running_follower(db: Any) -> RunsFollower | None:
