@@ -309,28 +309,58 @@ class Detector:
         if not self._seeded:
             with pymongo.timeout(STEP_TIMEOUT_S):
                 await self._seed()
+        clock = now is None  # a later chunk may take a later "now" (new polls meanwhile)
         now = _utc(now) or datetime.now(UTC)
         due = [s for s, at in self.future.items() if at <= now]
         for store in due:
             del self.future[store]
         changed, self.pending = self.pending | set(due), set()
+        evaluated: set[str] = set()
+        zones: list[str] = []
+
+        async def evaluate(stores: list[str]) -> None:
+            for i in range(0, len(stores), CHUNK):
+                with pymongo.timeout(STEP_TIMEOUT_S):
+                    await self._evaluate(stores[i:i + CHUNK], now, zones)
+            evaluated.update(stores)
+
+        async def new_polls_first() -> None:
+            # stores with polls that arrived during this tick are evaluated before the rest
+            # of it (the watched stores, the re-watch): a burst's new incident waits at most
+            # one chunk, not a whole tick (issue 17 item 6)
+            nonlocal now
+            while self.pending:
+                fresh, self.pending = self.pending, set()
+                changed.update(fresh)
+                if clock:
+                    now = datetime.now(UTC)
+                await evaluate(sorted(fresh))
+
         try:
             # new polls first: their chunks commit (and announce) before the re-evaluation
             # of the watched stores (time-driven changes; due at most once a tick)
-            stores = sorted(changed) + (sorted(self.watch - changed) if full else [])
-            if stores:
+            watched = sorted(self.watch - changed) if full else []
+            if changed or watched:
                 with pymongo.timeout(STEP_TIMEOUT_S):
                     zones = await self._zones()
-                for i in range(0, len(stores), CHUNK):
-                    with pymongo.timeout(STEP_TIMEOUT_S):
-                        await self._evaluate(stores[i:i + CHUNK], now, zones)
+                await evaluate(sorted(changed))
+                for i in range(0, len(watched), CHUNK):
+                    await new_polls_first()
+                    await evaluate([s for s in watched[i:i + CHUNK] if s not in changed])
+                await new_polls_first()
                 again = changed | self._resolved
                 if full and time.monotonic() - self._rewatched_at > REWATCH_ALL_S:
                     again |= self.watch  # stores whose active poll came from elsewhere
                     self._rewatched_at = time.monotonic()
                 self._resolved = set()
-                with pymongo.timeout(STEP_TIMEOUT_S):
-                    await self._rewatch(sorted(again), now)
+                again_list = sorted(again)
+                for i in range(0, len(again_list), CHUNK):
+                    with pymongo.timeout(STEP_TIMEOUT_S):
+                        await self._rewatch(again_list[i:i + CHUNK], now)
+                    if self.pending:
+                        await new_polls_first()
+                        again_list += sorted(changed - again)  # re-watched below as well
+                        again |= changed
             with pymongo.timeout(STEP_TIMEOUT_S):
                 metrics.OPEN_INCIDENTS.set(
                     await self.db[INCIDENTS].count_documents({"open": True}))
@@ -338,7 +368,7 @@ class Detector:
             self.pending |= changed
             raise
         metrics.DETECTOR_TICK.observe(time.perf_counter() - t0)
-        return len(stores)
+        return len(evaluated)
 
     async def _zones(self) -> list[str]:
         """The accepted zone names (``known_timezones``: a distinct + one probe per zone),

@@ -159,7 +159,9 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
     """p50/p99/max of ack -> webhook received, and where it went: ``detect`` = ack -> the
     outbox entry written (the detector: change stream/poke, evaluation, its transaction),
     ``deliver`` = entry written -> received (the deliverer: claim, POST), from the outbox's
-    ``created_at`` (wall clock, ms)."""
+    ``created_at`` (wall clock, ms); ``deliver`` itself split into ``deliver_wait`` (entry
+    written -> its first attempt started: the claim) and ``deliver_post`` (that attempt's
+    duration as the service measured it: sign, POST, the receiver's answer)."""
     got = receiver.of(kind)
     first: dict[str, tuple[float, float, str]] = {}
     for _id, _t, store, mono, wall in got:
@@ -172,12 +174,26 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
     if lat:
         out.update(p50_s=round(_quantile(lat, 0.5), 3), p99_s=round(_quantile(lat, 0.99), 3),
                    max_s=round(max(lat), 3))
-        made = {d["event_id"]: d["created_at"].replace(tzinfo=UTC).timestamp()
-                async for d in db["notification_outbox"].find(
-                    {"event.type": kind}, {"event_id": 1, "created_at": 1})}
+        made: dict[str, float] = {}
+        waited: list[float] = []  # entry written -> its (first) attempt started
+        posting: list[float] = []  # the attempt's duration, as the service saw it
+        async for d in db["notification_outbox"].find(
+                {"event.type": kind}, {"event_id": 1, "created_at": 1, "attempts": 1}):
+            made[d["event_id"]] = d["created_at"].replace(tzinfo=UTC).timestamp()
+            if d.get("attempts"):
+                first_try = d["attempts"][0]
+                waited.append(first_try["at"].replace(tzinfo=UTC).timestamp()
+                              - made[d["event_id"]])
+                posting.append(first_try["duration_ms"] / 1000)
+        if os.environ.get("ALERTS_DUMP"):  # TEMP
+            rows = [d async for d in db["notification_outbox"].find({"event.type": kind}, {"created_at": 1, "attempts": 1, "delivered_at": 1, "event_id": 1})]
+            with open(os.environ["ALERTS_DUMP"] + kind, "w") as fh:
+                for d in rows:
+                    fh.write(json.dumps([d["event_id"], d["created_at"].timestamp(), d["attempts"][0]["at"].timestamp(), d["attempts"][0]["duration_ms"], d["delivered_at"].timestamp(), [x for x in first.values() if x[2] == d["event_id"]][0][1], min(acked_wall.values())]) + "\n")
         detect = [made[e] - acked_wall[s] for s, (_m, _w, e) in first.items() if e in made]
         deliver = [w - made[e] for s, (_m, w, e) in first.items() if e in made]
-        for label, values in (("detect", detect), ("deliver", deliver)):
+        for label, values in (("detect", detect), ("deliver", deliver),
+                              ("deliver_wait", waited), ("deliver_post", posting)):
             if values:
                 out[f"{label}_p50_s"] = round(_quantile(values, 0.5), 3)
                 out[f"{label}_p99_s"] = round(_quantile(values, 0.99), 3)
