@@ -88,6 +88,7 @@ from uptime.ingest.schedules import ensure_schedules
 from uptime.notify import outbox
 from uptime.notify.maintenance import in_maintenance
 from uptime.platform import metrics, pipelines
+from uptime.platform.priority import urgent
 from uptime.platform.probes import is_replica_set
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line, spawn
@@ -334,7 +335,8 @@ class Detector:
                 changed.update(fresh)
                 if clock:
                     now = datetime.now(UTC)
-                await evaluate(sorted(fresh))
+                with urgent():
+                    await evaluate(sorted(fresh))
 
         try:
             # new polls first: their chunks commit (and announce) before the re-evaluation
@@ -343,7 +345,8 @@ class Detector:
             if changed or watched:
                 with pymongo.timeout(STEP_TIMEOUT_S):
                     zones = await self._zones()
-                await evaluate(sorted(changed))
+                with urgent():  # new polls: the runs follower waits (platform.priority)
+                    await evaluate(sorted(changed))
                 for i in range(0, len(watched), CHUNK):
                     await new_polls_first()
                     await evaluate([s for s in watched[i:i + CHUNK] if s not in changed])
@@ -353,13 +356,14 @@ class Detector:
                     again |= self.watch  # stores whose active poll came from elsewhere
                     self._rewatched_at = time.monotonic()
                 self._resolved = set()
-                again_list = sorted(again)
-                for i in range(0, len(again_list), CHUNK):
+                todo = sorted(again)
+                while todo:
                     with pymongo.timeout(STEP_TIMEOUT_S):
-                        await self._rewatch(again_list[i:i + CHUNK], now)
+                        await self._rewatch(todo[:CHUNK], now)
+                    todo = todo[CHUNK:]
                     if self.pending:
                         await new_polls_first()
-                        again_list += sorted(changed - again)  # re-watched below as well
+                        todo += sorted(changed - again)  # re-watched in this tick as well
                         again |= changed
             with pymongo.timeout(STEP_TIMEOUT_S):
                 metrics.OPEN_INCIDENTS.set(

@@ -59,6 +59,7 @@ import httpx
 from pymongo import ReturnDocument, UpdateOne
 
 from uptime.platform import metrics
+from uptime.platform.priority import urgent
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line, spawn
 from uptime.notify.channels import CHANNELS, kind_of
@@ -302,47 +303,58 @@ class Deliverer:
         taken = asyncio.Event()  # the workers took every claimed document
         claimed = asyncio.Event()  # documents are ready, or the claimer is done
         done = False
+        live = self.concurrency  # workers still running
         recorder = _Recorder(self.db[OUTBOX])
 
         async def claimer() -> None:
             nonlocal done
             try:
-                while not self._stop.is_set():
-                    queue = collections.deque([d["_id"] async for d in self.db[OUTBOX].find(
-                        {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": _utcnow()}},
-                        {"_id": 1}).sort("due_at", 1).limit(self.concurrency * 4)])
-                    if not queue:
-                        return
-                    while queue and not self._stop.is_set():
-                        while ready:  # the next group is claimed once the last one is taken
-                            taken.clear()
-                            await taken.wait()
-                        take = [queue.popleft()
-                                for _ in range(min(len(queue), self.concurrency))]
-                        docs, chans = await self.claim_many(take)
-                        channels.update(chans)
-                        ready.extend(docs)
-                        claimed.set()
+                with urgent():  # notifications due: the runs follower waits (priority)
+                    await claim_all()
             finally:
                 done = True
                 claimed.set()
 
-        async def worker() -> None:
-            nonlocal handled
+        async def claim_all() -> None:
             while not self._stop.is_set():
-                if ready:
-                    doc = ready.popleft()
-                    if not ready:
-                        taken.set()
-                    mine, record, _status, note = await self._attempt(
-                        doc, channels.get(doc["channel"]))
-                    recorder.add(mine, record, note)
-                    handled += 1
-                elif done:
+                queue = collections.deque([d["_id"] async for d in self.db[OUTBOX].find(
+                    {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": _utcnow()}},
+                    {"_id": 1}).sort("due_at", 1).limit(self.concurrency * 4)])
+                if not queue:
                     return
-                else:
-                    claimed.clear()
-                    await claimed.wait()
+                while queue and not self._stop.is_set():
+                    while ready and live:  # the next group: once the last one is taken
+                        taken.clear()
+                        await taken.wait()
+                    if not live or self._stop.is_set():
+                        return
+                    take = [queue.popleft()
+                            for _ in range(min(len(queue), self.concurrency))]
+                    docs, chans = await self.claim_many(take)
+                    channels.update(chans)
+                    ready.extend(docs)
+                    claimed.set()
+
+        async def worker() -> None:
+            nonlocal handled, live
+            try:
+                while not self._stop.is_set():
+                    if ready:
+                        doc = ready.popleft()
+                        if not ready:
+                            taken.set()
+                        mine, record, _status, note = await self._attempt(
+                            doc, channels.get(doc["channel"]))
+                        recorder.add(mine, record, note)
+                        handled += 1
+                    elif done:
+                        return
+                    else:
+                        claimed.clear()
+                        await claimed.wait()
+            finally:
+                live -= 1
+                taken.set()  # a claimer waiting for workers that are gone returns
 
         results = await asyncio.gather(
             claimer(), *(worker() for _ in range(self.concurrency)), return_exceptions=True)
