@@ -265,8 +265,9 @@ class Deliverer:
 
     async def claim_many(self, ids: list[str]) -> tuple[list[dict[str, Any]],
                                                         dict[str, dict[str, Any] | None]]:
-        """Atomically take those of ``ids`` that are still due (the same guard and lease as
-        :meth:`claim`, one ``update_many`` marking them with a fresh claim token) and return
+        """Atomically take those of ``ids`` that are still due (the same guard as
+        :meth:`claim`, a lease longer by ``UPTIME_NOTIFY_TIMEOUT_S``: a document may wait
+        for a free worker; one ``update_many`` marking them with a fresh claim token) and return
         them (one read by ``_id`` and token, in ``ids`` order) with their channels (one read;
         ``None``: the channel was removed). A document another deliverer took meanwhile is
         not returned. Three round trips for the batch instead of two per document."""
@@ -274,11 +275,13 @@ class Deliverer:
             return [], {}
         now = _utcnow()
         token = secrets.token_hex(8)
+        # the lease also covers the wait for a free worker (at most one more delivery)
+        lease = self.lease_s + self.settings.notify_timeout_s
         await self.db[OUTBOX].update_many(
             {"_id": {"$in": ids}, "status": {"$in": [PENDING, SENDING]},
              "due_at": {"$lte": now}},
             {"$set": {"status": SENDING, "owner": self.owner, "claim": token,
-                      "due_at": now + timedelta(seconds=self.lease_s)},
+                      "due_at": now + timedelta(seconds=lease)},
              "$inc": {"claims": 1}})
         got = {d["_id"]: d async for d in self.db[OUTBOX].find(
             {"_id": {"$in": ids}, "claim": token, "owner": self.owner, "status": SENDING})}
@@ -295,11 +298,11 @@ class Deliverer:
         number handled. A claimer reads the ids of up to ``4 × concurrency`` due documents
         (earliest due first) and claims them ``concurrency`` at a time (:meth:`claim_many`:
         each claim still atomic and guarded by "still due", so a document another deliverer
-        took meanwhile is skipped), the next group as soon as the workers have taken the last
-        one — so claiming overlaps delivering — and reads more due ids when those are used
-        up, until none is due. A claimed document waits at most one delivery
-        (``UPTIME_NOTIFY_TIMEOUT_S``) for a free worker, so its attempt ends within its lease
-        (at least twice that timeout). Attempts are recorded in batches (:class:`_Recorder`,
+        took meanwhile is skipped), the next group as soon as fewer than half a group is left
+        for the workers to take — so claiming overlaps delivering — and reads more due ids
+        when those are used up, until none is due. A claimed document waits at most two
+        deliveries (``UPTIME_NOTIFY_TIMEOUT_S`` each) for a free worker; a batch claim's lease
+        is ``lease_s`` + that timeout, so its attempt ends within it. Attempts are recorded in batches (:class:`_Recorder`,
         each update guarded by "still ours" as in :meth:`deliver`); it returns once they are
         all written.
 
@@ -333,7 +336,9 @@ class Deliverer:
                 if not queue:
                     return
                 while queue and not self._stop.is_set():
-                    while ready and live:  # the next group: once the last one is taken
+                    # the next group once fewer than half a group is left to take: the
+                    # workers do not run dry while it is claimed
+                    while len(ready) > self.concurrency // 2 and live:
                         taken.clear()
                         await taken.wait()
                     if not live or self._stop.is_set():
@@ -351,7 +356,7 @@ class Deliverer:
                 while not self._stop.is_set():
                     if ready:
                         doc = ready.popleft()
-                        if not ready:
+                        if len(ready) <= self.concurrency // 2:
                             taken.set()
                         mine, record, _status, note = await self._attempt(
                             doc, channels.get(doc["channel"]), client)
