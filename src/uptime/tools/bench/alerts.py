@@ -185,11 +185,6 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
                 waited.append(first_try["at"].replace(tzinfo=UTC).timestamp()
                               - made[d["event_id"]])
                 posting.append(first_try["duration_ms"] / 1000)
-        if os.environ.get("ALERTS_DUMP"):  # TEMP
-            rows = [d async for d in db["notification_outbox"].find({"event.type": kind}, {"created_at": 1, "attempts": 1, "delivered_at": 1, "event_id": 1})]
-            with open(os.environ["ALERTS_DUMP"] + kind, "w") as fh:
-                for d in rows:
-                    fh.write(json.dumps([d["event_id"], d["created_at"].timestamp(), d["attempts"][0]["at"].timestamp(), d["attempts"][0]["duration_ms"], d["delivered_at"].timestamp(), [x for x in first.values() if x[2] == d["event_id"]][0][1], min(acked_wall.values())]) + "\n")
         detect = [made[e] - acked_wall[s] for s, (_m, _w, e) in first.items() if e in made]
         deliver = [w - made[e] for s, (_m, w, e) in first.items() if e in made]
         for label, values in (("detect", detect), ("deliver", deliver),
