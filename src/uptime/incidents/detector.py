@@ -20,7 +20,10 @@ is one background task with its own time limits; a failed tick is logged and ret
 next one.
 
 **Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
-it at once, and such a wake-up between full ticks evaluates only the stores with new polls):
+it at once, and such a wake-up between full ticks evaluates only the stores with new polls;
+polls that arrive *during* a tick are evaluated before the rest of it — between its chunks of
+watched stores and of its re-watch — and the runs follower yields meanwhile,
+``uptime.platform.priority``):
 the stores with new polls since the last tick (evaluated first) (except an active poll of a store
 that is not watched: nothing to open or end) — from a change stream on ``store_status``
 filtered to inactive polls (replica set; the embedded server is one) and from :func:`poke` (called
