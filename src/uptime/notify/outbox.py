@@ -275,16 +275,20 @@ class Deliverer:
             return [], {}
         now = _utcnow()
         token = secrets.token_hex(8)
-        # the lease also covers the wait for a free worker (at most one more delivery)
+        # the lease also covers the wait for a free worker (run_once: up to two deliveries)
         lease = self.lease_s + self.settings.notify_timeout_s
-        await self.db[OUTBOX].update_many(
-            {"_id": {"$in": ids}, "status": {"$in": [PENDING, SENDING]},
-             "due_at": {"$lte": now}},
-            {"$set": {"status": SENDING, "owner": self.owner, "claim": token,
-                      "due_at": now + timedelta(seconds=lease)},
-             "$inc": {"claims": 1}})
-        got = {d["_id"]: d async for d in self.db[OUTBOX].find(
-            {"_id": {"$in": ids}, "claim": token, "owner": self.owner, "status": SENDING})}
+        # one causally consistent session: the read back sees the claim it follows (a
+        # majority read right after a majority write, on any member)
+        async with self.db.client.start_session(causal_consistency=True) as session:
+            await self.db[OUTBOX].update_many(
+                {"_id": {"$in": ids}, "status": {"$in": [PENDING, SENDING]},
+                 "due_at": {"$lte": now}},
+                {"$set": {"status": SENDING, "owner": self.owner, "claim": token,
+                          "due_at": now + timedelta(seconds=lease)},
+                 "$inc": {"claims": 1}}, session=session)
+            got = {d["_id"]: d async for d in self.db[OUTBOX].find(
+                {"_id": {"$in": ids}, "claim": token, "owner": self.owner,
+                 "status": SENDING}, session=session)}
         docs = [got[i] for i in ids if i in got]
         names = sorted({d["channel"] for d in docs})
         channels: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
