@@ -262,3 +262,36 @@ async def test_a_chunk_announces_all_its_incidents_in_one_tick(db, settings):
     assert await db[INCIDENTS].count_documents({"open": False}) == 250
     kinds = [d["event"]["type"] async for d in db[outbox.OUTBOX].find({})]
     assert kinds.count("incident.resolved") == 250 and kinds.count("incident.opened") == 250
+
+
+async def test_polls_arriving_during_a_tick_are_evaluated_and_watched_in_it(db, settings):
+    """Issue 17 item 6: a store whose new poll is noted while a tick is re-watching other
+    stores is evaluated before the rest of that tick (its incident opened and announced in
+    it) and is itself re-watched in it: watched afterwards, so its incident keeps being
+    re-evaluated as time passes (the time-driven case) without a further poll."""
+    await migrate_up(db)
+    await ch.add_channel(db, "hook", "https://hooks.example.com/x", SECRET)
+    now = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    ids = [f"w{i:03d}" for i in range(200)]  # one full chunk to re-watch
+    await db["store_status"].insert_many(
+        [poll(s, now - timedelta(hours=3), "active") for s in ids + ["late"]]
+        + [poll(s, now - timedelta(hours=1), "inactive") for s in ["late"]])
+    det = Detector(db, fast(settings))
+    det.started, det._replset, det._seeded = now, True, True
+    rewatch = det._rewatch
+    calls: list[list[str]] = []
+
+    async def noting(stores, at):
+        calls.append(list(stores))
+        if len(calls) == 1:
+            det.note([("late", "inactive")])  # arrives during the first re-watch chunk
+        await rewatch(stores, at)
+
+    det._rewatch = noting
+    det.note([(s, None) for s in ids])
+    assert await det.tick(now) == 201
+    assert "late" in {s for chunk in calls[1:] for s in chunk}
+    assert "late" in det.watch and not det.pending
+    entries = [d["event_id"] async for d in db[outbox.OUTBOX].find({})]
+    late = await db[INCIDENTS].find_one({"store_id": "late"})
+    assert entries == [f"{late['event_key']}:opened"]

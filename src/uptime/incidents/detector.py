@@ -20,7 +20,10 @@ is one background task with its own time limits; a failed tick is logged and ret
 next one.
 
 **Which stores each tick** (every ``UPTIME_DETECTOR_TICK_S``, default 1 s; a new poll wakes
-it at once, and such a wake-up between full ticks evaluates only the stores with new polls):
+it at once, and such a wake-up between full ticks evaluates only the stores with new polls;
+polls that arrive *during* a tick are evaluated before the rest of it — between its chunks of
+watched stores and of its re-watch — and the runs follower yields meanwhile,
+``uptime.platform.priority``):
 the stores with new polls since the last tick (evaluated first) (except an active poll of a store
 that is not watched: nothing to open or end) — from a change stream on ``store_status``
 filtered to inactive polls (replica set; the embedded server is one) and from :func:`poke` (called
@@ -88,6 +91,7 @@ from uptime.ingest.schedules import ensure_schedules
 from uptime.notify import outbox
 from uptime.notify.maintenance import in_maintenance
 from uptime.platform import metrics, pipelines
+from uptime.platform.priority import urgent
 from uptime.platform.probes import is_replica_set
 from uptime.platform.settings import Settings
 from uptime.platform.tasks import one_line, spawn
@@ -309,28 +313,61 @@ class Detector:
         if not self._seeded:
             with pymongo.timeout(STEP_TIMEOUT_S):
                 await self._seed()
+        clock = now is None  # a later chunk may take a later "now" (new polls meanwhile)
         now = _utc(now) or datetime.now(UTC)
         due = [s for s, at in self.future.items() if at <= now]
         for store in due:
             del self.future[store]
         changed, self.pending = self.pending | set(due), set()
+        evaluated: set[str] = set()
+        zones: list[str] = []
+
+        async def evaluate(stores: list[str]) -> None:
+            for i in range(0, len(stores), CHUNK):
+                with pymongo.timeout(STEP_TIMEOUT_S):
+                    await self._evaluate(stores[i:i + CHUNK], now, zones)
+            evaluated.update(stores)
+
+        async def new_polls_first() -> None:
+            # stores with polls that arrived during this tick are evaluated before the rest
+            # of it (the watched stores, the re-watch): a burst's new incident waits at most
+            # one chunk, not a whole tick (issue 17 item 6)
+            nonlocal now
+            while self.pending:
+                fresh, self.pending = self.pending, set()
+                changed.update(fresh)
+                if clock:
+                    now = datetime.now(UTC)
+                with urgent():
+                    await evaluate(sorted(fresh))
+
         try:
             # new polls first: their chunks commit (and announce) before the re-evaluation
             # of the watched stores (time-driven changes; due at most once a tick)
-            stores = sorted(changed) + (sorted(self.watch - changed) if full else [])
-            if stores:
+            watched = sorted(self.watch - changed) if full else []
+            if changed or watched:
                 with pymongo.timeout(STEP_TIMEOUT_S):
                     zones = await self._zones()
-                for i in range(0, len(stores), CHUNK):
-                    with pymongo.timeout(STEP_TIMEOUT_S):
-                        await self._evaluate(stores[i:i + CHUNK], now, zones)
+                with urgent():  # new polls: the runs follower waits (platform.priority)
+                    await evaluate(sorted(changed))
+                for i in range(0, len(watched), CHUNK):
+                    await new_polls_first()
+                    await evaluate([s for s in watched[i:i + CHUNK] if s not in changed])
+                await new_polls_first()
                 again = changed | self._resolved
                 if full and time.monotonic() - self._rewatched_at > REWATCH_ALL_S:
                     again |= self.watch  # stores whose active poll came from elsewhere
                     self._rewatched_at = time.monotonic()
                 self._resolved = set()
-                with pymongo.timeout(STEP_TIMEOUT_S):
-                    await self._rewatch(sorted(again), now)
+                todo = sorted(again)
+                while todo:
+                    with pymongo.timeout(STEP_TIMEOUT_S):
+                        await self._rewatch(todo[:CHUNK], now)
+                    todo = todo[CHUNK:]
+                    if self.pending:
+                        await new_polls_first()
+                        todo += sorted(changed - again)  # re-watched in this tick as well
+                        again |= changed
             with pymongo.timeout(STEP_TIMEOUT_S):
                 metrics.OPEN_INCIDENTS.set(
                     await self.db[INCIDENTS].count_documents({"open": True}))
@@ -338,7 +375,7 @@ class Detector:
             self.pending |= changed
             raise
         metrics.DETECTOR_TICK.observe(time.perf_counter() - t0)
-        return len(stores)
+        return len(evaluated)
 
     async def _zones(self) -> list[str]:
         """The accepted zone names (``known_timezones``: a distinct + one probe per zone),
@@ -379,21 +416,25 @@ class Detector:
             self.watch.add(doc["store_id"])
 
     async def _evaluate(self, stores: list[str], now: datetime, zones: list[str]) -> None:
-        rows = await find_incidents(
-            self.db, now, self.settings.incident_min_minutes, source="stores",
-            poll_stores=stores, timezones=zones, prepare=False,
-            started_from=min(self.started - CATCH_UP, now - CATCH_UP))
-        known = {d["_id"]: d async for d in self.db[INCIDENTS].find(
-            {"store_id": {"$in": stores},
-             "$or": [{"open": True}, {"updated_at": {"$gte": now - CATCH_UP}}]})}
+        async def stored() -> dict[str, dict[str, Any]]:
+            return {d["_id"]: d async for d in self.db[INCIDENTS].find(
+                {"store_id": {"$in": stores},
+                 "$or": [{"open": True}, {"updated_at": {"$gte": now - CATCH_UP}}]})}
+
+        # the three reads are independent: concurrently (one round trip's wait, not three);
+        # the maintenance check covers every store of the chunk (those of the found and of
+        # the stored open incidents among them)
+        rows, known, quiet = await asyncio.gather(
+            find_incidents(
+                self.db, now, self.settings.incident_min_minutes, source="stores",
+                poll_stores=stores, timezones=zones, prepare=False,
+                started_from=min(self.started - CATCH_UP, now - CATCH_UP)),
+            stored(), in_maintenance(self.db, stores, now))
         found: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["ended_at"] is not None and row["ended_at"] < self.started - CATCH_UP:
                 continue
             found[incident_id(row["store_id"], row["stretch_start"])] = row
-        quiet = await in_maintenance(self.db, sorted({r["store_id"] for r in found.values()}
-                                                     | {d["store_id"] for d in known.values()
-                                                        if d["open"]}), now)
         # (the changes one incident needs, the same done one incident at a time)
         work: list[tuple[list[Step], Any]] = []
         for _id, row in found.items():

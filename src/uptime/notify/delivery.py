@@ -131,10 +131,10 @@ async def _post_webhook(channel: dict[str, Any], event: dict[str, Any], settings
     own = client is None
     client = client or httpx.AsyncClient(follow_redirects=False)
     try:
-        response = await asyncio.wait_for(  # a total limit: httpx's is per read/write
-            client.post(channel["url"], content=body.encode(), headers=headers,
-                        timeout=settings.notify_timeout_s),
-            settings.notify_timeout_s)
+        # a total limit (httpx's is per read/write), in this task (no task per request)
+        async with asyncio.timeout(settings.notify_timeout_s):
+            response = await client.post(channel["url"], content=body.encode(),
+                                         headers=headers, timeout=settings.notify_timeout_s)
         return response.status_code
     finally:
         if own:

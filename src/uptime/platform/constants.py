@@ -52,3 +52,7 @@ HEARTBEAT_STALE_S = 10.0
 PIPELINE_NAME = "store_uptime"
 #: the version the service and the CLI run unless asked otherwise (issue 8, item 4)
 DEFAULT_VERSION = "v2"
+
+#: the longest the runs follower waits before a batch while the alert path is busy (s):
+#: ``uptime.platform.priority`` (issue 17 item 6, alerts before derived state)
+FOLLOWER_YIELD_MAX_S = 1.0

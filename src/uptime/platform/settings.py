@@ -65,8 +65,9 @@ class Settings(BaseSettings):
             deliverer killed mid-delivery); must exceed ``notify_timeout_s``.
         notify_allow_private: ``UPTIME_NOTIFY_ALLOW_PRIVATE`` (false): allow channel URLs whose
             host is a loopback, private, link-local or otherwise non-global address.
-        notify_concurrency: ``UPTIME_NOTIFY_CONCURRENCY`` (32): deliveries one deliverer has
-            in flight at once (a bounded pool of workers, each: claim, POST, record).
+        notify_concurrency: ``UPTIME_NOTIFY_CONCURRENCY`` (64): deliveries one deliverer has
+            in flight at once (a bounded pool of workers, each with its own connections;
+            claims in groups of this size, attempts recorded in batches).
         follow_runs: ``UPTIME_FOLLOW_RUNS`` (default true): ``uptime-monitor serve`` runs the runs
             follower that keeps ``status_runs`` current.
         runs_rebuild_interval: ``UPTIME_RUNS_REBUILD_INTERVAL`` seconds (default 60) between
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
     notify_lease_s: float = Field(default=60.0, gt=0)
     notify_allow_private: bool = False
     # issue 17 item 6: deliveries in flight per deliverer (alert latency under a burst)
-    notify_concurrency: int = Field(default=32, ge=1, le=256)
+    notify_concurrency: int = Field(default=64, ge=1, le=256)
     follow_runs: bool = True
     runs_rebuild_interval: float = Field(default=60.0, gt=0)
     # issue 15 item 1: a time limit per kind of work (health: health_timeout_s above)

@@ -62,7 +62,8 @@ import pymongo
 from bson import Timestamp
 from pymongo.errors import OperationFailure, PyMongoError
 
-from uptime.platform.constants import STATUS_COLLECTION
+from uptime.platform.constants import FOLLOWER_YIELD_MAX_S, STATUS_COLLECTION
+from uptime.platform.priority import yield_to_urgent
 from uptime.platform.probes import is_replica_set, operation_time  # noqa: F401 - re-exported
 from uptime.timeline.events import (  # noqa: F401 - re-exported: the follower's event folding
     EventBatch, _poll_of, changes_of, poll_from_id, split_events, token_time,
@@ -345,6 +346,9 @@ class RunsFollower:
                                      reason=f"following (after: {self.state.get('reason')})")
                     reader, batches = self._reader(stream)
                 elif events.events:
+                    # the alert path first: a new incident's detection and webhook do not
+                    # queue behind this batch (derived state lags at most this long more)
+                    await yield_to_urgent(FOLLOWER_YIELD_MAX_S)
                     await self._apply(events)
                     last_persist = time.monotonic()
                 else:

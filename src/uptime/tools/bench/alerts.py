@@ -6,12 +6,15 @@ an hourly burst of one poll per store; and the time-driven case (an open stretch
     python -m uptime.tools.bench.alerts [--stores 2000] [--down 0.1] [--batch 100]
                                         [--concurrency 4]
 
-The service runs in this process as ``uptime-monitor serve`` does (``create_app`` under
-uvicorn on a loopback port: database, report service, runs follower, notification
-deliverer, incident detector), on ``MONGODB_URI`` (or the embedded server) in a fresh database
-``uptime_bench_alerts_<pid>`` dropped at the end. The receiver is a stdlib
-``ThreadingHTTPServer`` on loopback (the channel is a signed generic webhook;
-``UPTIME_NOTIFY_ALLOW_PRIVATE`` is set for it).
+Set up as deployed: the service is the real ``uptime-monitor serve`` in a **child process**
+(database, report service, runs follower, notification deliverer, incident detector — alone in
+its process, as in production), on ``MONGODB_URI`` (or the embedded server) in a fresh
+database ``uptime_bench_alerts_<random>`` dropped at the end, with
+``UPTIME_NOTIFY_ALLOW_PRIVATE`` set for the loopback receiver. The benchmark process holds the
+load client (pre-encoded JSON bodies) and the **receiver**: a minimal HTTP/1.1 server on this
+process's event loop (keep-alive, answers 200 with no body; the channel is a signed generic
+webhook). Both ends of the latency are read in this process with one clock
+(``time.monotonic``): the ``POST /polls`` answer received and the webhook request read.
 
 Phases, all stores 24x7 (no hours rows), ``min_minutes`` = ``UPTIME_INCIDENT_MIN_MINUTES``:
 
@@ -24,73 +27,86 @@ Phases, all stores 24x7 (no hours rows), ``min_minutes`` = ``UPTIME_INCIDENT_MIN
 4. time-driven: a store whose stretch crosses ``min_minutes`` 5 s after its polls are written
    (no poll after that): delay from the crossing to the webhook.
 
-Prints p50/p99/max (seconds) per phase, the number of events received, and duplicates (an
-event id received twice). Target: p99 <= 2 s; time-driven <= 5 s.
+Prints p50/p99/max (seconds) per phase, split into ``detect`` (ack -> the outbox entry
+written, from the outbox's ``created_at``) and ``deliver`` (entry -> received), the number of
+events received, and duplicates (an event id received twice); then the service's detector
+tick and outbox -> delivered means (from its ``GET /metrics``). Target: p99 <= 2 s;
+time-driven <= 5 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import socket
-import threading
+import secrets
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import uvicorn
+import orjson
 
 from uptime.incidents.query import iso_ms
-from uptime.platform import metrics
+from uptime.platform.db import make_client, server_uri
+from uptime.platform.embedded import free_port
 from uptime.platform.settings import get_settings
-from uptime.web.app import create_app
+from uptime.tools.bench.ingest import _wait_healthy
 
 
 _POST_S: list[float] = []  # duration of each POST /polls (s)
+_HEAD_END = b"\r\n\r\n"
+_OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 
 
 class _Receiver:
+    """The webhook receiver: an HTTP/1.1 server (keep-alive) on the running event loop that
+    records ``(event id, type, store, monotonic, wall)`` as each request's body is read and
+    answers 200. Only what a webhook POST needs (``content-length`` bodies)."""
+
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str, float, float]] = []  # id, type, store, mono, wall
-        self.lock = threading.Lock()
-        receiver = self
+        self.server: asyncio.AbstractServer | None = None
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(_HEAD_END)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
                 mono, wall = time.monotonic(), time.time()
-                event = json.loads(body)
-                with receiver.lock:
-                    receiver.events.append((event["id"], event["type"], event.get("store_id"),
-                                            mono, wall))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+                event = orjson.loads(body)
+                self.events.append((event["id"], event["type"], event.get("store_id"),
+                                    mono, wall))
+                writer.write(_OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def of(self, kind: str) -> list[tuple[str, str, str, float, float]]:
-        with self.lock:
-            return [e for e in self.events if e[1] == kind]
+        return [e for e in self.events if e[1] == kind]
 
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 5)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -106,12 +122,14 @@ async def _burst(http: httpx.AsyncClient, polls: list[dict], batch: int, concurr
     acked_wall = {} if acked_wall is None else acked_wall
     gate = asyncio.Semaphore(concurrency)
 
-    async def send(chunk: list[dict]) -> None:
+    headers = {"content-type": "application/json"}
+
+    async def send(chunk: list[dict], body: bytes) -> None:
         async with gate:
             for attempt in range(1, 4):
                 t0 = time.monotonic()
                 try:
-                    answer = await http.post("/polls", json=chunk)
+                    answer = await http.post("/polls", content=body, headers=headers)
                     break
                 except httpx.TransportError:  # a keep-alive connection closed under us:
                     if attempt == 3:         # the polls are idempotent, send them again
@@ -123,7 +141,9 @@ async def _burst(http: httpx.AsyncClient, polls: list[dict], batch: int, concurr
                 acked[item["store_id"]] = at
                 acked_wall[item["store_id"]] = wall
 
-    await asyncio.gather(*(send(polls[i:i + batch]) for i in range(0, len(polls), batch)))
+    chunks = [polls[i:i + batch] for i in range(0, len(polls), batch)]
+    bodies = [orjson.dumps(chunk) for chunk in chunks]  # encoded before the clock runs
+    await asyncio.gather(*(send(chunk, body) for chunk, body in zip(chunks, bodies)))
     return acked
 
 
@@ -139,7 +159,9 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
     """p50/p99/max of ack -> webhook received, and where it went: ``detect`` = ack -> the
     outbox entry written (the detector: change stream/poke, evaluation, its transaction),
     ``deliver`` = entry written -> received (the deliverer: claim, POST), from the outbox's
-    ``created_at`` (wall clock, ms)."""
+    ``created_at`` (wall clock, ms); ``deliver`` itself split into ``deliver_wait`` (entry
+    written -> its first attempt started: the claim) and ``deliver_post`` (that attempt's
+    duration as the service measured it: sign, POST, the receiver's answer)."""
     got = receiver.of(kind)
     first: dict[str, tuple[float, float, str]] = {}
     for _id, _t, store, mono, wall in got:
@@ -152,12 +174,21 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
     if lat:
         out.update(p50_s=round(_quantile(lat, 0.5), 3), p99_s=round(_quantile(lat, 0.99), 3),
                    max_s=round(max(lat), 3))
-        made = {d["event_id"]: d["created_at"].replace(tzinfo=UTC).timestamp()
-                async for d in db["notification_outbox"].find(
-                    {"event.type": kind}, {"event_id": 1, "created_at": 1})}
+        made: dict[str, float] = {}
+        waited: list[float] = []  # entry written -> its (first) attempt started
+        posting: list[float] = []  # the attempt's duration, as the service saw it
+        async for d in db["notification_outbox"].find(
+                {"event.type": kind}, {"event_id": 1, "created_at": 1, "attempts": 1}):
+            made[d["event_id"]] = d["created_at"].replace(tzinfo=UTC).timestamp()
+            if d.get("attempts"):
+                first_try = d["attempts"][0]
+                waited.append(first_try["at"].replace(tzinfo=UTC).timestamp()
+                              - made[d["event_id"]])
+                posting.append(first_try["duration_ms"] / 1000)
         detect = [made[e] - acked_wall[s] for s, (_m, _w, e) in first.items() if e in made]
         deliver = [w - made[e] for s, (_m, w, e) in first.items() if e in made]
-        for label, values in (("detect", detect), ("deliver", deliver)):
+        for label, values in (("detect", detect), ("deliver", deliver),
+                              ("deliver_wait", waited), ("deliver_post", posting)):
             if values:
                 out[f"{label}_p50_s"] = round(_quantile(values, 0.5), 3)
                 out[f"{label}_p99_s"] = round(_quantile(values, 0.99), 3)
@@ -165,32 +196,74 @@ async def _summary(name: str, receiver: _Receiver, kind: str, acked: dict[str, f
     return out
 
 
+def _metric_means(text: str) -> dict[str, float]:
+    """From the service's Prometheus text (``GET /metrics``): the detector's ticks and mean
+    tick (s), and the mean enqueue -> delivered of webhook notifications (s)."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and " " in line:
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+
+    def mean(sum_key: str, count_key: str) -> float:
+        count = values.get(count_key, 0.0)
+        return round(values.get(sum_key, 0.0) / count, 3) if count else 0.0
+
+    tick = "uptime_incident_detector_tick_seconds"
+    sent = "uptime_notification_delivery_seconds"
+    return {"ticks": int(values.get(f"{tick}_count", 0)),
+            "tick_mean_s": mean(f"{tick}_sum", f"{tick}_count"),
+            "outbox_to_delivered_mean_s": mean(f'{sent}_sum{{kind="webhook"}}',
+                                               f'{sent}_count{{kind="webhook"}}')}
+
+
+def _start_service(uri: str, database: str, port: int) -> subprocess.Popen:
+    """``uptime-monitor serve`` on ``127.0.0.1:port`` in a child process, on ``database``."""
+    env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DATABASE": database,
+           "UPTIME_NOTIFY_ALLOW_PRIVATE": "true"}
+    env.pop("UPTIME_API_TOKEN", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "uptime.cli", "serve", "--host", "127.0.0.1", "--port",
+         str(port), "--log-level", "warning"], env=env)
+
+
+def _stop_service(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
                        concurrency: int = 4, timeout: float = 120.0, *,
                        uri: str | None = None, say: Any = print) -> list[dict[str, Any]]:
-    """Run the phases of the module doc (on ``uri``, default ``MONGODB_URI`` or the embedded
-    server); return one summary dict per phase (``say`` prints each as JSON)."""
-    base = get_settings()
-    settings = base.model_copy(update={
-        "mongodb_database": f"uptime_bench_alerts_{os.getpid()}",
-        "notify_allow_private": True,
-        **({"mongodb_uri": uri} if uri else {}),
-    })
+    """Run the phases of the module doc against ``uptime-monitor serve`` in a child process
+    (on ``uri``, default ``MONGODB_URI`` or the embedded server); return one summary dict per
+    phase (``say`` prints each as JSON).
+
+    Raises:
+        RuntimeError: the service did not start (or exited).
+    """
+    if uri is None:
+        with server_uri(get_settings()) as found:
+            return await bench_alerts(stores, down, batch, concurrency, timeout, uri=found,
+                                      say=say)
+    settings = get_settings()
+    database = f"uptime_bench_alerts_{secrets.token_hex(4)}"
     receiver = _Receiver()
-    app = create_app(settings)
-    port = _free_port()
-    # keep-alive longer than a loaded machine's pauses between a client's requests
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           timeout_keep_alive=120))
-    task = asyncio.create_task(server.serve())
+    await receiver.start()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_service(uri, database, port)
+    client = make_client(uri)
+    db = client[database]
     results: list[dict[str, Any]] = []
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        await _wait_healthy(base, proc)
+        # keep-alive: the connections stay open across the bursts
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             made = await http.post("/channels", json={"name": "bench", "url": receiver.url})
             made.raise_for_status()
             ids = [f"bench-{i:06d}" for i in range(stores)]
@@ -201,10 +274,10 @@ async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
                       "status": "active"} for s in ids]
             await _burst(http, setup, batch, concurrency)
             await asyncio.sleep(3.0)  # the detector settles (nothing to announce)
+            _POST_S.clear()
             now = datetime.now(UTC)
             polls = [{"store_id": s, "timestamp_utc": iso_ms(now),
                       "status": "inactive" if s in downs else "active"} for s in ids]
-            db = app.state.db
             walls: dict[str, float] = {}
             acked = await _burst(http, polls, batch, concurrency, walls)
             await _wait(receiver, "incident.opened", n_down, timeout)
@@ -244,24 +317,17 @@ async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
             else:
                 results.append({"phase": "time-driven", "after_crossing_s": None})
                 say(json.dumps(results[-1]))
-        ticks = [m for m in metrics.DETECTOR_TICK.collect()[0].samples
-                 if m.name.endswith(("_sum", "_count"))]
-        stats = {m.name.rsplit("_", 1)[1]: m.value for m in ticks}
-        out = {"phase": "detector", "ticks": int(stats.get("count", 0)),
-               "tick_mean_s": round(stats.get("sum", 0) / max(1, stats.get("count", 0)), 3),
+            scraped = await http.get("/metrics")
+            scraped.raise_for_status()
+        out = {"phase": "detector", **_metric_means(scraped.text),
                "post_polls_mean_s": round(sum(_POST_S) / max(1, len(_POST_S)), 3)}
-        sent = {m.name.rsplit("_", 1)[1]: m.value
-                for m in metrics.NOTIFY_LATENCY.collect()[0].samples
-                if m.name.endswith(("_sum", "_count")) and m.labels.get("kind") == "webhook"}
-        out["outbox_to_delivered_mean_s"] = round(
-            sent.get("sum", 0) / max(1, sent.get("count", 0)), 3)
         say(json.dumps(out))
         results.append(out)
-        await db.client.drop_database(settings.mongodb_database)
     finally:
-        server.should_exit = True
-        await task
-        receiver.close()
+        _stop_service(proc)
+        await receiver.close()
+        await client.drop_database(database)
+        await client.close()
     return results
 
 

@@ -95,7 +95,7 @@ async def run_bench(
                     client, cache_dir, work, seed=seed, month_stores=period_stores,
                     year_stores=period_year_stores, say=say)
             alerts_result = None
-            if alerts_stores:  # issue 17 item 6: POST /polls -> webhook, the service in process
+            if alerts_stores:  # issue 17 item 6: POST /polls -> webhook, serve in a child process
                 say(f"alert latency: {alerts_stores:,} stores, 5 % going down, then back up")
                 alerts_result = await bench_alerts.bench_alerts(
                     alerts_stores, 0.05, uri=uri, say=lambda line: say(f"  {line}"))
