@@ -34,6 +34,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import WriteConcern
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from uptime.platform import tasks
@@ -49,6 +50,15 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
+#: Write concern of an attempt's intermediate writes: the CSV's GridFS chunks and files
+#: document, its ``report_rows`` and progress (issue 19: at majority each waited for a journal
+#: flush, 0.2-0.9 s a report on the shared machine). They need no majority of their own: the
+#: Complete write that follows them is majority (the client's default), and a majority-committed
+#: write implies every write before it in the oplog; nobody reads them before Complete (the
+#: CSV and rows are served for Complete reports only, reads are majority). A failover that
+#: rolls them back rolls back everything after them too: the report is not Complete and is
+#: generated again (its leftovers deleted by file_id / report_id).
+INTERMEDIATE_WRITES = WriteConcern(w=1)
 
 
 class LeaseLostError(RuntimeError):
@@ -121,6 +131,9 @@ class Generation:
         self.period = period  # uptime.report.period.Period: a period report (issue 18)
         self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
+        #: the attempt's intermediate writes (CSV chunks, report_rows, progress): ``w: 1``,
+        #: see :data:`INTERMEDIATE_WRITES`
+        self.intermediate = db.with_options(write_concern=INTERMEDIATE_WRITES)
         self.report_id = report_id
         self.owner = owner
         self.attempt = attempt
@@ -132,8 +145,9 @@ class Generation:
         self.triggered_at: float | None = None
         self._started = time.perf_counter()
 
-    async def _update(self, update: dict[str, Any]) -> None:
-        result = await self.reports.update_one(self.fence, update)
+    async def _update(self, update: dict[str, Any], *, intermediate: bool = False) -> None:
+        reports = self.intermediate[REPORTS_COLLECTION] if intermediate else self.reports
+        result = await reports.update_one(self.fence, update)
         if result.matched_count == 0:
             raise LeaseLostError(f"report {self.report_id}: lease lost (attempt {self.attempt})")
 
@@ -183,7 +197,7 @@ class Generation:
             if self.period is not None:
                 started["runs_source"] = self.mode  # "timeline" or "on_the_fly"
             await self._update({"$set": started})
-            upload = storage.bucket(self.db).open_upload_stream_with_id(
+            upload = storage.bucket(self.intermediate).open_upload_stream_with_id(
                 file_id,
                 f"report-{self.report_id}.csv",
                 metadata={
@@ -335,7 +349,7 @@ class Generation:
         text = io.StringIO()
         line_of = storage.csv_line
         rows = fallbacks = 0
-        row_store: Any = stored_rows.RowWriter(self.db, self.report_id)  # queryable (issue 11)
+        row_store: Any = stored_rows.RowWriter(self.intermediate, self.report_id)  # issue 11
         with clock.phase("report_rows"):
             await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
         with clock.phase("timezones"):
@@ -406,9 +420,9 @@ class Generation:
                 stores = await asyncio.shield(total)
             except Exception:  # only progress depends on the count: report on without it
                 log.warning("report %s: could not count its stores", self.report_id)
-                await self._update({"$set": update})
+                await self._update({"$set": update}, intermediate=True)
                 return
             update["total_stores"] = stores
             update["progress"] = round(min(rows / stores, 0.99) if stores else 0.99, 4)
-        await self._update({"$set": update})
+        await self._update({"$set": update}, intermediate=True)
 
