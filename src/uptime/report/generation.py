@@ -51,13 +51,14 @@ PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
 #: Write concern of an attempt's intermediate writes: the CSV's GridFS chunks and files
-#: document, its ``report_rows`` and progress (issue 19: at majority each waited for a journal
+#: document and its ``report_rows`` (issue 19: at majority each waited for a journal
 #: flush, 0.2-0.9 s a report on the shared machine). They need no majority of their own: the
 #: Complete write that follows them is majority (the client's default), and a majority-committed
 #: write implies every write before it in the oplog; nobody reads them before Complete (the
 #: CSV and rows are served for Complete reports only, reads are majority). A failover that
 #: rolls them back rolls back everything after them too: the report is not Complete and is
-#: generated again (its leftovers deleted by file_id / report_id).
+#: generated again (its leftovers deleted by file_id / report_id). Progress stays majority:
+#: it is read (majority) while the report runs.
 INTERMEDIATE_WRITES = WriteConcern(w=1)
 
 
@@ -131,7 +132,7 @@ class Generation:
         self.period = period  # uptime.report.period.Period: a period report (issue 18)
         self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
-        #: the attempt's intermediate writes (CSV chunks, report_rows, progress): ``w: 1``,
+        #: the attempt's intermediate writes (CSV chunks, report_rows): ``w: 1``,
         #: see :data:`INTERMEDIATE_WRITES`
         self.intermediate = db.with_options(write_concern=INTERMEDIATE_WRITES)
         self.report_id = report_id
@@ -145,9 +146,8 @@ class Generation:
         self.triggered_at: float | None = None
         self._started = time.perf_counter()
 
-    async def _update(self, update: dict[str, Any], *, intermediate: bool = False) -> None:
-        reports = self.intermediate[REPORTS_COLLECTION] if intermediate else self.reports
-        result = await reports.update_one(self.fence, update)
+    async def _update(self, update: dict[str, Any]) -> None:
+        result = await self.reports.update_one(self.fence, update)
         if result.matched_count == 0:
             raise LeaseLostError(f"report {self.report_id}: lease lost (attempt {self.attempt})")
 
@@ -420,9 +420,9 @@ class Generation:
                 stores = await asyncio.shield(total)
             except Exception:  # only progress depends on the count: report on without it
                 log.warning("report %s: could not count its stores", self.report_id)
-                await self._update({"$set": update}, intermediate=True)
+                await self._update({"$set": update})
                 return
             update["total_stores"] = stores
             update["progress"] = round(min(rows / stores, 0.99) if stores else 0.99, 4)
-        await self._update({"$set": update}, intermediate=True)
+        await self._update({"$set": update})
 
