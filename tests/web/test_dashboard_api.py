@@ -157,13 +157,15 @@ async def test_summary_histogram_and_worst(db, settings):
 
 
 async def test_report_rows_deleted_with_report(db, settings):
-    """report_rows holds one document per CSV row and retention deletes them with the report."""
+    """report_rows holds the CSV's 8 rows (one document: up to 1,000 rows each) and retention
+    deletes them with the report."""
     from uptime.report import storage
 
     await insert_dashboard_stores(db)
     async with running_app(settings) as http:
         report_id, _rows = await _report(http)
-    assert await db.report_rows.count_documents({"report_id": report_id}) == 8
+    docs = await db.report_rows.find({"report_id": report_id}).to_list()
+    assert [d["n"] for d in docs] == [8] and len(docs[0]["rows"]) == 8
     await db.reports.update_one({"_id": report_id},
                                 {"$set": {"created_at": T - timedelta(days=30)}})
     assert await storage.delete_expired(db, 7) == 1
@@ -294,3 +296,41 @@ async def test_dashboard_needs_the_token_but_pages_load(db, settings):
     assert {"/stores/{store_id}/uptime", "/stores/{store_id}/timeline",
             "/reports/{report_id}/summary", "/reports/{report_id}/rows/{store_id}"} <= set(spec["paths"])
     assert "/" not in spec["paths"]
+
+
+async def test_rows_in_blocks_and_rows_stored_one_per_document_read_alike(db, settings, monkeypatch):
+    """Issue 19: rows are stored in blocks (here 3 rows each: 8 stores -> blocks of 3, 3, 2 in
+    store order); the summary, a prefix search across two blocks ("m": most-1 ends the second
+    block, most-2 opens the third) and one row read from the last block answer the same as on
+    rows stored one document per row (reports made before blocks), field for field."""
+    from uptime.report import rows as stored_rows
+
+    monkeypatch.setattr(stored_rows, "BLOCK_ROWS", 3)
+    await insert_dashboard_stores(db)
+
+    async def answers(http, report_id):
+        return [(await http.get(url)).json() for url in (
+            f"/reports/{report_id}/summary?worst=8", f"/reports/{report_id}/rows?prefix=m",
+            f"/reports/{report_id}/rows?prefix=zero", f"/reports/{report_id}/rows/most-2",
+            f"/reports/{report_id}/rows/full-3", f"/reports/{report_id}/rows?prefix=nope")]
+
+    async with running_app(settings) as http:
+        report_id, rows = await _report(http)
+        blocks = await db.report_rows.find({"report_id": report_id}).sort("_id", 1).to_list()
+        in_blocks = await answers(http, report_id)
+        await db.report_rows.delete_many({"report_id": report_id})
+        await db.report_rows.insert_many([
+            {"_id": f"{report_id}|{r['store_id']}", "report_id": report_id, **r}
+            for b in blocks for r in b["rows"]])
+        one_per_document = await answers(http, report_id)
+    assert [(b["first"], b["last"], b["n"]) for b in blocks] == [
+        ("dst-ny", "full-2", 3), ("full-3", "most-1", 3), ("most-2", "zero-1", 2)]
+    assert in_blocks == one_per_document
+    summary, m, zero, most2, full3, nope = in_blocks
+    assert summary["stores"] == 8 and [w["store_id"] for w in summary["worst"][:3]] == [
+        "zero-1", "half-1", DST_STORE]
+    assert [r["store_id"] for r in m] == ["most-1", "most-2"] and nope == []
+    assert [r["store_id"] for r in zero] == ["zero-1"] and zero[0]["downtime_last_week"] == 168.0
+    assert most2["store_id"] == "most-2" and f"{most2['downtime_last_week']:.2f}" == rows[
+        "most-2"]["downtime_last_week"] == "8.00"
+    assert full3["store_id"] == "full-3" and full3["downtime_last_week"] == 0.0

@@ -96,6 +96,10 @@ STATE = SCHEDULES_STATE_COLLECTION
 STATE_ID = "sync"
 #: longest time (s) a check reads the change stream; past it the schedules are rebuilt
 READ_S = 5.0
+#: how long (ms) one read of the check's change stream waits at the end of the oplog: the
+#: check needs only the writes up to now, so a short wait (issue 19: 20 ms was most of an
+#: idle check; the loop reads on until the stream has passed now)
+PROOF_AWAIT_MS = 2
 
 
 def load_schedules_pipeline() -> list[dict]:
@@ -284,7 +288,7 @@ def _input_changes(db: Any, **kwargs: Any) -> Any:
          {"$project": {"operationType": 1, "ns": 1, "fullDocument.store_id": 1,
                        "fullDocumentBeforeChange.store_id": 1}}],
         full_document="updateLookup", full_document_before_change="whenAvailable",
-        max_await_time_ms=20, **kwargs)
+        max_await_time_ms=PROOF_AWAIT_MS, **kwargs)
 
 
 def _stores_of(event: dict[str, Any]) -> tuple[set[str], str | None]:

@@ -10,7 +10,7 @@ The attempt (:class:`Generation`, started by ``uptime.report.service.ReportServi
 * streams its rows (``uptime.report.pipeline.iter_report_rows``, one aggregation) into a
   GridFS upload as CSV: the header ``REPORT_COLUMNS`` (a period report's:
   ``uptime.report.period.PERIOD_COLUMNS``), then one line per store, numbers with 2 decimals
-  (``uptime.report.storage.csv_line_values``), buffered ``WRITE_BUFFER_CHARS``
+  (``uptime.report.storage.csv_line``), buffered ``WRITE_BUFFER_CHARS``
   characters at a time; progress (rows / stores) at most every ``PROGRESS_INTERVAL_S``
   seconds; every row of an hour/day/week report also into ``report_rows``
   (``uptime.report.rows``; a period report's rows are in its CSV only);
@@ -34,6 +34,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import WriteConcern
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from uptime.platform import tasks
@@ -49,6 +50,16 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
 #: CSV text buffered before it is written to the GridFS upload (characters).
 WRITE_BUFFER_CHARS = 64 * 1024
+#: Write concern of an attempt's intermediate writes: the CSV's GridFS chunks and files
+#: document and its ``report_rows`` (issue 19: at majority each waited for a journal
+#: flush, 0.2-0.9 s a report on the shared machine). They need no majority of their own: the
+#: Complete write that follows them is majority (the client's default), and a majority-committed
+#: write implies every write before it in the oplog; nobody reads them before Complete (the
+#: CSV and rows are served for Complete reports only, reads are majority). A failover that
+#: rolls them back rolls back everything after them too: the report is not Complete and is
+#: generated again (its leftovers deleted by file_id / report_id). Progress stays majority:
+#: it is read (majority) while the report runs.
+INTERMEDIATE_WRITES = WriteConcern(w=1)
 
 
 class LeaseLostError(RuntimeError):
@@ -102,6 +113,11 @@ def report_tag(version: str, period: Any) -> str:
     return pipeline.pipeline_tag(version)
 
 
+def _period_line(row: Any) -> str:
+    """One CSV line of a period report's row."""
+    return csvout.line(period_report.csv_line_values(row))
+
+
 class Generation:
     """One attempt at generating one report, fenced by ``(owner, attempt)``."""
 
@@ -116,6 +132,9 @@ class Generation:
         self.period = period  # uptime.report.period.Period: a period report (issue 18)
         self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
+        #: the attempt's intermediate writes (CSV chunks, report_rows): ``w: 1``,
+        #: see :data:`INTERMEDIATE_WRITES`
+        self.intermediate = db.with_options(write_concern=INTERMEDIATE_WRITES)
         self.report_id = report_id
         self.owner = owner
         self.attempt = attempt
@@ -144,6 +163,10 @@ class Generation:
         ignored = asyncio.create_task(self._record_ignored(as_of_requested))
         # retrieved whatever happens (a failed count must not surface as "never retrieved")
         ignored.add_done_callback(lambda t: t.cancelled() or t.exception())
+        # the zone names the server knows (the pipeline's let) are listed while as_of and the
+        # pipeline are chosen (issue 19: they do not depend on either)
+        zones = asyncio.create_task(pipeline.known_timezones(self.db))
+        zones.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
             with clock.phase("as_of"):
                 as_of = await pipeline.resolve_as_of(self.db, as_of_requested)
@@ -174,7 +197,7 @@ class Generation:
             if self.period is not None:
                 started["runs_source"] = self.mode  # "timeline" or "on_the_fly"
             await self._update({"$set": started})
-            upload = storage.bucket(self.db).open_upload_stream_with_id(
+            upload = storage.bucket(self.intermediate).open_upload_stream_with_id(
                 file_id,
                 f"report-{self.report_id}.csv",
                 metadata={
@@ -187,7 +210,7 @@ class Generation:
             # The store count (for progress) is listed while MongoDB runs the pipeline.
             total = asyncio.create_task(self._timed("count_stores", self._count(as_of)))
             try:
-                rows, fallbacks = await self._stream_rows(upload, as_of, total)
+                rows, fallbacks = await self._stream_rows(upload, as_of, total, zones)
             finally:
                 total.cancel()
                 total.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -247,6 +270,8 @@ class Generation:
             with contextlib.suppress(Exception):  # a Failed report shows what was ignored too
                 await ignored
             await self.fail(exc)
+        finally:
+            zones.cancel()  # no-op once done; a report that failed before needing the zones
 
     async def _count(self, as_of: datetime) -> int:
         if self.period is not None:
@@ -312,25 +337,27 @@ class Generation:
                         tasks.one_line(exc))
 
     async def _stream_rows(
-        self, upload: Any, as_of: datetime, total: asyncio.Task[int]
+        self, upload: Any, as_of: datetime, total: asyncio.Task[int],
+        zones: asyncio.Task[list[str]],
     ) -> tuple[int, int]:
         """Write the CSV (header, one line per store) into ``upload``; return (rows, stores that
         fell back to America/Chicago). ``total`` counts the report's stores meanwhile; progress
-        is rows / total once it is known."""
+        is rows / total once it is known; ``zones`` lists the zone names the server knows
+        (``pipeline.known_timezones``, started earlier)."""
         clock = self.clock
         perf = time.perf_counter
         text = io.StringIO()
-        line_values = storage.csv_line_values
+        line_of = storage.csv_line
         rows = fallbacks = 0
-        row_store: Any = stored_rows.RowWriter(self.db, self.report_id)  # queryable (issue 11)
+        row_store: Any = stored_rows.RowWriter(self.intermediate, self.report_id)  # issue 11
         with clock.phase("report_rows"):
             await stored_rows.delete_rows(self.db, self.report_id)  # left by an earlier attempt
         with clock.phase("timezones"):
-            timezones = await pipeline.known_timezones(self.db)
+            timezones = await zones
         last_progress = time.monotonic()
         if self.period is not None:
             text.write(csvout.line(period_report.PERIOD_COLUMNS))
-            line_values = period_report.csv_line_values
+            line_of = _period_line
             row_store = None  # report_rows holds hour/day/week rows only
             report_rows = period_report.iter_period_rows(
                 self.db, self.period, as_of=as_of, mode=self.mode, timezones=timezones,
@@ -351,7 +378,7 @@ class Generation:
             async for row in report_rows:
                 now = perf()
                 waited += now - mark
-                text.write(csvout.line(line_values(row)))
+                text.write(line_of(row))
                 mark = perf()
                 formatted += mark - now
                 if row_store is not None:

@@ -8,7 +8,8 @@ report document as ``phases: {name: seconds}`` (wall-clock seconds, 4 decimals),
     queue        trigger -> generation starts (waiting for a free slot; from created_at)
     as_of        resolving as_of (the latest poll when none is given)
     choose       choosing the pipeline (timeline freshness, schedules ready)
-    timezones    the zone names the server knows (for the pipeline's let)
+    timezones    waiting for the zone names the server knows (the pipeline's let; listed from
+                 the start of the attempt, beside as_of and choose)
     pipeline     waiting on the report cursor: MongoDB computing and sending the rows
     csv          formatting the CSV lines in Python
     gridfs       writing the CSV into the GridFS upload (chunks, then the files document)

@@ -87,6 +87,10 @@ CLOCK_VARIABLE = "$$future_after"
 #: its report_rows and GridFS writes, ~0.1 s quiet at scale 1, ~0.9 s on a loaded 2-core
 #: machine); a recount costs ~10x that, so the limit is generous.
 UNCHANGED_PROOF_S = 5.0
+#: how long (ms) one read of the proof's change stream waits at the end of the oplog: the
+#: proof needs only the writes up to now, so a short wait (issue 19: 20 ms was most of an
+#: idle proof; the loop reads on until the stream has passed now)
+PROOF_AWAIT_MS = 2
 
 
 class IgnoredCount(BaseModel):
@@ -228,7 +232,7 @@ def _input_changes(db: Any, **kwargs: Any) -> Any:
         [{"$match": {"$or": [{"ns.coll": {"$in": list(COLLECTIONS)}},
                              {"ns.coll": {"$exists": False}}]}},
          {"$project": {"_id": 1}}],
-        max_await_time_ms=20, **kwargs)
+        max_await_time_ms=PROOF_AWAIT_MS, **kwargs)
 
 
 async def _current_token(db: Any) -> dict[str, Any] | None:

@@ -100,6 +100,20 @@ def csv_line_values(row: Mapping[str, Any]) -> list[str]:
     return cells
 
 
+_NUMBER_COLUMNS = pipeline.REPORT_COLUMNS[1:]
+
+
+def csv_line(row: Mapping[str, Any]) -> str:
+    """One report CSV line (``\\n``-terminated): exactly ``csvout.line(csv_line_values(row))``,
+    with a shortcut for the usual row, whose six numbers are all floats (a number cell is never
+    protected nor quoted): about half the time per row (issue 19)."""
+    values = [row[column] for column in _NUMBER_COLUMNS]
+    if all(type(v) is float for v in values):
+        return (csvout.quote(csvout.protect(str(row["store_id"]))) + ","
+                + ",".join([f"{v:.2f}" for v in values]) + "\n")
+    return csvout.line(csv_line_values(row))
+
+
 def bucket(db: AsyncDatabase) -> AsyncGridFSBucket:
     """The GridFS bucket holding report CSVs."""
     return AsyncGridFSBucket(db, bucket_name=BUCKET_NAME, chunk_size_bytes=CHUNK_SIZE_BYTES)

@@ -5,7 +5,7 @@
 * ``GET /stores/{store_id}/uptime?from=&to=`` — uptime/downtime within business hours over
   ``[from, to)`` by the report's rules (``pipelines/store_interval.v1.json``).
 * ``GET /reports/{report_id}/summary?worst=`` — a complete report's headline numbers, uptime
-  histogram and most-downtime stores (``pipelines/report_summary.v1.json`` over ``report_rows``).
+  histogram and most-downtime stores (``pipelines/report_summary.v2.json`` over ``report_rows``).
 * ``GET /reports/{report_id}/rows?prefix=`` — rows whose store id starts with ``prefix``.
 * ``GET /reports/{report_id}/rows/{store_id}`` — one store's row of a report (the CSV's numbers).
 
