@@ -306,9 +306,9 @@ class Deliverer:
         for the workers to take — so claiming overlaps delivering — and reads more due ids
         when those are used up, until none is due. A claimed document waits at most two
         deliveries (``UPTIME_NOTIFY_TIMEOUT_S`` each) for a free worker; a batch claim's lease
-        is ``lease_s`` + that timeout, so its attempt ends within it. Attempts are recorded in batches (:class:`_Recorder`,
-        each update guarded by "still ours" as in :meth:`deliver`); it returns once they are
-        all written.
+        is ``lease_s`` + that timeout, so its attempt ends within it. Attempts are recorded
+        in batches (:class:`_Recorder`, each update guarded by "still ours" as in
+        :meth:`deliver`); it returns once they are all written.
 
         Raises:
             pymongo.errors.PyMongoError: the database failed (the first error of the claimer,
