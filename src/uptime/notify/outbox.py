@@ -1,5 +1,10 @@
 """The notification outbox and its deliverer (issue 17, items 4 and 7).
 
+Why this module is over 400 lines: one job, the outbox's life cycle — enqueue, the guarded
+claims (one document or a batch), the workers, the guarded attempt records — kept together so
+the at-least-once and "never held twice" rules read in one place (one attempt's HTTP and
+Apprise work is in ``notify/delivery.py``).
+
 **Events** (what the incident detector announces)::
 
     {id: str (stable: "<incident id>:opened"), type: "incident.opened" | "incident.resolved"
