@@ -36,6 +36,21 @@ incidents of the collection and the stores whose latest poll is inactive
 membership follows its own latest poll. A store whose latest poll lies in the future is
 evaluated again when that poll's time comes.
 
+**Business hours written straight** (issue 17: the definition is exact, the same
+everywhere). The pipeline reads ``store_schedules``, derived from ``store_hours`` and
+``store_timezones``, which other systems also write directly. A second task of the detector
+(``incident-schedules``, :meth:`Detector.check_schedules`) makes the same check the reports
+make first (``uptime.ingest.schedules.schedules_current``: on a replica set the input's change
+stream since the stored token; on a standalone server a ``dbHash`` fingerprint) every
+``UPTIME_DETECTOR_TICK_S`` on a replica set and every :data:`STANDALONE_SCHEDULES_S` on a
+standalone server, in its own task so it never delays or fails a tick. The stores it
+refreshes are evaluated at once and the next tick is a full one, so a store whose new hours
+put its inactive stretch inside (outside) business hours gets its incident opened (resolved,
+``vanished``) within about two ticks, announced once by the rules below. Limit: a store that
+is not watched (latest poll active, no open incident) is re-evaluated only when this check
+itself refreshed its schedule (not when an import or a report's check did it first); for it
+new hours can only turn an already ended stretch into an incident after the fact.
+
 **State** (collection ``incidents``, indexes: migration ``20261207030000-incidents.json``)::
 
     {_id: "<store_id>|<stretch start, epoch ms>", store_id, stretch_start, started_at,
@@ -67,7 +82,8 @@ it is announced then. A resolved incident is announced only if its opening was. 
 mute = a maintenance window on that store (``kind: once`` with a far end), per-channel mute =
 ``channels mute``.
 
-Metrics: ``uptime_incidents_open`` (gauge), ``uptime_incident_detector_tick_seconds``.
+Metrics: ``uptime_incidents_open`` (gauge), ``uptime_incident_detector_tick_seconds``,
+``uptime_incident_detector_schedules_seconds`` (one schedules check).
 """
 
 from __future__ import annotations
