@@ -295,3 +295,56 @@ async def test_polls_arriving_during_a_tick_are_evaluated_and_watched_in_it(db, 
     entries = [d["event_id"] async for d in db[outbox.OUTBOX].find({})]
     late = await db[INCIDENTS].find_one({"store_id": "late"})
     assert entries == [f"{late['event_key']}:opened"]
+
+
+async def test_hours_written_straight_are_picked_up_without_a_restart(db, settings, httpserver):
+    """Issue 17 "the definition is exact, the same everywhere": business hours written straight
+    into ``store_hours`` (``insert_one``: another system, no import) while the detector runs
+    reach it without a restart, through the reports' own check (``schedules_current``).
+
+    * ``late``: active 3 h ago, inactive 1 h ago (inactive from the midpoint, 2 h ago, up to
+      now); hours (UTC, every day) 4-6 h after now: no business overlap, no incident. Then one
+      row is inserted: weekday of (now - 3 h), opening then for 24 h (start == end) -> the
+      whole stretch (120 min) is business time -> exactly one ``incident.opened``, started at
+      the stretch start (now - 2 h).
+    * ``gone``: the same polls, no hours rows (24x7) -> its incident opens and is announced.
+      Then one row is inserted: weekday of (now + 4 h), 4-6 h after now -> rows exist, so
+      only those hours count; the stretch [now - 2 h, now] lies outside them -> no longer an
+      incident -> exactly one ``incident.resolved`` (``vanished``).
+    """
+    await migrate_up(db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    later = [hours("late", d, hhmm(now + timedelta(hours=4)), hhmm(now + timedelta(hours=6)))
+             for d in range(7)]
+    await db["store_hours"].insert_many(later)
+    await db["store_timezones"].insert_many([zone("late", "UTC"), zone("gone", "UTC")])
+    await rebuild_schedules(db)
+    receiver = Receiver()
+    await ch.add_channel(db, "hook", serve(httpserver, receiver), SECRET, allow_private=True)
+    polls = [poll(s, now - timedelta(hours=3), "active") for s in ("late", "gone")]
+    polls += [poll(s, now - timedelta(hours=1), "inactive") for s in ("late", "gone")]
+    await db["store_status"].insert_many(polls)
+    async with running_app(fast(settings)):
+        await wait_for(lambda: receiver.requests)
+        await asyncio.sleep(1.0)  # more ticks: nothing for "late"
+        assert [(e["type"], e["store_id"]) for e in receiver.events()] == [
+            ("incident.opened", "gone")]
+
+        open_from = now - timedelta(hours=3)
+        await db["store_hours"].insert_one(
+            hours("late", open_from.weekday(), hhmm(open_from), hhmm(open_from)))
+        away = now + timedelta(hours=4)
+        await db["store_hours"].insert_one(
+            hours("gone", away.weekday(), hhmm(away), hhmm(now + timedelta(hours=6))))
+        await wait_for(lambda: len(receiver.requests) >= 3)
+        await asyncio.sleep(2.0)  # more ticks and schedule checks: no duplicate
+        events = receiver.events()
+    assert sorted((e["type"], e["store_id"]) for e in events) == [
+        ("incident.opened", "gone"), ("incident.opened", "late"), ("incident.resolved", "gone")]
+    assert len({e["id"] for e in events}) == 3
+    opened = next(e for e in events if e["store_id"] == "late")
+    assert opened["incident"]["started_at"] == iso_ms(now - timedelta(hours=2))
+    assert opened["incident"]["ended_at"] is None
+    docs = {d["store_id"]: d async for d in db[INCIDENTS].find({})}
+    assert docs["late"]["open"] is True
+    assert docs["gone"]["open"] is False and docs["gone"].get("vanished") is True

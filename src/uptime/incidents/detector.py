@@ -36,6 +36,21 @@ incidents of the collection and the stores whose latest poll is inactive
 membership follows its own latest poll. A store whose latest poll lies in the future is
 evaluated again when that poll's time comes.
 
+**Business hours written straight** (issue 17: the definition is exact, the same
+everywhere). The pipeline reads ``store_schedules``, derived from ``store_hours`` and
+``store_timezones``, which other systems also write directly. A second task of the detector
+(``incident-schedules``, :meth:`Detector.check_schedules`) makes the same check the reports
+make first (``uptime.ingest.schedules.schedules_current``: on a replica set the input's change
+stream since the stored token; on a standalone server a ``dbHash`` fingerprint) every
+``UPTIME_DETECTOR_TICK_S`` on a replica set and every :data:`STANDALONE_SCHEDULES_S` on a
+standalone server, in its own task so it never delays or fails a tick. The stores it
+refreshes are evaluated at once and the next tick is a full one, so a store whose new hours
+put its inactive stretch inside (outside) business hours gets its incident opened (resolved,
+``vanished``) within about two ticks, announced once by the rules below. Limit: a store that
+is not watched (latest poll active, no open incident) is re-evaluated only when this check
+itself refreshed its schedule (not when an import or a report's check did it first); for it
+new hours can only turn an already ended stretch into an incident after the fact.
+
 **State** (collection ``incidents``, indexes: migration ``20261207030000-incidents.json``)::
 
     {_id: "<store_id>|<stretch start, epoch ms>", store_id, stretch_start, started_at,
@@ -67,7 +82,8 @@ it is announced then. A resolved incident is announced only if its opening was. 
 mute = a maintenance window on that store (``kind: once`` with a far end), per-channel mute =
 ``channels mute``.
 
-Metrics: ``uptime_incidents_open`` (gauge), ``uptime_incident_detector_tick_seconds``.
+Metrics: ``uptime_incidents_open`` (gauge), ``uptime_incident_detector_tick_seconds``,
+``uptime_incident_detector_schedules_seconds`` (one schedules check).
 """
 
 from __future__ import annotations
@@ -87,7 +103,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from uptime.incidents.query import find_incidents
-from uptime.ingest.schedules import ensure_schedules
+from uptime.ingest.schedules import SyncResult, ensure_schedules, schedules_current
 from uptime.notify import outbox
 from uptime.notify.maintenance import in_maintenance
 from uptime.platform import metrics, pipelines
@@ -122,6 +138,11 @@ REWATCH_CONCURRENCY = 16
 STEP_TIMEOUT_S = 60.0
 #: the business downtime stored in an open incident is refreshed when it grew this much (min)
 REFRESH_MINUTES = 1.0
+#: seconds between two checks that ``store_schedules`` is current on a **standalone** server
+#: (no change stream: the check is a ``dbHash`` of ``store_hours``/``store_timezones``,
+#: 0.1-1.5 s of server time holding a shared lock on them at 100k rows — too dear every
+#: tick); on a replica set the check runs every ``UPTIME_DETECTOR_TICK_S``
+STANDALONE_SCHEDULES_S = 60.0
 
 _RUNNING: weakref.WeakSet[Detector] = weakref.WeakSet()
 #: one state change of an incident (``Detector._plan``): ``("create", doc, events)``,
@@ -196,6 +217,7 @@ class Detector:
         self._tasks: list[asyncio.Task[Any]] = []
         self._replset: bool | None = None
         self._seeded = False
+        self._full_now = False  # the schedules changed: the next tick is a full one
 
     def note(self, polls: Iterable[tuple[str, str | None] | str]) -> None:
         """Queue stores with new polls, given as ``(store_id, status)`` (or a bare store id:
@@ -214,6 +236,7 @@ class Detector:
         self._stop.clear()
         self._replset = await is_replica_set(self.db)
         self._tasks.append(spawn(self._loop(), "incident-detector"))
+        self._tasks.append(spawn(self._keep_schedules(), "incident-schedules"))
         if self._replset:
             self._tasks.append(spawn(self._watch_polls(), "incident-watch"))
         _RUNNING.add(self)
@@ -271,7 +294,9 @@ class Detector:
         last_full = float("-inf")
         while not self._stop.is_set():
             started = time.monotonic()
-            full = started - last_full >= self.settings.detector_tick_s
+            full = self._full_now or started - last_full >= self.settings.detector_tick_s
+            if full:
+                self._full_now = False
             try:
                 await self.tick(full=full)
                 if full:
@@ -281,13 +306,61 @@ class Detector:
             except Exception as exc:  # noqa: BLE001 - a database outage: try next tick
                 log.warning("incident detector: %s", one_line(exc))
             self._wake.clear()
-            if self.pending:
+            if self.pending or self._full_now:
                 continue
             wait = last_full + self.settings.detector_tick_s - time.monotonic()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
             except TimeoutError:
                 pass
+
+    async def _keep_schedules(self) -> None:
+        """Keep ``store_schedules`` current while the detector runs (its own task, so the
+        check never delays a tick): :meth:`check_schedules` every ``UPTIME_DETECTOR_TICK_S``
+        on a replica set, every :data:`STANDALONE_SCHEDULES_S` on a standalone server; a
+        failed check is logged and tried again next time (the ticks go on with the schedules
+        as they are). The first check waits for the start-up seed, which makes them current
+        itself (two concurrent first checks would both rebuild in full)."""
+        while not self._stop.is_set():
+            try:
+                if self._seeded:
+                    with pymongo.timeout(STEP_TIMEOUT_S):
+                        await self.check_schedules()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database outage: try again later
+                log.warning("incident detector: schedules check: %s", one_line(exc))
+            every = (self.settings.detector_tick_s if self._replset
+                     else STANDALONE_SCHEDULES_S)
+            try:
+                await asyncio.wait_for(self._stop.wait(), every)
+            except TimeoutError:
+                pass
+
+    async def check_schedules(self) -> SyncResult:
+        """One check that ``store_schedules`` matches ``store_hours``/``store_timezones``
+        now — :func:`uptime.ingest.schedules.schedules_current`, the check the reports and
+        the incident query make, so rows written straight into those collections by another
+        system are seen here too — and the re-evaluation it calls for: the stores it
+        refreshed from the change stream are evaluated at once (:meth:`note`; a store whose
+        hours now include or exclude its inactive stretch gets its incident opened or
+        resolved), and after any change (a full rebuild names no stores) the next tick is a
+        full one (every watched store). Cost when nothing changed (replica set): a ``ping``,
+        two ``find_one`` and one change-stream read of the oplog written since the previous
+        check (metric ``uptime_incident_detector_schedules_seconds``).
+
+        Raises:
+            pymongo.errors.PyMongoError: a database error (nothing queued).
+        """
+        t0 = time.perf_counter()
+        done = await schedules_current(self.db)
+        metrics.DETECTOR_SCHEDULES.observe(time.perf_counter() - t0)
+        if done.rebuilt or done.refreshed:
+            log.info("incident detector: %s", done.how)
+            self._full_now = True
+            self.note(done.stores)  # wakes the loop (a rebuild names none: wake it anyway)
+            self._wake.set()
+        return done
 
     async def _seed(self) -> None:
         async for doc in self.db[INCIDENTS].find({"open": True}, {"store_id": 1}):

@@ -168,11 +168,15 @@ async def rebuild_schedules(db: Any) -> int:
 @dataclass
 class SyncResult:
     """What :func:`schedules_current` did: ``how`` (one line, for logs and a report's
-    ``pipeline_reason``), ``refreshed`` (stores recomputed), ``rebuilt`` (in full)."""
+    ``pipeline_reason``), ``refreshed`` (stores recomputed), ``rebuilt`` (in full),
+    ``stores`` (the ids recomputed from the change stream by this call; empty after a full
+    rebuild, which does not tell which schedules changed — the live detector re-evaluates
+    these stores)."""
 
     how: str
     refreshed: int = 0
     rebuilt: bool = False
+    stores: frozenset[str] = frozenset()
 
 
 async def ensure_schedules(db: Any) -> bool:
@@ -218,7 +222,7 @@ async def schedules_current(db: Any) -> SyncResult:
             {"_id": STATE_ID, "token": token},
             {"$set": {"token": reached, "checked_at": datetime.now(UTC)}})
     return SyncResult(f"schedules current ({len(stores)} stores refreshed from the change "
-                      "stream)", refreshed=len(stores))
+                      "stream)", refreshed=len(stores), stores=frozenset(stores))
 
 
 async def schedules_after_import(db: Any, changed: Iterable[str], mentioned: Iterable[str]) -> int:

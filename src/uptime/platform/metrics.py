@@ -120,6 +120,12 @@ DETECTOR_TICK = Histogram(
     "Duration of one live incident detector evaluation (seconds).",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
+DETECTOR_SCHEDULES = Histogram(
+    "uptime_incident_detector_schedules_seconds",
+    "Duration of one check by the live incident detector that store_schedules is current "
+    "(uptime.ingest.schedules.schedules_current, with any refresh it does; seconds).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 
 
 def record_ingest(
