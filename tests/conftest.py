@@ -12,7 +12,10 @@ when set, else the same binary started without ``--replSet``), and the parametri
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,6 +43,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "replset" in getattr(item, "fixturenames", ()) or item.get_closest_marker("replset"):
             item.add_marker(pytest.mark.xdist_group("replset"))
+
+
+#: seconds the session gives the asyncio tasks tests left behind to end once cancelled
+LEFTOVER_TASKS_S = 10.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _leftover_tasks_end() -> AsyncIterator[None]:
+    """At the end of a worker's session (torn down last: autouse, set up first), cancel the
+    asyncio tasks tests left running and give them ``LEFTOVER_TASKS_S`` to end. A task that
+    ignores its cancellation (seen after a ``kill -9`` of a mongod: a driver call in flight
+    outlived its cancellation) is printed with its stack to stderr and unregistered, so closing
+    the session's event loop cannot hang the worker for ever (pytest-asyncio's loop close waits
+    on every task without a limit)."""
+    yield
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in left:
+        task.cancel()
+    if not left:
+        return
+    _done, stuck = await asyncio.wait(left, timeout=LEFTOVER_TASKS_S)
+    for task in stuck:
+        buf = io.StringIO()
+        task.print_stack(file=buf)
+        print(f"\nasyncio task still running {LEFTOVER_TASKS_S:g} s after its cancellation "
+              f"at the end of the session, left behind: {task!r}\n{buf.getvalue()}",
+              file=sys.stderr)
+        asyncio._unregister_task(task)  # documented in asyncio-extending
 
 
 @pytest.fixture(scope="session")
