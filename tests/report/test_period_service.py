@@ -162,12 +162,15 @@ def test_cli_month_report(cli_env, mongo_uri, db_name, tmp_path):
 
 async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settings):
     """Rule (common brief, derived state): a period report reads the timeline when it is
-    current (a follower has applied every write), and otherwise — here the follower stopped
-    and a poll arrived after — derives the runs from store_status at once: the report still
-    completes without waiting, and its CSV includes the new poll (exact), equal to a report
-    on a rebuilt timeline."""
+    current (a follower has applied every write), and otherwise — here a follower in another
+    process is alive (fresh heartbeat) but has not applied a poll that arrived — derives the
+    runs from store_status after its short wait budget: the report still completes without
+    waiting on the follower, and its CSV includes the new poll (exact), equal to a report on a
+    rebuilt timeline. (A follower that stopped cleanly says so, and the report then resumes one
+    from its token instead: tests/timeline.)"""
     from support.pipeline import ensure_indexes
     from uptime.timeline import RunsFollower, rebuild_runs, wait_current
+    from uptime.timeline.follower import STATE_COLLECTION, STATE_ID
 
     await ensure_indexes(db)
     await insert_stores(db, 6, polls_per_store=48)
@@ -180,6 +183,9 @@ async def test_timeline_when_current_else_runs_derived_from_the_polls(db, settin
         assert await wait_current(db, 60)
         first = await service.wait(await service.trigger(T0, period=week))
         await follower.stop()
+        # another process's follower: alive (fresh heartbeat) but not applying anything
+        await db[STATE_COLLECTION].update_one(
+            {"_id": STATE_ID}, {"$set": {"heartbeat": datetime.now(UTC), "owner": "elsewhere:1"}})
         # s000001 goes inactive for the last hour: the timeline does not know it
         await db.store_status.insert_one(
             {"store_id": "s000001", "timestamp_utc": T0 - timedelta(minutes=1), "status": "inactive"})
