@@ -55,7 +55,7 @@ from uptime.incidents.query import iso_ms
 from uptime.platform.db import make_client, server_uri
 from uptime.platform.embedded import free_port
 from uptime.platform.settings import get_settings
-from uptime.tools.bench.ingest import _wait_healthy
+from uptime.tools.bench.ingest import _wait_healthy, stop_service
 
 
 _POST_S: list[float] = []  # duration of each POST /polls (s)
@@ -227,15 +227,6 @@ def _start_service(uri: str, database: str, port: int) -> subprocess.Popen:
          str(port), "--log-level", "warning"], env=env)
 
 
-def _stop_service(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
                        concurrency: int = 4, timeout: float = 120.0, *,
                        uri: str | None = None, say: Any = print) -> list[dict[str, Any]]:
@@ -324,7 +315,7 @@ async def bench_alerts(stores: int = 2000, down: float = 0.1, batch: int = 100,
         say(json.dumps(out))
         results.append(out)
     finally:
-        _stop_service(proc)
+        stop_service(proc)
         await receiver.close()
         await client.drop_database(database)
         await client.close()

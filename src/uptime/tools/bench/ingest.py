@@ -93,6 +93,17 @@ async def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90.0
     raise RuntimeError(f"uptime-monitor serve did not answer /healthz within {timeout:.0f} s")
 
 
+def stop_service(proc: subprocess.Popen) -> None:
+    """Stop the ``uptime-monitor serve`` child: SIGTERM, up to 30 s for its graceful shutdown,
+    then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def _follower_catch_up(db: Any, timeout_s: float | None = None) -> float | None:
     """Seconds until the runs follower (``uptime.timeline.wait_current``) has applied every
     poll acknowledged so far; ``None`` when it does not catch up within ``timeout_s``."""
@@ -205,12 +216,7 @@ async def run_ingest_bench(
             raise RuntimeError(f"{stored:,} polls stored, expected {polls + batch:,}")
         follower = "runs_follower" in await db.list_collection_names()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_service(proc)
         await client.drop_database(database)
         await client.close()
     rate = polls / seconds
