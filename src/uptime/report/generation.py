@@ -1,6 +1,9 @@
 """One attempt at generating one report: resolve ``as_of``, pick the pipeline, stream its rows
 into a GridFS upload as CSV and into ``report_rows``, end Complete or Failed.
 
+Just over 400 lines: one attempt's steps and their fencing kept together, so what a lost lease
+or a failure undoes reads in one place.
+
 The attempt (:class:`Generation`, started by ``uptime.report.service.ReportService``):
 
 * resolves ``as_of`` (default: the latest poll), picks the pipeline

@@ -1,5 +1,8 @@
 """JSON API behind the dashboard (issue 11, item 1); included by ``uptime.web.app``.
 
+Why this module is over 400 lines: one resource (the dashboard's store and report views), its
+five routes and their bounds (issue 15) kept together; each route is thin over a pipeline.
+
 * ``GET /stores/{store_id}/timeline?from=&to=&poll_limit=`` — one store's interval: business
   hours (UTC and local), status runs clipped to the interval, its polls (capped), the zone used.
 * ``GET /stores/{store_id}/uptime?from=&to=`` — uptime/downtime within business hours over
