@@ -58,6 +58,11 @@ async def test_as_of_in_query_or_body(db, settings):
         (error,) = broken.json()["detail"]
         assert error["msg"] == ("the request body is not valid JSON: Expecting value at "
                                 "character 10"), error
+        # an unknown key (a misspelled as_of) is a 422 naming it, not a report for the
+        # latest poll
+        misspelled = await http.post("/trigger_report", json={"asof": "2024-03-12T12:30:00Z"})
+        assert misspelled.status_code == 422
+        assert [e["loc"] for e in misspelled.json()["detail"]] == [["body", "asof"]]
         a = await poll_until_done(http, r1.json()["report_id"])
         b = await poll_until_done(http, r2.json()["report_id"])
     assert a.text == b.text

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import pymongo
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from uptime.platform import asof
 from uptime.report import pipeline, queue, storage
@@ -36,7 +36,10 @@ ReportVersion = Literal["v1", "v2"]
 
 
 class TriggerRequest(BaseModel):
-    """Optional body of ``POST /trigger_report``."""
+    """Optional body of ``POST /trigger_report``. An unknown key is a 422 naming it (a
+    misspelled ``asof`` must not silently give a report for the latest poll)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     as_of: datetime | None = Field(
         default=None,
