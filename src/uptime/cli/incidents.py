@@ -69,7 +69,7 @@ def incidents_command(
     ] = "-",
 ) -> None:
     """Write the incidents as of an instant as CSV: maximal inactive stretches of each
-    store whose overlap with its business hours is at least --min-minutes (issue 17).
+    store whose overlap with its business hours is at least --min-minutes.
 
     Columns: store_id, started_at (first instant inside business hours), ended_at (the
     recovery instant; empty while open), business_downtime_minutes. Example:

@@ -156,7 +156,7 @@ def report_command(
         str | None,
         typer.Option(
             "--period",
-            help="A period report instead (issue 18): YYYY-MM, YYYY-Qn, YYYY or YYYY-Www (ISO "
+            help="A period report instead: YYYY-MM, YYYY-Qn, YYYY or YYYY-Www (ISO "
             "week), each in every store's own local time. CSV: store_id, period_start, "
             "period_end, uptime_hours, downtime_hours, uptime_percent.",
         ),
