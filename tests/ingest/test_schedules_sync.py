@@ -92,3 +92,24 @@ async def test_reimport_rewrites_only_changed_stores(db, tmp_path):
     after = await _docs(db)
     assert after["s3"]["hours"] == [{**MON_9_17, "d": 1}]
     assert [k for k in after if after[k]["built_at"] != first[k]["built_at"]] == ["s3"]
+
+
+async def test_concurrent_first_rebuilds_on_a_fresh_database(db):
+    """Rule: two full rebuilds at once on a database without store_schedules (the live
+    detector's start and a request's check, both on a fresh database) both succeed — a
+    $merge creating the collection beside another one could fail with MongoDB's "Cannot find
+    index to verify that join fields will be unique" (seen in CI) — and give one schedule per
+    store."""
+    import asyncio
+
+    from uptime.ingest.schedules import rebuild_schedules
+
+    for round_ in range(5):
+        await db.drop_collection("store_schedules")
+        await db["store_hours"].delete_many({})
+        await db["store_hours"].insert_many(
+            [hours(f"s{round_}-{i}", 0, "09:00:00", "17:00:00") for i in range(20)])
+        done = await asyncio.gather(rebuild_schedules(db), rebuild_schedules(db),
+                                    rebuild_schedules(db))
+        assert done == [20, 20, 20]
+        assert await db["store_schedules"].count_documents({}) == 20

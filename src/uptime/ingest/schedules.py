@@ -80,6 +80,8 @@ from uptime.platform.probes import operation_time, token_time
 log = logging.getLogger(__name__)
 
 SCHEDULES = SCHEDULES_COLLECTION
+#: MongoDB's error code for a ``create`` of a collection that exists
+NAMESPACE_EXISTS = 48
 PIPELINE_FILE = "store_schedules.v1.json"
 TAG = "store_schedules@v1"
 #: store ids per `$in` list (the lookups and deletes of many schedule documents; keeps each
@@ -129,9 +131,23 @@ async def _run(db: Any, stores: list[str] | None) -> None:
     """One run of the pipeline: ``stores`` = the ids to recompute, ``None`` = every store with
     rows. Cost: one scan of store_hours and store_timezones (a sort-merge through ``$group``;
     a per-store ``$lookup`` costs ~1 ms a store, 15 s for 14k)."""
+    await _ensure_collection(db)
     cursor = await db.aggregate(load_schedules_pipeline(), let={"stores": stores}, comment=TAG)
     await cursor.to_list()
     await bump_version(db)
+
+
+async def _ensure_collection(db: Any) -> None:
+    """Create ``store_schedules`` if it does not exist yet. Two ``$merge`` runs that both
+    create it (a fresh database: the live detector's start and a request's check at once)
+    can fail with "Cannot find index to verify that join fields will be unique" (code 51183);
+    a ``create`` is atomic with its ``_id`` index, and one that finds the collection there
+    already is fine."""
+    try:
+        await db.create_collection(SCHEDULES, check_exists=False)
+    except OperationFailure as exc:
+        if exc.code != NAMESPACE_EXISTS:
+            raise
 
 
 async def bump_version(db: Any) -> int:
