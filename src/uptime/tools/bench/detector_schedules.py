@@ -19,7 +19,7 @@ Phases (each ``--runs`` times, tick and check alternating; times in seconds):
   (the check refreshes that store and queues it).
 
 Prints one JSON line per phase: p50/mean/max of the check and of the tick, the ratio
-check/tick of the medians, and ``/proc/loadavg``. On a standalone server the check is a
+check/tick of the medians, and the load averages. On a standalone server the check is a
 ``dbHash`` of the two input collections (the detector runs it every 60 s there, not every tick).
 """
 
@@ -39,14 +39,7 @@ from uptime.platform.db import make_client, server_uri
 from uptime.platform.migrations import migrate_up
 from uptime.platform.probes import is_replica_set
 from uptime.platform.settings import get_settings
-
-
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
+from uptime.tools.bench.measure import load_average
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -124,7 +117,7 @@ async def bench(stores: int = 14092, down: float = 0.05, runs: int = 20, writes:
                    "tick_s": _stats(ticks),
                    "check_per_tick": round(statistics.median(checks)
                                            / statistics.median(ticks), 3),
-                   "last_check": done.how, "loadavg": _loadavg()}
+                   "last_check": done.how, "loadavg": load_average()}
             say(json.dumps(row))
             out.append(row)
     finally:

@@ -24,7 +24,6 @@ shared machine the CPU ratio is the steadier figure: at scale 1 on 2 cores with 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from datetime import datetime
@@ -36,7 +35,7 @@ from uptime.platform.constants import RUNS_COLLECTION
 from uptime.platform.db import open_database
 from uptime.platform.settings import get_settings
 from uptime.report.pipeline import known_timezones, resolve_as_of
-from uptime.tools.bench.measure import _mongod_identity
+from uptime.tools.bench.measure import _mongod_identity, load_average
 
 
 def _cpu_clock(pid: int | None) -> Any:
@@ -57,13 +56,6 @@ def _cpu_clock(pid: int | None) -> Any:
         return t.user + t.system + time.process_time()
 
     return clock
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover - not on Linux/macOS
-        return "?"
 
 
 async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None = None,
@@ -125,7 +117,7 @@ async def bench_incidents(db: Any, say: Any = print, *, as_of: datetime | None =
            "floor_cpu_s": min(floor_cpu) if floor_cpu else None,
            "cpu_ratio": (min(inc_cpu) / min(floor_cpu)
                          if inc_cpu and floor_cpu and min(floor_cpu) > 0 else None),
-           "loadavg": _loadavg(),
+           "loadavg": load_average(),
            "polls_s": min(polls_s) if polls_s else None}
     say(f"  T_incidents {out['incidents_s']:.3f} s ({out['incidents']:,} incidents, "
         f"{out['open']:,} open, min {minutes:g} min) vs T_floor_incidents {out['floor_s']:.3f} s "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -23,6 +24,15 @@ from uptime.platform.db import make_client
 from uptime.platform.settings import Settings
 from uptime.report import storage
 from uptime.report.service import ReportService
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages as one string (``"3.21 4.05 5.10"``), printed beside a
+    phase's figures; ``"?"`` where the platform has none."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on Linux/macOS
+        return "?"
+
 
 #: The floor's pipeline file (``pipelines/bench_floor.v1.json``).
 FLOOR_PIPELINE = "bench_floor.v1"
