@@ -69,6 +69,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from uptime.platform import pipelines
 from uptime.platform.constants import (
     HOURS_COLLECTION,
+    PROOF_AWAIT_MS,
     SCHEDULES_COLLECTION,
     SCHEDULES_STATE_COLLECTION,
     SCHEDULES_VERSION_ID,
@@ -98,10 +99,6 @@ STATE = SCHEDULES_STATE_COLLECTION
 STATE_ID = "sync"
 #: longest time (s) a check reads the change stream; past it the schedules are rebuilt
 READ_S = 5.0
-#: how long (ms) one read of the check's change stream waits at the end of the oplog: the
-#: check needs only the writes up to now, so a short wait (issue 19: 20 ms was most of an
-#: idle check; the loop reads on until the stream has passed now)
-PROOF_AWAIT_MS = 2
 
 
 def load_schedules_pipeline() -> list[dict]:

@@ -56,3 +56,9 @@ DEFAULT_VERSION = "v2"
 #: the longest the runs follower waits before a batch while the alert path is busy (s):
 #: ``uptime.platform.priority`` (issue 17 item 6, alerts before derived state)
 FOLLOWER_YIELD_MAX_S = 1.0
+
+#: how long (ms) one read of a "did the inputs change?" change stream waits at the end of the
+#: oplog (the schedules check, ``uptime.ingest.schedules``; the data-quality proof,
+#: ``uptime.report.quality``): they need only the writes up to now and read on until the
+#: stream has passed it, so a short wait (issue 19: 20 ms was most of an idle check)
+PROOF_AWAIT_MS = 2

@@ -65,7 +65,9 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from pydantic import BaseModel
 from pymongo.errors import OperationFailure, PyMongoError
 
-from uptime.platform.constants import HOURS_COLLECTION, STATUS_COLLECTION, TIMEZONES_COLLECTION
+from uptime.platform.constants import (
+    HOURS_COLLECTION, PROOF_AWAIT_MS, STATUS_COLLECTION, TIMEZONES_COLLECTION,
+)
 from uptime.platform.resources import pipelines_dir
 from uptime.report import pipeline
 from uptime.timeline.follower import operation_time, token_time
@@ -87,10 +89,6 @@ CLOCK_VARIABLE = "$$future_after"
 #: its report_rows and GridFS writes, ~0.1 s quiet at scale 1, ~0.9 s on a loaded 2-core
 #: machine); a recount costs ~10x that, so the limit is generous.
 UNCHANGED_PROOF_S = 5.0
-#: how long (ms) one read of the proof's change stream waits at the end of the oplog: the
-#: proof needs only the writes up to now, so a short wait (issue 19: 20 ms was most of an
-#: idle proof; the loop reads on until the stream has passed now)
-PROOF_AWAIT_MS = 2
 
 
 class IgnoredCount(BaseModel):
