@@ -348,3 +348,49 @@ async def test_hours_written_straight_are_picked_up_without_a_restart(db, settin
     docs = {d["store_id"]: d async for d in db[INCIDENTS].find({})}
     assert docs["late"]["open"] is True
     assert docs["gone"]["open"] is False and docs["gone"].get("vanished") is True
+
+
+async def test_seed_reads_a_current_timeline_else_the_polls(db, settings):
+    """Issue 19 (measured: the poll-index seed took 14 s of server CPU at scale 1 beside the
+    service's first reports): with a current status timeline and the detector's change stream
+    open, the start-up seed reads the timeline — the stores whose open run is inactive and
+    began by now ("a"), plus any store with a run beginning after now ("d": active now, an
+    inactive poll in the future; its own evaluation decides) — and not "b" or "c" (latest
+    poll active, after an inactive one). Without a running follower it reads the polls as before:
+    exactly the stores whose latest poll not after now is inactive ("a")."""
+    from uptime.timeline.follower import RunsFollower
+    from uptime.timeline.freshness import wait_current
+
+    await migrate_up(db)
+    now = datetime.now(UTC)
+    ago = lambda minutes: now - timedelta(minutes=minutes)  # noqa: E731
+    await db["store_status"].insert_many([
+        poll("a", ago(30), "active"), poll("a", ago(10), "inactive"),
+        poll("b", ago(30), "inactive"), poll("b", ago(10), "active"),
+        poll("c", ago(30), "inactive"), poll("c", ago(10), "active"),
+        poll("d", ago(30), "active"), poll("d", now + timedelta(hours=1), "inactive"),
+    ])
+    quiet = fast(settings, detector_tick_s=30.0)
+    follower = RunsFollower(db)
+    await follower.start()
+    try:
+        assert await wait_current(db, 30.0)
+        detector = Detector(db, quiet)
+        await detector.start()
+        try:
+            await wait_for(lambda: detector._seeded)
+        finally:
+            await detector.stop()
+    finally:
+        await follower.stop()
+    assert detector.seed_source == "timeline"
+    assert detector.watch == {"a", "d"}
+    # no follower running: the timeline cannot be trusted, the polls are read
+    detector = Detector(db, quiet)
+    await detector.start()
+    try:
+        await wait_for(lambda: detector._seeded)
+    finally:
+        await detector.stop()
+    assert detector.seed_source == "polls"
+    assert detector.watch == {"a"}

@@ -238,31 +238,35 @@ async def test_v2_reads_only_the_weeks_runs_through_the_index(db):
 
 async def test_v3_reads_only_the_weeks_inactive_runs_and_one_key_per_store(db):
     """Cost rule (sidecar v3, issue 19): v3 fetches only the inactive runs that overlap the
-    week (index runs_status_end2_first_poll, bounds from the let variables) and finds the
-    report's stores by a DISTINCT_SCAN of store_id_1_first_poll_1 (one key per store, no
-    fetch). A store with 200 runs 6 h long over 50 days, alternating, T at the end (an active
-    poll): the week holds 28 runs, 14 of them inactive, and the open run is active -> 14
-    documents fetched, never the whole history; one store."""
+    week (index runs_status_store_end2, bounds from the let variables) of its store range, and
+    finds the report's stores by a DISTINCT_SCAN of store_id_1_first_poll_1 (one key per
+    store, no fetch). Stores "s" and "u", each with 200 runs 6 h long over 50 days,
+    alternating, T at the end (an active poll): each week holds 28 runs, 14 of them inactive,
+    and the open run is active -> 28 documents fetched for both stores, never the whole
+    history; with the range [t, ...) only u's 14."""
     from support.pipeline import prepare_v3
 
     t = utc("2024-05-20T12:00:00Z")
-    await load(db, [poll("s", t - timedelta(hours=6 * k), "inactive" if k % 2 else "active") for k in range(200)])
+    await load(db, [poll(s, t - timedelta(hours=6 * k), "inactive" if k % 2 else "active")
+                    for k in range(200) for s in "su"])
     await prepare_v2(db)
-    let = P.report_let(t, []) | {"build": await prepare_v3(db, t)}
-    explained = await db.command({
-        "explain": {"aggregate": "status_runs", "pipeline": P.load_pipeline("v3"), "cursor": {},
-                    "let": let, "allowDiskUse": True},
-        "verbosity": "executionStats"})
-    first = explained["stages"][0]["$cursor"]
-    assert "DISTINCT_SCAN" in str(first["queryPlanner"]["winningPlan"])
-    assert "store_id_1_first_poll_1" in str(first["queryPlanner"]["winningPlan"])
-    assert first["executionStats"]["totalDocsExamined"] == 0
-    reads = [s["$unionWith"] for s in explained["stages"] if "$unionWith" in s]
-    inactive = reads[0]["pipeline"][0]["$cursor"]
-    assert "runs_status_end2_first_poll" in str(inactive["queryPlanner"]["winningPlan"])
-    assert inactive["executionStats"]["nReturned"] == 14
-    assert inactive["executionStats"]["totalDocsExamined"] == 14
-    assert await db.status_runs.count_documents({}) == 200
+    build = await prepare_v3(db, t)
+    for store_range, fetched in (((None, None), 28), (("t", None), 14)):
+        let = P.report_let(t, [], store_range) | {"build": build}
+        explained = await db.command({
+            "explain": {"aggregate": "status_runs", "pipeline": P.load_pipeline("v3"),
+                        "cursor": {}, "let": let, "allowDiskUse": True},
+            "verbosity": "executionStats"})
+        first = explained["stages"][0]["$cursor"]
+        assert "DISTINCT_SCAN" in str(first["queryPlanner"]["winningPlan"])
+        assert "store_id_1_first_poll_1" in str(first["queryPlanner"]["winningPlan"])
+        assert first["executionStats"]["totalDocsExamined"] == 0
+        reads = [s["$unionWith"] for s in explained["stages"] if "$unionWith" in s]
+        inactive = reads[0]["pipeline"][0]["$cursor"]
+        assert "runs_status_store_end2" in str(inactive["queryPlanner"]["winningPlan"])
+        assert inactive["executionStats"]["nReturned"] == fetched
+        assert inactive["executionStats"]["totalDocsExamined"] == fetched
+    assert await db.status_runs.count_documents({}) == 400
 
 
 def test_unknown_version_is_a_clear_error():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from support.pipeline import hours, load, poll, prepare_v2, report, utc, zone
+from support.pipeline import hours, load, poll, prepare_v2, report, report_list, utc, zone
 from uptime.ingest.schedules import refresh_schedules
 from uptime.platform.constants import WINDOW_BUILDS_COLLECTION, WINDOWS_COLLECTION
 from uptime.report import pipeline as P
@@ -124,3 +124,39 @@ async def test_old_builds_are_retired_then_deleted(db, monkeypatch):
     assert await builds.find_one({"_id": first}) is None
     assert await db[WINDOWS_COLLECTION].count_documents({"b": first}) == 0
     assert await db[WINDOWS_COLLECTION].count_documents({"b": third}) == 1
+
+
+def test_store_ranges_cut_at_the_bounds_into_equal_shares():
+    """Issue 19 (the report in store ranges): 64 bounds of 220 stores, 2 at once -> two ranges
+    of 32 buckets each, cut at bucket 32's first id; 3 -> cuts after 22 and 43 buckets (22 x 3
+    = 66 >= 64, 43 x 3 = 129 >= 128); the outer ends are open (a store newer than the bounds
+    still lands in a range); one range when asked for one or when there is nothing to cut."""
+    bounds = [{"first": f"s{100 + i}", "stores": 220} for i in range(64)]
+    assert P.store_ranges(bounds, 2) == [(None, "s132"), ("s132", None)]
+    assert P.store_ranges(bounds, 3) == [(None, "s122"), ("s122", "s143"), ("s143", None)]
+    assert P.store_ranges(bounds, 1) == [(None, None)]
+    assert P.store_ranges(bounds[:1], 4) == [(None, None)]
+    assert P.store_ranges([], 2) == [(None, None)]
+    # more stores than RANGE_MAX_STORES per range: more ranges than asked, still equal shares
+    big = [{"first": f"s{100 + i}", "stores": 2_200} for i in range(64)]  # 140,800 stores
+    cut = P.store_ranges(big, 2, max_stores=25_000)
+    assert len(cut) == 6 and cut[0] == (None, "s111") and cut[-1][1] is None
+
+
+async def test_a_build_stores_its_store_bounds_and_v3_runs_in_ranges(db):
+    """The build records the stores' split points (pipeline store_bounds.v1: 5 stores -> 5
+    buckets of one, in id order); v3 run in ranges, 1 to 4 at once, gives v1's rows in v1's
+    order (store id)."""
+    await load(db, [poll(s, utc("2024-05-20T11:00:00Z"), "inactive" if s in "bd" else "active")
+                    for s in "edcba"])
+    await prepare_v2(db)
+    as_of = utc("2024-05-20T12:00:00Z")
+    build = await windows.build_windows(db, as_of, P.known_timezones)
+    stored = await db[WINDOW_BUILDS_COLLECTION].find_one({"_id": build})
+    assert stored["bounds"] == [{"first": s, "stores": 1} for s in "abcde"]
+    expected = await report_list(db, as_of, version="v1")
+    assert [r["store_id"] for r in expected] == list("abcde")
+    for parallel in (1, 2, 3, 4):
+        rows = [r async for r in P.iter_report_rows(
+            db, as_of=as_of, version="v3", prepare=False, parallel=parallel)]
+        assert rows == expected, parallel

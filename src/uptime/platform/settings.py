@@ -77,6 +77,9 @@ class Settings(BaseSettings):
             triggers): PyMongo's ``timeout()``, which also sends ``maxTimeMS`` (issue 15).
         report_timeout_s: ``UPTIME_REPORT_TIMEOUT_S``; the time limit (seconds) of one
             report generation attempt: its aggregations get ``maxTimeMS`` from what is left.
+        report_parallel: ``UPTIME_REPORT_PARALLEL`` (default 2, 1..16): store ranges of one
+            report (pipeline v3) aggregated at once — set it to the cores MongoDB may spend
+            on one report; 1 runs the ranges one after the other (issue 19).
         interval_max_polls: ``UPTIME_INTERVAL_MAX_POLLS``; most polls of one store in the
             interval of ``/stores/{id}/uptime`` and ``/timeline`` (422 naming the longest
             interval that fits, past it).
@@ -140,6 +143,8 @@ class Settings(BaseSettings):
     # issue 15 item 1: a time limit per kind of work (health: health_timeout_s above)
     request_timeout_s: float = Field(default=10.0, gt=0)
     report_timeout_s: float = Field(default=900.0, gt=0)
+    # issue 19: store ranges of one report aggregated at once (the server's cores)
+    report_parallel: int = Field(default=2, ge=1, le=16)
     interval_max_polls: int = Field(default=5_000, ge=100)
     # issue 18 item 4: retention of raw polls (uptime.platform.retention)
     poll_retention_days: float = Field(default=14.0, ge=8)

@@ -132,6 +132,8 @@ class Generation:
         #: the requested version (None = default), then the one that runs
         self.requested = version
         self.version = version or pipeline.default_version()
+        #: store ranges aggregated at once (``UPTIME_REPORT_PARALLEL``; the service sets it)
+        self.parallel = 1
         self.period = period  # uptime.report.period.Period: a period report (issue 18)
         self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
@@ -369,7 +371,7 @@ class Generation:
             text.write(csvout.line(pipeline.REPORT_COLUMNS))
             report_rows = pipeline.iter_report_rows(
                 self.db, as_of=as_of, version=self.version, timezones=timezones,
-                prepare=False,
+                prepare=False, parallel=self.parallel,
             )
         # per-row timing adds up small pieces: time between marks goes to the phase named
         waited = formatted = stored = 0.0

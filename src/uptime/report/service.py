@@ -236,6 +236,7 @@ class ReportService:
                 generation = Generation(self.db, report_id, self.owner, attempt, version,
                                          period)
                 generation.triggered_at = self._triggered.get(report_id)
+                generation.parallel = self.settings.report_parallel
                 try:
                     # issue 15: the attempt's aggregations get maxTimeMS from what is left of
                     # UPTIME_REPORT_TIMEOUT_S (server side only: under PyMongo's client-side
