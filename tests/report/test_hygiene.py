@@ -266,13 +266,14 @@ def test_line_ends_are_quoted(store_id):
     assert list(csv.reader(io.StringIO(text, newline=""))) == [[store_id, "1.00"]]
 
 
-@pytest.mark.parametrize("store_id", ["=1+2", "a,b", 'a"b', "'x", "8139926242460185114", "a\u2028b"])
+@pytest.mark.parametrize("store_id", ["=1+2", "a,b", 'a"b', "'x", "8139926242460185114", "a\u2028b",
+                                      "-5", "+5", "@x", "\tz", ".5", "_x", "a\x85b", "ünï"])
 @pytest.mark.parametrize("numbers", [(60.0, 24.0, 168.0, 0.0, 0.0, 0.0),
                                      (1.5, 0.01, 99.99, -0.0, 12.345, 1e-05),
                                      (60, 24.0, 168.0, None, 0.0, True)])
 def test_csv_line_shortcut_is_the_generic_line(store_id, numbers):
-    """Issue 19: ``storage.csv_line`` (the report's per-row shortcut when all six numbers are
-    floats) gives exactly ``csvout.line(csv_line_values(row))`` — formula ids protected,
+    """Issue 19: ``storage.csv_line`` (the report's per-row shortcut for a plain store id and
+    six floats) gives exactly ``csvout.line(csv_line_values(row))`` — formula ids protected,
     special ids quoted, 2 decimals (``-0.00`` kept as the generic path writes it) — and other
     rows (an int, None, a bool) take the generic path."""
     row = dict(zip(pipeline.REPORT_COLUMNS, (store_id, *numbers)), timezone_fallback=False)

@@ -139,8 +139,10 @@ def test_store_ranges_cut_at_the_bounds_into_equal_shares():
     assert P.store_ranges([], 2) == [(None, None)]
     # more stores than RANGE_MAX_STORES per range: more ranges than asked, still equal shares
     big = [{"first": f"s{100 + i}", "stores": 2_200} for i in range(64)]  # 140,800 stores
-    cut = P.store_ranges(big, 2, max_stores=25_000)
+    cut = P.store_ranges(big, 2, max_stores=25_000)  # ceil(140,800 / 25,000) = 6, even
     assert len(cut) == 6 and cut[0] == (None, "s111") and cut[-1][1] is None
+    cut = P.store_ranges(big, 2, max_stores=50_000)  # 3, rounded up to 4 for 2 slots
+    assert cut == [(None, "s116"), ("s116", "s132"), ("s132", "s148"), ("s148", None)]
 
 
 async def test_a_build_stores_its_store_bounds_and_v3_runs_in_ranges(db):

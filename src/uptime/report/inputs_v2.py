@@ -104,7 +104,21 @@ async def choose_version(
     """
     if requested == "v1":
         return "v1", "requested"
-    current, why = await timeline_ready(db)
+    # On a replica set the schedules' proof (a change-stream read) runs beside the timeline's
+    # wait (issue 19: one after the other they took 0.04-0.07 s of every report); its answer
+    # is used only on a current timeline. Not on a standalone server: its timeline is never
+    # current, and its proof is a dbHash of the input collections, too dear to run for nothing.
+    proof = (asyncio.ensure_future(schedules_current(db))
+             if await operation_time(db) is not None else None)
+    try:
+        current, why = await timeline_ready(db)
+    except BaseException:
+        if proof is not None:
+            proof.cancel()
+            await asyncio.gather(proof, return_exceptions=True)
+        raise
+    if not current and proof is not None:
+        await asyncio.gather(proof, return_exceptions=True)  # refreshed schedules: no harm
     horizon = await stored_horizon(db) if as_of is not None and not current else None
     if horizon is not None and (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)) - REPORT_WINDOW < horizon:
         log.warning("report: pipeline v2 on a timeline that is not current (%s): the polls "
@@ -119,7 +133,7 @@ async def choose_version(
                  "current: %s", why)
         return "v1", why
     try:  # rows written straight into store_hours/store_timezones: refresh their schedules
-        synced = await schedules_current(db)
+        synced = await proof if proof is not None else await schedules_current(db)
     except PyMongoError as exc:
         log.warning("report: pipeline v1: store_schedules could not be proven current: %s", exc)
         return "v1", f"{why}; but store_schedules could not be proven current ({exc})"

@@ -101,16 +101,22 @@ def csv_line_values(row: Mapping[str, Any]) -> list[str]:
 
 
 _NUMBER_COLUMNS = pipeline.REPORT_COLUMNS[1:]
+#: a store id written as it is: no formula start (``csvout.FORMULA_STARTS``) and no character
+#: that makes ``csvout.quote`` quote it
+_PLAIN_ID = re.compile(r"[0-9A-Za-z_.][^,\"\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]*\Z")
+#: the usual line: a plain id and six floats, two decimals each (``f"{v:.2f}"``)
+_USUAL_LINE = "%s" + ",%.2f" * len(_NUMBER_COLUMNS) + "\n"
 
 
 def csv_line(row: Mapping[str, Any]) -> str:
     """One report CSV line (``\\n``-terminated): exactly ``csvout.line(csv_line_values(row))``,
-    with a shortcut for the usual row, whose six numbers are all floats (a number cell is never
-    protected nor quoted): about half the time per row (issue 19)."""
-    values = [row[column] for column in _NUMBER_COLUMNS]
-    if all(type(v) is float for v in values):
-        return (csvout.quote(csvout.protect(str(row["store_id"]))) + ","
-                + ",".join([f"{v:.2f}" for v in values]) + "\n")
+    with a shortcut for the usual row — a plain store id and six floats (a number cell is
+    never protected nor quoted): one ``%`` format, about a third of the time per row
+    (issue 19)."""
+    store = row["store_id"]
+    values = tuple([row[column] for column in _NUMBER_COLUMNS])
+    if type(store) is str and _PLAIN_ID.match(store) and all(type(v) is float for v in values):
+        return _USUAL_LINE % (store, *values)
     return csvout.line(csv_line_values(row))
 
 
