@@ -202,3 +202,39 @@ async def test_advance_cache_moves_the_token_past_other_writes_only(db):
 async def test_advance_cache_without_cache_is_a_no_op(db):
     """No cache document (first report, or a standalone server): nothing to advance."""
     assert await quality.advance_cache(db) is False
+
+
+async def test_running_report_shows_its_phases_so_far_and_ranges_at_the_end(db, settings,
+                                                                            monkeypatch):
+    """Found by the fresh-user trial (issue 19): the status JSON of a Running report showed
+    phases null. Now the phases so far are written when generation starts and with the
+    progress: held inside its pipeline, the report is Running with as_of and choose recorded;
+    once Complete it also says how many store ranges the pipeline ran in (v1: 1)."""
+    from uptime.report import pipeline as report_pipeline
+
+    await insert_stores(db, 5)
+    gate = asyncio.Event()
+    original = report_pipeline.iter_report_rows
+
+    async def held(*args, **kwargs):
+        await gate.wait()
+        async for row in original(*args, **kwargs):
+            yield row
+
+    monkeypatch.setattr(report_pipeline, "iter_report_rows", held)
+    service = ReportService(db, settings)
+    await service.start()
+    try:
+        report_id = await service.trigger(T0)
+        for _ in range(500):
+            doc = await db.reports.find_one({"_id": report_id})
+            if doc.get("phases"):
+                break
+            await asyncio.sleep(0.02)
+        assert doc["status"] == "Running" and {"as_of", "choose"} <= set(doc["phases"])
+        gate.set()
+        done = await service.wait(report_id)
+    finally:
+        gate.set()
+        await service.stop()
+    assert done["status"] == "Complete" and done["store_ranges"] == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 
 import typer
+from pydantic import ValidationError
 
 from uptime.cli import check as cli_check
 from uptime.cli.bench import bench_command
@@ -26,6 +27,7 @@ from uptime.cli.migrate import migrate_app
 from uptime.cli.notify import channels_app, maintenance_app
 from uptime.cli.polls import polls_app
 from uptime.cli.runs import runs_app
+from uptime.platform.settings import Settings, settings_errors
 
 app = typer.Typer(
     name="uptime-monitor",
@@ -67,8 +69,19 @@ _unwrap_help(app)
 
 
 def main() -> None:
-    """Run the command line as ``uptime-monitor`` (whatever the entry point's file name)."""
-    app(prog_name="uptime-monitor")
+    """Run the command line as ``uptime-monitor`` (whatever the entry point's file name).
+
+    A setting the environment gives a value it cannot take (``UPTIME_REPORT_PARALLEL=0``)
+    ends the command with one line per such setting, naming its variable, and exit 2 — not a
+    traceback (found by the fresh-user trial, issue 19)."""
+    try:
+        app(prog_name="uptime-monitor")
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for line in settings_errors(exc):
+            typer.echo(f"error: {line}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

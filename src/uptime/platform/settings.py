@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -97,8 +97,11 @@ class Settings(BaseSettings):
             percentage of business time; the page may override it per view). Issue 18 item 6.
     """
 
+    # env_ignore_empty: a variable set to "" means the default (as docker-compose and shells
+    # often pass an unset one)
     model_config = SettingsConfigDict(
-        env_prefix="UPTIME_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="UPTIME_", env_file=".env", extra="ignore", populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     mongodb_uri: str | None = Field(
@@ -158,6 +161,34 @@ class Settings(BaseSettings):
             self.mongodb_uri = None
         if self.api_token is not None and not self.api_token.strip():
             self.api_token = None
+
+
+#: settings whose value is never repeated in an error message (they may hold a password)
+SECRET_SETTINGS = frozenset({"mongodb_uri", "api_token"})
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a :class:`Settings` field: its alias (``MONGODB_URI``)
+    or ``UPTIME_`` + the name in capitals."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"UPTIME_{field.upper()}"
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One line per setting of a failed ``Settings()``: its variable, the value given (never
+    for :data:`SECRET_SETTINGS`) and what it must be, e.g. ``UPTIME_REPORT_PARALLEL='0': Input
+    should be greater than or equal to 1``."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        if field not in Settings.model_fields:
+            lines.append(error["msg"])
+            continue
+        given = "" if field in SECRET_SETTINGS else f"={error.get('input')!r}"
+        lines.append(f"{env_name(field)}{given}: {error['msg']}")
+    return lines
 
 
 @lru_cache

@@ -134,6 +134,8 @@ class Generation:
         self.version = version or pipeline.default_version()
         #: store ranges aggregated at once (``UPTIME_REPORT_PARALLEL``; the service sets it)
         self.parallel = 1
+        #: how many store ranges the report pipeline ran in (stored as ``store_ranges``)
+        self.store_ranges: int | None = None
         self.period = period  # uptime.report.period.Period: a period report (issue 18)
         self.mode: str | None = None  # period reports: where the runs come from
         self.reports = db[REPORTS_COLLECTION]
@@ -198,6 +200,7 @@ class Generation:
             started: dict[str, Any] = {
                 "pipeline": tag, "pipeline_reason": reason, "as_of": as_of, "file_id": file_id,
                 "started_at": storage.utcnow(), "progress": 0.0,
+                "phases": clock.as_dict(),  # so far: visible while Running
             }
             if self.period is not None:
                 started["runs_source"] = self.mode  # "timeline" or "on_the_fly"
@@ -232,6 +235,7 @@ class Generation:
                                 "progress": 1.0,
                                 "rows": rows,
                                 "timezone_fallbacks": fallbacks,
+                                "store_ranges": self.store_ranges,
                                 "finished_at": storage.utcnow(),
                                 "lease": None,
                                 "phases": self._phases(finish_started),
@@ -372,6 +376,7 @@ class Generation:
             report_rows = pipeline.iter_report_rows(
                 self.db, as_of=as_of, version=self.version, timezones=timezones,
                 prepare=False, parallel=self.parallel,
+                on_ranges=lambda n: setattr(self, "store_ranges", n),
             )
         # per-row timing adds up small pieces: time between marks goes to the phase named
         waited = formatted = stored = 0.0
@@ -419,7 +424,7 @@ class Generation:
         """Record rows written and progress = rows / stores. Rows only come once MongoDB has
         computed the report, and the store count is quicker than that, so from the first row
         on it is awaited (no wait in practice); before, progress stays 0."""
-        update: dict[str, Any] = {"rows": rows}
+        update: dict[str, Any] = {"rows": rows, "phases": self.clock.as_dict()}
         if rows or total.done():
             try:
                 stores = await asyncio.shield(total)

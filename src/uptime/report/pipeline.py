@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -377,6 +377,7 @@ async def iter_report_rows(
     timezones: Sequence[str] | None = None,
     prepare: bool = True,
     parallel: int = 1,
+    on_ranges: Callable[[int], None] | None = None,
 ) -> AsyncIterator[dict]:
     """Yield the report rows for ``as_of``, sorted by store_id.
 
@@ -393,7 +394,8 @@ async def iter_report_rows(
     (``choose_version``: same rows, never a failure or a wait on the timeline, issue 14);
     ``prepare=False`` runs exactly ``version``: the caller has made v2's inputs current.
     v3 without a ``store_range`` runs in store ranges (``store_ranges``), ``parallel`` of them
-    at once (issue 19; ``UPTIME_REPORT_PARALLEL``); same rows, same order.
+    at once (issue 19; ``UPTIME_REPORT_PARALLEL``); same rows, same order. ``on_ranges`` is
+    called once with the number of aggregations (store ranges) the rows come from.
 
     Raises:
         ValueError / FileNotFoundError: unknown pipeline version.
@@ -418,6 +420,8 @@ async def iter_report_rows(
             if store_range == (None, None):
                 ranges = store_ranges(build.get("bounds") or [], parallel)
     stages = load_pipeline(version)
+    if on_ranges is not None:
+        on_ranges(len(ranges))
     lets = [report_let(as_of, timezones, one) for one in ranges]
     if build_id is not None:
         for let in lets:

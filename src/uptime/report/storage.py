@@ -25,8 +25,9 @@ in the bucket ``reports`` (collections ``reports.files`` / ``reports.chunks``)::
      error: str | null,              # Failed only: a reason the user can act on
      attempt: int,                   # how many times generation was started (crash recovery)
      lease: {owner: str, expires_at: Date} | null,
-     phases: {name: seconds} | null} # where the attempt's time went (uptime.report.phases),
-                                     # set when it ends Complete or Failed
+     phases: {name: seconds} | null, # where the attempt's time went (uptime.report.phases):
+                                     # so far while Running (with the progress), all at the end
+     store_ranges: int | null}       # store ranges the pipeline ran in (v3; set at Complete)
 """
 
 from __future__ import annotations

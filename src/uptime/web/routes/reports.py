@@ -92,8 +92,12 @@ class ReportStatus(BaseModel):
     )
     phases: dict[str, float] | None = Field(
         default=None, description="Where the generation's time went: {phase: seconds} "
-        "(uptime.report.phases; null while Running). A Complete report's CSV carries them "
-        "in the X-Report-Phases header (JSON).")
+        "(uptime.report.phases; while Running the phases so far, updated with the progress; "
+        "null before generation starts). A Complete report's CSV carries them in the "
+        "X-Report-Phases header (JSON).")
+    store_ranges: int | None = Field(
+        default=None, description="How many store ranges the report pipeline ran in "
+        "(pipeline v3: UPTIME_REPORT_PARALLEL of them at once; 1 otherwise); set at Complete")
 
 
 class ReportSummary(BaseModel):
@@ -112,6 +116,7 @@ class ReportSummary(BaseModel):
     error: str | None = None
     ignored: list[IgnoredCount] | None = None
     phases: dict[str, float] | None = None
+    store_ranges: int | None = None
 
 
 def _status_of(doc: dict[str, Any]) -> ReportStatus:
