@@ -371,26 +371,24 @@ async def test_seed_reads_a_current_timeline_else_the_polls(db, settings):
         poll("d", ago(30), "active"), poll("d", now + timedelta(hours=1), "inactive"),
     ])
     quiet = fast(settings, detector_tick_s=30.0)
-    follower = RunsFollower(db)
-    await follower.start()
-    try:
-        assert await wait_current(db, 30.0)
+
+    async def seeded() -> Detector:
         detector = Detector(db, quiet)
         await detector.start()
         try:
             await wait_for(lambda: detector._seeded)
         finally:
             await detector.stop()
+        return detector
+
+    follower = RunsFollower(db)
+    await follower.start()
+    try:
+        assert await wait_current(db, 30.0)
+        detector = await seeded()
     finally:
         await follower.stop()
-    assert detector.seed_source == "timeline"
-    assert detector.watch == {"a", "d"}
+    assert (detector.seed_source, detector.watch) == ("timeline", {"a", "d"})
     # no follower running: the timeline cannot be trusted, the polls are read
-    detector = Detector(db, quiet)
-    await detector.start()
-    try:
-        await wait_for(lambda: detector._seeded)
-    finally:
-        await detector.stop()
-    assert detector.seed_source == "polls"
-    assert detector.watch == {"a"}
+    detector = await seeded()
+    assert (detector.seed_source, detector.watch) == ("polls", {"a"})
