@@ -18,7 +18,6 @@ Collections::
                              timezones: [zone names the server knew], state: "building" |
                              "ready", started_at, built_at, retired_at: Date | null,
                              bounds: [{first: store_id, stores: n}, ...]}  # store_bounds
-
                             and {_id: "@schedules", n: int} (``uptime.ingest.schedules``)
 
 **Never a wait, never a wrong row** (README rule on derived state): a report uses a build only
