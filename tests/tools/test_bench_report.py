@@ -15,7 +15,7 @@ from uptime.tools.bench import ensure_dataset
 async def test_bench_api_times_reports_with_phases_and_duckdb(db, mongo_uri: str, tmp_path: Path):
     """Rule: on imported generated data, bench_api times the untimed cold report and `runs`
     reports trigger -> CSV through the API (all v2 once the timeline is built), records each
-    run's phases (the report's own), times DuckDB from the same CSV files, finds its CSV
+    run's phases (the report's own) and store ranges, times DuckDB from the same CSV files, finds its CSV
     byte-identical to the API's, and states the three targets."""
     dataset, _ = ensure_dataset(tmp_path / "cache", 0.005, 3)
     await import_files(db, status=Path(dataset["status"]), hours=Path(dataset["hours"]),
@@ -38,3 +38,5 @@ async def test_bench_api_times_reports_with_phases_and_duckdb(db, mongo_uri: str
     assert found[2]["pass"] is True
     lines = bench_report.summary_lines(api)
     assert lines[0].startswith("T_api min") and "phases (fastest run)" in lines[2]
+    # v3 runs in store ranges, UPTIME_REPORT_PARALLEL (2) at once: each run says how many
+    assert api["store_ranges"] == [2, 2] and "store ranges 2" in lines[2]

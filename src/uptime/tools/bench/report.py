@@ -64,7 +64,7 @@ BUILD_WAIT_S = 600.0
 
 async def api_report(http: httpx.AsyncClient, as_of: datetime) -> tuple[float, bytes, dict]:
     """One report through the API: (seconds trigger → CSV read, the CSV, its phases with
-    ``"_pipeline"``: the pipeline that ran)."""
+    ``"_pipeline"``: the pipeline that ran, and ``"_report_id"``)."""
     started = time.perf_counter()
     resp = await http.post("/trigger_report", json={"as_of": as_of.isoformat()})
     resp.raise_for_status()
@@ -75,7 +75,8 @@ async def api_report(http: httpx.AsyncClient, as_of: datetime) -> tuple[float, b
         if got.headers["content-type"].startswith("text/csv"):
             seconds = time.perf_counter() - started
             phases = json.loads(got.headers.get("X-Report-Phases") or "{}")
-            return seconds, got.content, {**phases, "_pipeline": got.headers["X-Report-Pipeline"]}
+            return seconds, got.content, {**phases, "_pipeline": got.headers["X-Report-Pipeline"],
+                                          "_report_id": report_id}
         body = got.json()
         if body["status"] == "Failed":
             raise RuntimeError(f"report {report_id} failed: {body.get('error')}")
@@ -115,6 +116,7 @@ async def bench_api(
             for _ in range(WARM_UP):
                 out["cold_s"], csv, cold = await api_report(http, as_of)
                 pipeline_ran = cold.pop("_pipeline")
+                cold.pop("_report_id")
                 say(f"report via API (untimed, {pipeline_ran}): {out['cold_s']:.3f} s — "
                     f"{format_phases(cold)}")
                 if pipeline_ran.endswith("@v3"):
@@ -125,12 +127,15 @@ async def bench_api(
             for run in range(runs):
                 seconds, body, phases = await api_report(http, as_of)
                 out.setdefault("pipelines", []).append(phases.pop("_pipeline"))
+                stored = await db["reports"].find_one({"_id": phases.pop("_report_id")},
+                                                      {"store_ranges": 1}) or {}
+                out.setdefault("store_ranges", []).append(stored.get("store_ranges"))
                 out["api_s"].append(seconds)
                 out["phases_runs"].append(phases)
                 if body != csv:
                     raise RuntimeError("two API reports of the same as_of differ")
-                say(f"report via API run {run + 1}: T_api {seconds:.3f} s — "
-                    f"{format_phases(phases)}")
+                say(f"report via API run {run + 1}: T_api {seconds:.3f} s "
+                    f"({stored.get('store_ranges')} store ranges) — {format_phases(phases)}")
     best = min(range(len(out["api_s"])), key=out["api_s"].__getitem__)
     out["phases"] = out["phases_runs"][best]
     out["pipeline"] = ",".join(sorted(set(out["pipelines"])))
@@ -237,7 +242,9 @@ def summary_lines(api: dict[str, Any]) -> list[str]:
              f"{api.get('pipeline')}); cold {api['cold_s']:.3f} s"]
     if api.get("duckdb_s"):
         lines.append(f"T_duckdb min {min(api['duckdb_s']):.3f} s")
-    lines.append(f"phases (fastest run): {format_phases(api.get('phases'))}")
+    ranges = sorted({r for r in api.get("store_ranges") or [] if r is not None})
+    lines.append(f"phases (fastest run): {format_phases(api.get('phases'))}"
+                 + (f"; store ranges {', '.join(map(str, ranges))}" if ranges else ""))
     lines += [f"[{'pass' if t['pass'] else 'MISS'}] {t['target']}: {t['shown']}"
               for t in targets(api)]
     return lines
