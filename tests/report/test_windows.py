@@ -162,3 +162,20 @@ async def test_a_build_stores_its_store_bounds_and_v3_runs_in_ranges(db):
         rows = [r async for r in P.iter_report_rows(
             db, as_of=as_of, version="v3", prepare=False, parallel=parallel)]
         assert rows == expected, parallel
+
+
+async def test_ranges_run_in_order_and_stop_when_the_reader_does(db):
+    """``_run_ranges`` (issue 19): 4 ranges, 2 at once, give the rows range after range in
+    order; a reader that stops after the first row leaves no range task behind (they are
+    cancelled, their cursors closed)."""
+    await db.t.insert_many([{"k": k} for k in range(40)])
+    stages = [{"$match": {"$expr": {"$and": [{"$gte": ["$k", "$$lo"]}, {"$lt": ["$k", "$$hi"]}]}}},
+              {"$sort": {"k": 1}}, {"$project": {"_id": 0, "k": 1}}]
+    lets = [{"lo": lo, "hi": lo + 10} for lo in (0, 10, 20, 30)]
+    rows = [d["k"] async for d in P._run_ranges(db.t, stages, lets, "test", 2)]
+    assert rows == list(range(40))
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    gen = P._run_ranges(db.t, stages, lets, "test", 2)
+    assert (await anext(gen))["k"] == 0
+    await gen.aclose()
+    assert {t for t in asyncio.all_tasks() if not t.done()} <= before
