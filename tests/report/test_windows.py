@@ -179,3 +179,34 @@ async def test_ranges_run_in_order_and_stop_when_the_reader_does(db):
     assert (await anext(gen))["k"] == 0
     await gen.aclose()
     assert {t for t in asyncio.all_tasks() if not t.done()} <= before
+
+
+async def test_closing_the_ranges_does_not_hang_on_a_call_that_ignores_cancellation(monkeypatch):
+    """Seen in a clean-clone CI run (a mongod killed with -9 mid-report): a driver call can
+    outlive its cancellation, and the test session could not close because ``_run_ranges``
+    waited for it without a limit. Now it waits at most RANGE_CANCEL_WAIT_S. The stuck call is
+    played by a stand-in collection whose ``aggregate`` swallows its cancellation (the
+    driver's behaviour cannot be produced on demand)."""
+    monkeypatch.setattr(P, "RANGE_CANCEL_WAIT_S", 0.2)
+    release = asyncio.Event()
+
+    class Stuck:
+        async def aggregate(self, *args, **kwargs):
+            while not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    continue  # what the driver call did: go on as if not cancelled
+            raise RuntimeError("released")
+
+    gen = P._run_ranges(Stuck(), [], [{}, {}], "test", 2)
+    first = asyncio.ensure_future(anext(gen))
+    await asyncio.sleep(0.05)
+    first.cancel()  # the reader goes away while both ranges are stuck
+    started = asyncio.get_running_loop().time()
+    done, _ = await asyncio.wait({first}, timeout=3)
+    assert first in done and first.cancelled(), "the reader's cancellation did not reach it"
+    await asyncio.wait_for(gen.aclose(), 5)
+    assert asyncio.get_running_loop().time() - started < 2.0
+    release.set()  # let the stand-in calls end
+    await asyncio.sleep(0.05)

@@ -63,6 +63,9 @@ from uptime.report import windows
 #: scan cannot be bounded by a let variable in MongoDB 6.0 (an ``$expr`` before it turns it
 #: into a fetch of every run).
 RANGE_MAX_STORES = 50_000
+#: Longest wait (s) for the ranges still running to end after their cancellation
+#: (``_run_ranges``; a reader that stopped, a failure in another range).
+RANGE_CANCEL_WAIT_S = 2.0
 #: Installed versions -> the collection each one aggregates on.
 SOURCES: dict[str, str] = {"v1": STATUS_COLLECTION, "v2": RUNS_COLLECTION, "v3": RUNS_COLLECTION}
 REPORT_COLUMNS: tuple[str, ...] = (
@@ -493,11 +496,20 @@ async def _run_ranges(
     tasks = [asyncio.ensure_future(one(let)) for let in lets]
     try:
         for task in tasks:
-            docs = await task
+            # shielded: a reader cancelled here gets its CancelledError at once even if the
+            # range's driver call ignores the cancellation passed on to it (awaiting the task
+            # itself hands the cancellation to that call and waits for it)
+            docs = await asyncio.shield(task)
             slots.release()
             for doc in docs:
                 yield doc
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # at most RANGE_CANCEL_WAIT_S: a driver call to a server that died (kill -9) can
+        # outlive its cancellation; it ends on its own limit (maxTimeMS, socket timeouts),
+        # and the caller must not hang on it (seen in a clean-clone CI run: the session
+        # could not close)
+        _done, stuck = await asyncio.wait(tasks, timeout=RANGE_CANCEL_WAIT_S)
+        for task in stuck:  # retrieved whenever it ends: no "exception never retrieved"
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
