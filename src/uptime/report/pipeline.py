@@ -475,7 +475,9 @@ async def _run_ranges(
     ``parallel`` at once and in order: a range's rows are held only until yielded, and the
     next range starts once one of the ``parallel`` slots is free again (bounded memory). Every
     aggregation gets what is left of the attempt's limit (``limits.agg_time``, issue 15);
-    closing the generator cancels the ranges still running (their cursors killed).
+    closing the generator cancels the ranges still running (their cursors killed) and waits
+    for them at most :data:`RANGE_CANCEL_WAIT_S`; a reader cancelled while it waits for a
+    range is cancelled at once, whatever that range's driver call does.
     """
     if len(lets) == 1:  # one aggregation, streamed
         cursor = await coll.aggregate(stages, let=lets[0], comment=tag, allowDiskUse=True,
