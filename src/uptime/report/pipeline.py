@@ -479,10 +479,13 @@ async def _run_ranges(
     for them at most :data:`RANGE_CANCEL_WAIT_S`; a reader cancelled while it waits for a
     range is cancelled at once, whatever that range's driver call does.
     """
+    async def open_range(let: dict[str, Any]) -> Any:
+        return await coll.aggregate(stages, let=let, comment=tag, allowDiskUse=True,
+                                    **limits.agg_time())
+
     if len(lets) == 1:  # one aggregation, streamed
-        cursor = await coll.aggregate(stages, let=lets[0], comment=tag, allowDiskUse=True,
-                                      **limits.agg_time())
-        async with cursor:  # closed on the server too when the caller stops early
+        # closed on the server too when the caller stops early
+        async with await open_range(lets[0]) as cursor:
             async for doc in cursor:
                 yield doc
         return
@@ -490,9 +493,7 @@ async def _run_ranges(
 
     async def one(let: dict[str, Any]) -> list[dict]:
         await slots.acquire()  # released once the consumer has taken the rows
-        cursor = await coll.aggregate(stages, let=let, comment=tag, allowDiskUse=True,
-                                      **limits.agg_time())
-        async with cursor:
+        async with await open_range(let) as cursor:
             return await cursor.to_list()
 
     tasks = [asyncio.ensure_future(one(let)) for let in lets]

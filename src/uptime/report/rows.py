@@ -60,8 +60,9 @@ class RowWriter:
     :data:`IN_FLIGHT` inserts at once: issue 19, the rows are written while the report's
     cursor is read, not after); :meth:`flush` waits for everything, and :meth:`settle` (call it
     in a ``finally``) waits for the inserts still in flight without raising, so nothing is
-    written after the caller gave up. Block ids follow the row order, so a restarted attempt racing a stale one (same
-    as_of, same rows) writes the same ids: a block already stored is left as it is.
+    written after the caller gave up. Block ids follow the row order, so a restarted attempt
+    racing a stale one (same as_of, same rows) writes the same ids: a block already stored is
+    left as it is.
     """
 
     def __init__(self, db: Any, report_id: str) -> None:

@@ -62,8 +62,6 @@ TAG = "schedule_windows@v1"
 #: the stores' split points stored on a build (:func:`store_bounds`)
 BOUNDS_PIPELINE = "store_bounds.v1"
 BOUNDS_TAG = "store_bounds@v1"
-#: how many ranges ``store_bounds.v1`` cuts the stores into (its ``$bucketAuto``)
-BOUND_BUCKETS = 64
 #: builds kept usable (newest first) besides those retired
 KEEP = 4
 #: seconds a retired build stays readable: longer than a report attempt's default limit
@@ -182,11 +180,11 @@ async def _retire_and_purge(
 
 
 async def store_bounds(db: Any) -> list[dict[str, Any]]:
-    """The stores of ``status_runs`` in :data:`BOUND_BUCKETS` consecutive store-id ranges of
-    about equal size (pipeline ``store_bounds.v1``, a DISTINCT_SCAN of ``store_id_1_first_poll_1``:
-    one index key per store, no document; 0.05 s at scale 1): ``[{first: store_id, stores: n},
-    ...]`` in store-id order, each range from its ``first`` up to the next one's. Stored on a
-    build as ``bounds``; a report splits its stores at some of them
+    """The stores of ``status_runs`` in 64 consecutive store-id ranges of about equal size
+    (pipeline ``store_bounds.v1``: its ``$bucketAuto``, after a DISTINCT_SCAN of
+    ``store_id_1_first_poll_1``, one index key per store, no document; 0.05 s at scale 1):
+    ``[{first: store_id, stores: n}, ...]`` in store-id order, each range from its ``first`` up
+    to the next one's. Stored on a build as ``bounds``; a report splits its stores at some of them
     (``uptime.report.pipeline.store_ranges``). Fewer entries when there are fewer stores; none
     without runs.
 

@@ -48,6 +48,7 @@ from uptime.platform.migrations import ensure_current
 from uptime.platform.settings import Settings
 from uptime.report import windows
 from uptime.report.phases import format_phases
+from uptime.report.storage import REPORTS_COLLECTION
 from uptime.tools.bench import v2 as bench_v2
 from uptime.tools.bench.dataset import ensure_dataset
 from uptime.web.app import create_app
@@ -127,8 +128,8 @@ async def bench_api(
             for run in range(runs):
                 seconds, body, phases = await api_report(http, as_of)
                 out.setdefault("pipelines", []).append(phases.pop("_pipeline"))
-                stored = await db["reports"].find_one({"_id": phases.pop("_report_id")},
-                                                      {"store_ranges": 1}) or {}
+                stored = await db[REPORTS_COLLECTION].find_one(
+                    {"_id": phases.pop("_report_id")}, {"store_ranges": 1}) or {}
                 out.setdefault("store_ranges", []).append(stored.get("store_ranges"))
                 out["api_s"].append(seconds)
                 out["phases_runs"].append(phases)
